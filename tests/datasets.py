@@ -1,0 +1,31 @@
+"""Datasets shared by the tests: river's bundled Phishing stream as numpy arrays, and synthetic data."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+
+
+@cache
+def phishing() -> tuple[list[str], list[dict[str, float]], np.ndarray, np.ndarray]:
+    """(feature names, river-style rows, X, y as 0.0/1.0) of river's Phishing dataset (1,250 events)."""
+    from river import datasets
+
+    data = list(datasets.Phishing())
+    names = list(data[0][0])
+    rows = [x for x, _ in data]
+    X = np.array([[x[k] for k in names] for x in rows])
+    y = np.array([float(label) for _, label in data])
+    return names, rows, X, y
+
+
+def synthetic(
+    n: int, d: int, seed: int = 0, unlabelled_fraction: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy linearly separable problem; NaN labels for a fraction of rows (scored only)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 3.0, size=d) + rng.normal(size=d)
+    y = (X @ rng.normal(size=d) + rng.normal(size=n) > 0).astype(np.float64)
+    y[rng.random(n) < unlabelled_fraction] = np.nan
+    return X, y
