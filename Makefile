@@ -1,0 +1,41 @@
+# stream-neuron: the two commands that matter are `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test lint bench install system-deps broker-start broker-stop clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+system-deps:
+	deploy/install-system-deps
+
+broker-start: system-deps
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ]; then deploy/local-kafka start; fi
+
+broker-stop:
+	deploy/local-kafka stop
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install broker-start lint
+	$(BIN)/python -m pytest
+
+demo: install broker-start
+	$(BIN)/python -m stream_neuron.demo
+
+bench: install broker-start
+	$(BIN)/python benchmarks/neuron_vs_river.py --features 10 100
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,131 @@
+"""The run configuration: one frozen pydantic-settings object.
+
+Sources, strongest first: command-line flags, ``STREAM_NEURON_*`` environment variables, a TOML
+config file (``--config``, or ``STREAM_NEURON_CONFIG``), the defaults below.
+
+Delivery guarantees (``guarantee``):
+
+- ``at-least-once`` (default): input offsets are committed only after every prediction, metric, dead
+  letter and snapshot they cover is acknowledged by the broker (``acks=all``). A crash replays the
+  uncommitted tail: predictions may repeat (they carry the event id), but the model is restored from
+  its newest snapshot, which records the input offsets it covers, so each event trains it once.
+  Cost: nothing beyond the acknowledgements.
+- ``exactly-once``: each commit interval is one Kafka transaction holding the outputs, one model
+  snapshot and the input offsets; readers with ``isolation_level=read_committed`` see every effect
+  once. Cost: a transaction per interval (latency up to ``commit_interval_ms``) and lower throughput.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_TOPICS = {
+    "input_topic": "neuron-events",
+    "predictions_topic": "neuron-predictions",
+    "metrics_topic": "neuron-metrics",
+    "dead_letter_topic": "neuron-dead-letters",
+    "model_topic": "neuron-model",
+}
+
+
+class Settings(BaseSettings):
+    """Everything ``stream-neuron run`` needs; field names are the flags with ``-`` for ``_``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAM_NEURON_", frozen=True, extra="forbid")
+
+    config: Path | None = Field(None, description="TOML file with any of these settings")
+    bootstrap_servers: str = "127.0.0.1:9092"
+    input_topic: str = DEFAULT_TOPICS["input_topic"]
+    predictions_topic: str = DEFAULT_TOPICS["predictions_topic"]
+    metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
+    dead_letter_topic: str = DEFAULT_TOPICS["dead_letter_topic"]
+    model_topic: str = DEFAULT_TOPICS["model_topic"]
+    group_id: str = "stream-neuron"
+    model_name: str = "stream-neuron"
+
+    model: Literal["logistic", "perceptron"] = "logistic"
+    feature_names: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None, description="feature order, comma separated; else fixed by the first valid event"
+    )
+    mode: Literal["sgd", "minibatch"] = "sgd"
+    batch_size: int = Field(32, ge=1, le=100_000)
+    linger_ms: int = Field(200, ge=0)
+    learning_rate: float = Field(0.05, ge=0, allow_inf_nan=False)
+    intercept_learning_rate: float | None = Field(None, ge=0, allow_inf_nan=False)
+    schedule: Literal["constant", "invscaling"] = "constant"
+    schedule_power: float = Field(0.5, ge=0, allow_inf_nan=False)
+    standardize: bool = False
+
+    guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    commit_interval_ms: int = Field(100, ge=1, description="exactly-once: longest a transaction stays open")
+    commit_every: int = Field(10_000, ge=1, description="exactly-once: most events in one transaction")
+    metrics_every: int = Field(1000, ge=1, description="publish metrics every N events")
+    metrics_interval_s: float = Field(10.0, gt=0, description="... or every T seconds, whichever first")
+    snapshot_every: int = Field(1000, ge=1, description="snapshot the model every N updates")
+    max_events: int | None = Field(None, ge=1, description="stop after N input records (bounded run)")
+    idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
+    poll_max_records: int = Field(500, ge=1)
+    max_record_bytes: int = Field(1_000_000, ge=64, description="larger input records are dead-lettered")
+    create_topics: bool = True
+    topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")
+
+    @field_validator("feature_names", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = tuple(name.strip() for name in value.split(",") if name.strip())
+            return names or None
+        return value
+
+    @field_validator("feature_names")
+    @classmethod
+    def _unique_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("feature names must be unique")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> Settings:
+        topics = [self.input_topic, self.predictions_topic, self.metrics_topic, self.dead_letter_topic, self.model_topic]
+        if len(set(topics)) != len(topics):
+            raise ValueError(f"the five topics must be distinct, got {topics}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file(init_settings, env_settings)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            if not config_file.is_file():
+                raise ValueError(f"config file {config_file} does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def intercept_rate(self) -> float:
+        return self.learning_rate if self.intercept_learning_rate is None else self.intercept_learning_rate
+
+
+def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value = source().get("config")
+        if value:
+            return Path(value)
+    return None

@@ -1,0 +1,93 @@
+"""Finding a real Apache Kafka broker for the tests, in the design's order.
+
+1. ``KAFKA_BOOTSTRAP_SERVERS``: a broker someone already runs (a cluster, the compose stack).
+2. A testcontainers ``apache/kafka`` container, when a Docker engine answers.
+3. ``deploy/local-kafka start``: the same Kafka version as a JVM process from Maven Central jars.
+
+No broker is a failure with a message that says what to do, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LOCAL_KAFKA = REPO / "deploy" / "local-kafka"
+
+
+class NoBrokerError(RuntimeError):
+    pass
+
+
+def kafka_version() -> str:
+    return subprocess.run([str(LOCAL_KAFKA), "version"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def docker_engine_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False)
+    return probe.returncode == 0
+
+
+@contextmanager
+def testcontainers_kafka() -> Iterator[str]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    port = 9092
+    container = (
+        DockerContainer(f"apache/kafka:{kafka_version()}")
+        .with_bind_ports(port, port)
+        .with_env("KAFKA_NODE_ID", "1")
+        .with_env("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env("KAFKA_LISTENERS", f"PLAINTEXT://:{port},CONTROLLER://:9093")
+        .with_env("KAFKA_ADVERTISED_LISTENERS", f"PLAINTEXT://127.0.0.1:{port}")
+        .with_env("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    with container:
+        wait_for_logs(container, "Kafka Server started", timeout=120)
+        yield f"127.0.0.1:{port}"
+
+
+@contextmanager
+def session_broker() -> Iterator[str]:
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        if not answers(configured):
+            raise NoBrokerError(f"KAFKA_BOOTSTRAP_SERVERS={configured} does not answer: start that broker or unset it")
+        yield configured
+        return
+    if docker_engine_answers():
+        with testcontainers_kafka() as bootstrap:
+            yield bootstrap
+        return
+    port = os.environ.get("KAFKA_PORT", "9092")
+    started = subprocess.run([str(LOCAL_KAFKA), "start"], capture_output=True, text=True, check=False)
+    if started.returncode != 0:
+        raise NoBrokerError(
+            "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS is unset, no Docker engine answers, and "
+            f"deploy/local-kafka start failed:\n{started.stdout}{started.stderr}"
+        )
+    yield f"127.0.0.1:{port}"

@@ -1,0 +1,34 @@
+"""Shared fixtures: one real Kafka broker for the session, per-test uuid topics and groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.broker import NoBrokerError, session_broker
+from tests.kafka_helpers import create_topic, unique_name
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    try:
+        with session_broker() as bootstrap:
+            yield bootstrap
+    except NoBrokerError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap: str) -> Callable[..., str]:
+    """``new_topic("events", partitions=1, compacted=False)`` creates a uuid-named topic."""
+
+    def make(prefix: str = "topic", partitions: int = 1, compacted: bool = False) -> str:
+        return create_topic(kafka_bootstrap, unique_name(prefix), partitions, compacted)
+
+    return make
+
+
+@pytest.fixture
+def group_id() -> str:
+    return unique_name("group")

@@ -1,0 +1,64 @@
+"""Per-test topics and reading a topic to its end, over kafka-python against the real broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    partition: int
+    offset: int
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create_topic(bootstrap: str, name: str, partitions: int = 1, compacted: bool = False) -> str:
+    configs = {"cleanup.policy": "compact"} if compacted else {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+    finally:
+        admin.close()
+    return name
+
+
+def read_to_end(
+    bootstrap: str, topic: str, isolation_level: str = "read_committed", timeout_s: float = 60.0
+) -> list[Record]:
+    """Every record of ``topic`` from the beginning to the current end, in partition order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level=isolation_level,
+        consumer_timeout_ms=1000,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            raise AssertionError(f"topic {topic} does not exist")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topic} to its end {ends}")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(
+                    Record(r.key, r.value, list(r.headers or []), r.partition, r.offset) for r in batch
+                )
+        return sorted(records, key=lambda r: (r.partition, r.offset))
+    finally:
+        consumer.close(autocommit=False)

@@ -1,0 +1,85 @@
+"""The docker-compose stack's wiring, checked by parsing it (no Docker engine runs here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stream_neuron.config import DEFAULT_TOPICS, Settings
+from tests.broker import kafka_version
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_services(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {"kafka", "topics", "stream-neuron", "demo-producer", "monitor"}
+
+
+def test_kafka_is_the_pinned_version_single_node_kraft(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    assert compose["services"]["topics"]["image"] == kafka["image"]
+    env = {k: str(v) for k, v in kafka["environment"].items()}
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+    ):
+        assert env[key] == "1"
+    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    advertised = env["KAFKA_ADVERTISED_LISTENERS"]
+    assert "INTERNAL://kafka:19092" in advertised and "EXTERNAL://localhost:9092" in advertised
+    assert "9092:9092" in kafka["ports"]
+    assert "healthcheck" in kafka and "19092" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_dependencies_are_health_gated(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["stream-neuron"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert services["demo-producer"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+    assert "stream-neuron" in services["monitor"]["depends_on"]
+
+
+def test_topics_service_creates_the_five_default_topics(compose: dict[str, Any]) -> None:
+    script = "\n".join(compose["services"]["topics"]["command"])
+    created = dict(re.findall(r"--topic (\S+) --partitions \d+(.*)", script))
+    assert set(created) == set(DEFAULT_TOPICS.values())
+    assert "cleanup.policy=compact" in created[DEFAULT_TOPICS["model_topic"]]
+    assert all("compact" not in extra for name, extra in created.items() if name != DEFAULT_TOPICS["model_topic"])
+
+
+@pytest.mark.parametrize("service", ["stream-neuron", "demo-producer", "monitor"])
+def test_neuron_services_are_configured_by_matching_environment(compose: dict[str, Any], service: str) -> None:
+    env = compose["services"][service]["environment"]
+    fields = Settings.model_fields
+    for key, value in env.items():
+        assert key.startswith("STREAM_NEURON_"), key
+        assert key.removeprefix("STREAM_NEURON_").lower() in fields, f"{key} is not a setting"
+        field = key.removeprefix("STREAM_NEURON_").lower()
+        if field in DEFAULT_TOPICS:
+            assert value == DEFAULT_TOPICS[field]
+    assert env["STREAM_NEURON_BOOTSTRAP_SERVERS"] == "kafka:19092"
+    # The same settings load cleanly from that environment.
+    Settings(**{k.removeprefix("STREAM_NEURON_").lower(): v for k, v in env.items()})
+
+
+def test_the_image_is_built_from_deploy_dockerfile(compose: dict[str, Any]) -> None:
+    build = compose["services"]["stream-neuron"]["build"]
+    dockerfile = REPO / build["context"] / build["dockerfile"]
+    assert dockerfile.is_file()
+    assert 'ENTRYPOINT ["stream-neuron"]' in dockerfile.read_text()
+    images = {compose["services"][s].get("image") for s in ("stream-neuron", "demo-producer", "monitor")}
+    assert images == {"stream-neuron:latest"}
