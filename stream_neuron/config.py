@@ -96,7 +96,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _distinct_topics(self) -> Settings:
-        topics = [self.input_topic, self.predictions_topic, self.metrics_topic, self.dead_letter_topic, self.model_topic]
+        topics = [
+            self.input_topic,
+            self.predictions_topic,
+            self.metrics_topic,
+            self.dead_letter_topic,
+            self.model_topic,
+        ]
         if len(set(topics)) != len(topics):
             raise ValueError(f"the five topics must be distinct, got {topics}")
         return self

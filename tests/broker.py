@@ -26,7 +26,9 @@ class NoBrokerError(RuntimeError):
 
 
 def kafka_version() -> str:
-    return subprocess.run([str(LOCAL_KAFKA), "version"], check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        [str(LOCAL_KAFKA), "version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
@@ -76,7 +78,9 @@ def session_broker() -> Iterator[str]:
     configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if configured:
         if not answers(configured):
-            raise NoBrokerError(f"KAFKA_BOOTSTRAP_SERVERS={configured} does not answer: start that broker or unset it")
+            raise NoBrokerError(
+                f"KAFKA_BOOTSTRAP_SERVERS={configured} does not answer: start that broker or unset it"
+            )
         yield configured
         return
     if docker_engine_answers():

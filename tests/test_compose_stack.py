@@ -58,11 +58,15 @@ def test_topics_service_creates_the_five_default_topics(compose: dict[str, Any])
     created = dict(re.findall(r"--topic (\S+) --partitions \d+(.*)", script))
     assert set(created) == set(DEFAULT_TOPICS.values())
     assert "cleanup.policy=compact" in created[DEFAULT_TOPICS["model_topic"]]
-    assert all("compact" not in extra for name, extra in created.items() if name != DEFAULT_TOPICS["model_topic"])
+    assert all(
+        "compact" not in extra for name, extra in created.items() if name != DEFAULT_TOPICS["model_topic"]
+    )
 
 
 @pytest.mark.parametrize("service", ["stream-neuron", "demo-producer", "monitor"])
-def test_neuron_services_are_configured_by_matching_environment(compose: dict[str, Any], service: str) -> None:
+def test_neuron_services_are_configured_by_matching_environment(
+    compose: dict[str, Any], service: str
+) -> None:
     env = compose["services"][service]["environment"]
     fields = Settings.model_fields
     for key, value in env.items():

@@ -38,7 +38,9 @@ def test_produce_then_consume(kafka_bootstrap: str, new_topic: Callable[..., str
     assert got == [(f"k{i}".encode(), f"v{i}".encode(), [("h", b"x")]) for i in range(10)]
 
 
-def test_read_committed_sees_committed_never_aborted(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
+def test_read_committed_sees_committed_never_aborted(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
     topic = new_topic("txn")
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique_name("txn"))
     producer.init_transactions()
