@@ -3,9 +3,9 @@
     python benchmarks/neuron_vs_river.py [--features 10] [--events 20000] [--repeats 5]
 
 Prints events per second of each and their ratio (best of ``--repeats`` alternated rounds, so
-both sides see the same machine load). Goals: per-event >= 3x river's predict_proba_one +
-learn_one over 500-row poll batches; mini-batch (32 rows) >= 50x river's predict_proba_many +
-learn_many.
+both sides see the same machine load), for the compiled accelerator (when built) and for the numpy
+reference path. Goals: per-event >= 3x river's predict_proba_one + learn_one over 500-row poll
+batches; mini-batch (32 rows) >= 50x river's predict_proba_many + learn_many.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 from river import linear_model, optim
 
 from stream_neuron import LogisticNeuron
+from stream_neuron.neuron import accel
 
 LEARNING_RATE = 0.05
 
@@ -130,11 +131,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'features':>8}  {'hot path':<26} {'ours ev/s':>12} {'river ev/s':>12} {'ratio':>7} {'goal':>6}")
-    for d in args.features:
-        for name, ours, river, ratio, goal in compare(d, args.events, args.repeats):
-            verdict = "ok" if ratio >= goal else "MISS"
-            print(f"{d:>8}  {name:<26} {ours:>12,.0f} {river:>12,.0f} {ratio:>6.1f}x {goal:>5.0f}x {verdict}")
+    compiled = accel.compiled
+    kernels = {"compiled": compiled, "numpy": None} if compiled is not None else {"numpy": None}
+    header = f"{'kernel':<9}{'features':>8}  {'hot path':<26} {'ours ev/s':>12} {'river ev/s':>12}"
+    print(f"{header} {'ratio':>7} {'goal':>6}")
+    for kernel, module in kernels.items():
+        accel.compiled = module
+        for d in args.features:
+            for name, ours, river, ratio, goal in compare(d, args.events, args.repeats):
+                verdict = "ok" if ratio >= goal else "MISS"
+                row = f"{kernel:<9}{d:>8}  {name:<26} {ours:>12,.0f} {river:>12,.0f}"
+                print(f"{row} {ratio:>6.1f}x {goal:>5.0f}x {verdict}")
+    accel.compiled = compiled
 
 
 if __name__ == "__main__":

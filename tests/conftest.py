@@ -32,3 +32,18 @@ def new_topic(kafka_bootstrap: str) -> Callable[..., str]:
 @pytest.fixture
 def group_id() -> str:
     return unique_name("group")
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on both implementations of the hot paths: the compiled accelerator (built by
+    ``pip install``; its absence is a failure, since the machines that run the tests have a C
+    compiler) and the numpy reference."""
+    from stream_neuron.neuron import accel
+
+    if request.param == "compiled":
+        if accel.compiled is None:
+            pytest.fail("the compiled kernels are not built: reinstall with a C compiler (pip install -e .)")
+    else:
+        monkeypatch.setattr(accel, "compiled", None)
+    return str(request.param)

@@ -10,6 +10,8 @@ from river import compose, linear_model, optim, preprocessing
 from stream_neuron import LogisticNeuron, Perceptron
 from tests.datasets import phishing
 
+pytestmark = pytest.mark.usefixtures("kernel")
+
 TOL = 1e-12
 
 

@@ -13,6 +13,7 @@ from typing import Any, Self
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stream_neuron.neuron import accel
 from stream_neuron.neuron.numeric import (
     FloatArray,
     as_label,
@@ -136,21 +137,76 @@ class LinearNeuron:
             return self._canonical_labels(labels)
         return self._labels(labels, n_rows, allow_missing=True)
 
+    def _outputs(self, z: FloatArray) -> FloatArray:
+        """What the model outputs for logits ``z`` (P(y=1), or the perceptron's +1/-1)."""
+        raise NotImplementedError
+
+    def _per_row_rates(self, labels: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The weight and intercept rates of each row's step: one value for all under a constant
+        schedule, else each labelled row's own update number, so a schedule decays as in learn_one."""
+        if self.schedule.name == "constant":
+            return (
+                np.array([self.schedule.learning_rate]),
+                np.array([self.intercept_schedule.learning_rate]),
+            )
+        labelled = labels == labels
+        count = max(int(np.count_nonzero(labelled)), 1)
+        update_index = np.maximum(np.cumsum(labelled) - 1, 0)
+        return (
+            self.schedule.rates(self.n_updates, count)[update_index],
+            self.intercept_schedule.rates(self.n_updates, count)[update_index],
+        )
+
+    def _compiled_hot_path(
+        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None, per_event: bool
+    ) -> FloatArray | None:
+        """Both hot paths through the compiled kernels; ``None`` hands the batch to the numpy reference
+        (which raises the precise error for a bad batch; the kernels change nothing in that case)."""
+        kernels = accel.compiled
+        if kernels is None or self.scaler is not None:
+            return None
+        rows = np.ascontiguousarray(X, dtype=np.float64)
+        labels = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+        if rows.ndim != 2 or rows.shape[1] != self.n_features or labels.shape[0] != rows.shape[0]:
+            return None
+        z = self._scores_buffer(rows.shape[0], scores_out)
+        outputs = np.empty(rows.shape[0])
+        loss, t = accel.LOSS_CODES[self.loss], self.n_updates
+        if per_event:
+            rates_w, rates_b = self._per_row_rates(labels)
+            bias, labelled = kernels.score_then_learn(
+                rows, labels, self._weights, self.bias, rates_w, rates_b, z, outputs, loss
+            )
+        else:
+            bias, labelled = kernels.score_then_step(
+                rows,
+                labels,
+                self._weights,
+                self.bias,
+                self.schedule.rate(t),
+                self.intercept_schedule.rate(t),
+                z,
+                outputs,
+                loss,
+            )
+        if labelled < 0:
+            return None
+        self.bias = bias
+        self.n_updates = t + (labelled if per_event else int(labelled > 0))
+        return outputs
+
     def _score_then_learn(self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None) -> FloatArray:
+        compiled = self._compiled_hot_path(X, y, scores_out, per_event=True)
+        if compiled is not None:
+            return compiled
         rows = as_matrix(X, self.n_features)
         n = rows.shape[0]
         labels = self._checked_labels(y, n)
         z = self._scores_buffer(n, scores_out)
         labelled = labels == labels  # NaN marks an unlabelled row
-        n_labelled = int(np.count_nonzero(labelled))
-        if self.schedule.name == "constant":
-            rates_w = np.full(n, self.schedule.learning_rate)
-            rates_b = np.full(n, self.intercept_schedule.learning_rate)
-        else:
-            # Each labelled row's update number, so a schedule decays exactly as in learn_one.
-            update_index = np.maximum(np.cumsum(labelled) - 1, 0)
-            rates_w = self.schedule.rates(self.n_updates, max(n_labelled, 1))[update_index]
-            rates_b = self.intercept_schedule.rates(self.n_updates, max(n_labelled, 1))[update_index]
+        rates_w, rates_b = self._per_row_rates(labels)
+        if rates_w.shape[0] != n:
+            rates_w, rates_b = np.full(n, rates_w[0]), np.full(n, rates_b[0])
         if self.scaler is None:
             score_rows = learn_rows = rows
         else:
@@ -158,12 +214,15 @@ class LinearNeuron:
         self.bias = score_then_learn_rows(
             score_rows, learn_rows, labels, self._weights, self.bias, rates_w, rates_b, self.loss, z
         )
-        self.n_updates += n_labelled
-        return z
+        self.n_updates += int(np.count_nonzero(labelled))
+        return self._outputs(z)
 
     def _score_then_learn_batch(
         self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None
     ) -> FloatArray:
+        compiled = self._compiled_hot_path(X, y, scores_out, per_event=False)
+        if compiled is not None:
+            return compiled
         rows = np.asarray(X, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.n_features or self.scaler is not None:
             # The scaler maps zero-variance features to 0 (NaN included), so it needs the full check.
@@ -177,19 +236,24 @@ class LinearNeuron:
         # NaN), so one dot product screens the batch; as_matrix then names the culprit.
         if not math.isfinite(z @ z):
             as_matrix(rows, self.n_features)
+        outputs = self._outputs(z)
         labelled = labels == labels
         if labelled.all():
             self._batch_step(rows, labels, z)
         elif labelled.any():
             self._batch_step(rows[labelled], labels[labelled], None)
-        return z
+        return outputs
 
     @staticmethod
     def _scores_buffer(n_rows: int, scores_out: FloatArray | None) -> FloatArray:
         if scores_out is None:
             return np.empty(n_rows)
-        if scores_out.shape != (n_rows,) or scores_out.dtype != np.float64:
-            raise ValueError(f"scores_out must be a float64 array of shape ({n_rows},)")
+        if (
+            scores_out.shape != (n_rows,)
+            or scores_out.dtype != np.float64
+            or not scores_out.flags.c_contiguous
+        ):
+            raise ValueError(f"scores_out must be a contiguous float64 array of shape ({n_rows},)")
         return scores_out
 
     def to_dict(self) -> dict[str, Any]:

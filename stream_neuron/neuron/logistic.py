@@ -45,6 +45,9 @@ class LogisticNeuron(LinearNeuron):
     loss = "log"
     labels = (0.0, 1.0)
 
+    def _outputs(self, z: FloatArray) -> FloatArray:
+        return sigmoid(z)
+
     def predict_proba(self, X: ArrayLike) -> Any:
         """P(y=1) of each row: shape (n,), or a float for a single 1-D row."""
         p = sigmoid(self.decision_function(X))
@@ -75,11 +78,11 @@ class LogisticNeuron(LinearNeuron):
         """The per-event hot path: for each row in order, P(y=1) with the weights from before that
         row, then one SGD step on it. ``y`` is float with NaN for an unlabelled row (scored, not
         learned). Returns the P's; the logits go to ``scores_out`` when given."""
-        return sigmoid(self._score_then_learn(X, y, scores_out))
+        return self._score_then_learn(X, y, scores_out)
 
     def score_then_learn_batch(
         self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
     ) -> FloatArray:
         """The mini-batch hot path: P's with the weights from before the batch, then one
         mean-gradient step over its labelled rows."""
-        return sigmoid(self._score_then_learn_batch(X, y, scores_out))
+        return self._score_then_learn_batch(X, y, scores_out)

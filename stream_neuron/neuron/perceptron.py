@@ -42,6 +42,9 @@ class Perceptron(LinearNeuron):
     def _canonical_labels(self, labels: FloatArray) -> FloatArray:
         return np.where(labels == 0.0, -1.0, labels)
 
+    def _outputs(self, z: FloatArray) -> FloatArray:
+        return np.where(z > 0, 1.0, -1.0)
+
     def predict(self, X: ArrayLike) -> Any:
         """+1 above the threshold 0, -1 at or below it; an int for a single 1-D row."""
         labels = np.where(self.decision_function(X) > 0, 1, -1)
@@ -60,10 +63,10 @@ class Perceptron(LinearNeuron):
     ) -> FloatArray:
         """Per event: the +1/-1 prediction with the weights from before it, then learn from it when
         labelled (NaN = unlabelled). The logits go to ``scores_out`` when given."""
-        return np.where(self._score_then_learn(X, y, scores_out) > 0, 1.0, -1.0)
+        return self._score_then_learn(X, y, scores_out)
 
     def score_then_learn_batch(
         self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
     ) -> FloatArray:
         """Predictions with the weights from before the batch, then one mean-gradient step."""
-        return np.where(self._score_then_learn_batch(X, y, scores_out) > 0, 1.0, -1.0)
+        return self._score_then_learn_batch(X, y, scores_out)

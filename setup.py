@@ -1,0 +1,17 @@
+"""Builds the optional C accelerator; everything else is in pyproject.toml.
+
+``optional=True``: without a C compiler the install still succeeds and the numpy reference path runs.
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "stream_neuron.neuron._kernels",
+            sources=["stream_neuron/neuron/_kernels.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        )
+    ]
+)
