@@ -1,12 +1,57 @@
-"""The ``stream-neuron`` command line: thin glue over the layers, one subcommand a job."""
+"""The ``stream-neuron`` command line: thin glue over the layers, one subcommand a job.
+
+``run`` flags are generated from :class:`stream_neuron.config.Settings`, so flags, environment
+variables (``STREAM_NEURON_*``) and config-file keys are always the same names.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import typing
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from stream_neuron import __version__
+from stream_neuron.config import DEFAULT_TOPICS, Settings
+
+EXIT_USAGE = 2
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        annotation = field.annotation
+        args = typing.get_args(annotation)
+        is_bool = annotation is bool
+        choices = None
+        literal = next((a for a in (annotation, *args) if typing.get_origin(a) is typing.Literal), None)
+        if literal is not None:
+            choices = list(typing.get_args(literal))
+        help_text = field.description or ""
+        if field.default is not None and not is_bool:
+            help_text = f"{help_text} (default: {field.default})".strip()
+        if is_bool:
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+        else:
+            parser.add_argument(
+                flag,
+                default=argparse.SUPPRESS,
+                choices=choices,
+                help=help_text,
+                metavar=None if choices else name.upper(),
+            )
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    given = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
+    return Settings(**given)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,17 +60,141 @@ def build_parser() -> argparse.ArgumentParser:
         description="An online-learning logistic neuron (or perceptron) on a Kafka stream.",
     )
     parser.add_argument("--version", action="version", version=f"stream-neuron {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="learn from the input topic; publish predictions, metrics, snapshots"
+    )
+    _add_settings_flags(run)
+
+    produce = commands.add_parser("produce", help="load events into a topic")
+    produce.add_argument(
+        "--bootstrap-servers", default=None, help="default: STREAM_NEURON_BOOTSTRAP_SERVERS or 127.0.0.1:9092"
+    )
+    produce.add_argument("--topic", default=DEFAULT_TOPICS["input_topic"])
+    source = produce.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", choices=["phishing", "bananas", "synthetic"])
+    source.add_argument("--file", type=Path, help="CSV (with --label-column) or JSON lines (.jsonl)")
+    produce.add_argument("--label-column", default=None, help="CSV: the label column (else no labels)")
+    produce.add_argument("--n", type=int, default=10_000, help="synthetic: number of events")
+    produce.add_argument("--features", type=int, default=10, help="synthetic: number of features")
+    produce.add_argument("--noise", type=float, default=0.5, help="synthetic: label noise")
+    produce.add_argument("--drift-at", type=int, default=None, help="synthetic: concept drift at this event")
+    produce.add_argument(
+        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
+    )
+    produce.add_argument(
+        "--unlabelled-fraction", type=float, default=0.0, help="drop the label of this fraction"
+    )
+    produce.add_argument("--seed", type=int, default=0)
+
+    monitor = commands.add_parser("monitor", help="show the latest metrics of a model")
+    monitor.add_argument("--bootstrap-servers", default=None)
+    monitor.add_argument("--metrics-topic", default=DEFAULT_TOPICS["metrics_topic"])
     return parser
+
+
+def _bootstrap(value: str | None) -> str:
+    from stream_neuron.kafka_io.reachability import require_broker
+
+    bootstrap = value or Settings().bootstrap_servers
+    require_broker(bootstrap)
+    return bootstrap
+
+
+def _run(args: argparse.Namespace) -> int:
+    from stream_neuron.kafka_io.errors import StartupError
+    from stream_neuron.runner import StopFlag, run
+    from stream_neuron.snapshots import SnapshotError
+
+    try:
+        settings = settings_from_args(args)
+    except (ValidationError, ValueError) as error:
+        print(f"stream-neuron run: invalid settings: {_one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    stop = StopFlag()
+    stop.install()
+    try:
+        run(settings, stop)
+    except (StartupError, SnapshotError) as error:
+        print(f"stream-neuron run: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+    return str(error)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from stream_neuron import sources
+    from stream_neuron.produce import produce_events
+
+    events: typing.Iterable[Any]
+    if args.dataset == "synthetic":
+        events = sources.synthetic(args.n, args.features, args.noise, args.drift_at, args.seed)
+    elif args.dataset is not None:
+        events = sources.river_dataset(args.dataset)
+    elif not args.file.is_file():
+        print(f"stream-neuron produce: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+    elif args.file.suffix in (".jsonl", ".ndjson", ".json"):
+        events = sources.jsonl_file(args.file)
+    else:
+        events = sources.csv_file(args.file, args.label_column)
+    summary = produce_events(
+        _bootstrap(args.bootstrap_servers),
+        args.topic,
+        events,
+        args.rate,
+        args.unlabelled_fraction,
+        args.seed,
+        progress=True,
+    )
+    rate = summary.sent / summary.seconds if summary.seconds else 0.0
+    print(
+        f"sent {summary.sent:,} events to {args.topic} ({summary.unlabelled:,} unlabelled, "
+        f"{summary.bad_rows:,} bad rows skipped) in {summary.seconds:.1f} s ({rate:,.0f}/s)"
+    )
+    return 0
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from stream_neuron.monitor import format_metrics, read_metrics
+
+    records = read_metrics(_bootstrap(args.bootstrap_servers), args.metrics_topic)
+    if not records:
+        print(f"no metrics on {args.metrics_topic} yet")
+        return 0
+    print(format_metrics(records[-1]))
+    return 0
+
+
+HANDLERS: dict[str, Any] = {"run": _run, "produce": _produce, "monitor": _monitor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR)
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    from stream_neuron.kafka_io.errors import StartupError
+
+    try:
+        return int(HANDLERS[args.command](args))
+    except StartupError as error:
+        print(f"stream-neuron {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

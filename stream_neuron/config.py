@@ -67,11 +67,15 @@ class Settings(BaseSettings):
     standardize: bool = False
 
     guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
-    commit_interval_ms: int = Field(100, ge=1, description="exactly-once: longest a transaction stays open")
+    commit_interval_ms: int | None = Field(
+        None,
+        ge=1,
+        description="checkpoint at least this often; default 1000 (at-least-once), 100 (exactly-once)",
+    )
     commit_every: int = Field(10_000, ge=1, description="exactly-once: most events in one transaction")
     metrics_every: int = Field(1000, ge=1, description="publish metrics every N events")
     metrics_interval_s: float = Field(10.0, gt=0, description="... or every T seconds, whichever first")
-    snapshot_every: int = Field(1000, ge=1, description="snapshot the model every N updates")
+    snapshot_every: int = Field(1000, ge=1, description="checkpoint (snapshot + commit) every N updates")
     max_events: int | None = Field(None, ge=1, description="stop after N input records (bounded run)")
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
@@ -123,6 +127,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"config file {config_file} does not exist")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
+
+    @property
+    def commit_interval_s(self) -> float:
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms / 1000
+        return 0.1 if self.guarantee == "exactly-once" else 1.0
 
     @property
     def intercept_rate(self) -> float:

@@ -137,6 +137,18 @@ class LinearNeuron:
             return self._canonical_labels(labels)
         return self._labels(labels, n_rows, allow_missing=True)
 
+    def score_then_learn(
+        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
+    ) -> FloatArray:
+        """Per-event hot path: each row's output with the weights from before it, then its step."""
+        return self._score_then_learn(X, y, scores_out)
+
+    def score_then_learn_batch(
+        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
+    ) -> FloatArray:
+        """Mini-batch hot path: outputs with the weights from before the batch, then one step."""
+        return self._score_then_learn_batch(X, y, scores_out)
+
     def _outputs(self, z: FloatArray) -> FloatArray:
         """What the model outputs for logits ``z`` (P(y=1), or the perceptron's +1/-1)."""
         raise NotImplementedError

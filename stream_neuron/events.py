@@ -1,0 +1,97 @@
+"""The event contracts (JSON, UTF-8) as pydantic v2 models. No Kafka here.
+
+The input model validates raw event values; the output models document (and in the tests, check)
+what the component publishes. Field names are public contracts: see ``shared/design.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
+
+FiniteNumber = Annotated[float, Strict(), AllowInfNan(False)]
+"""A JSON number that is finite: no strings, no booleans, no NaN or Infinity."""
+
+ERROR_REASON_HEADER = "stream_neuron.error.reason"
+ERROR_CLASS_HEADER = "stream_neuron.error.class"
+SOURCE_TOPIC_HEADER = "stream_neuron.source.topic"
+SOURCE_PARTITION_HEADER = "stream_neuron.source.partition"
+SOURCE_OFFSET_HEADER = "stream_neuron.source.offset"
+
+
+class InputEvent(BaseModel):
+    """One feature/label event. ``features`` by name (an object) or by position (an array); ``label``
+    0/1 (true/false; -1/+1 for the perceptron) or absent/null for an event that is only scored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Annotated[str, Strict()] | Annotated[int, Strict()] | None = None
+    features: dict[str, FiniteNumber] | list[FiniteNumber]
+    label: Annotated[bool, Strict()] | FiniteNumber | None = None
+    ts: str | None = None
+
+
+class SourceRef(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+
+
+class Prediction(BaseModel):
+    """Published for every valid event, scored with the weights from before it (or its batch)."""
+
+    id: str | None
+    prediction: int
+    probability: float | None = Field(description="P(y=1); null for the perceptron")
+    score: float = Field(description="the logit z = w.x + b")
+    label: int | None
+    model_version: int = Field(description="updates the scoring weights had seen")
+    source: SourceRef
+
+
+class WindowMetrics(BaseModel):
+    events: int
+    log_loss: float | None
+    accuracy: float | None
+
+
+class CumulativeMetrics(BaseModel):
+    log_loss: float | None
+    accuracy: float | None
+
+
+class Metrics(BaseModel):
+    """Published every ``--metrics-every`` events or ``--metrics-interval-s`` seconds, and at shutdown.
+    Losses and accuracies are prequential: each event was scored before it was learned from."""
+
+    model_version: int
+    events: int
+    labelled: int
+    dead_letters: int
+    window: WindowMetrics
+    cumulative: CumulativeMetrics
+    learning_rate: float
+    weight_norm: float
+    events_per_second: float
+    lag: int | None
+    ts: str
+
+
+class Snapshot(BaseModel):
+    """The model and the input offsets it covers; key = model name on the compacted model topic."""
+
+    model: str
+    kind: Literal["logistic", "perceptron"]
+    version: int
+    feature_names: list[str] | None
+    n_features: int
+    weights: list[float]
+    bias: float
+    learning_rate: float
+    schedule_state: dict[str, object]
+    scaler_state: dict[str, object] | None
+    metrics_state: dict[str, float | int]
+    pending: dict[str, object] | None = Field(description="mini-batch rows consumed but not yet learned")
+    offsets: dict[str, int] = Field(description='"topic:partition" -> next offset to read')
+    ts: str

@@ -1,0 +1,135 @@
+"""Update policies over a neuron: per-event SGD, or buffered mini-batches. No Kafka here.
+
+A learner takes validated rows in arrival order and hands back scored chunks: each row's logit and
+output computed with the weights from before it (per-event) or before its batch (mini-batch), and
+the model version those weights had. Unlabelled rows are scored at once in both modes: production
+scoring never waits for a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from stream_neuron.neuron.linear import LinearNeuron
+from stream_neuron.neuron.numeric import FloatArray
+
+Ref = TypeVar("Ref")
+
+
+@dataclass
+class Scored(Generic[Ref]):
+    """Rows scored together: ``refs[i]`` identifies row ``i`` to the caller."""
+
+    refs: list[Ref]
+    labels: FloatArray
+    scores: FloatArray
+    outputs: FloatArray
+    versions: np.ndarray
+
+
+class PerEventLearner(Generic[Ref]):
+    """One SGD step per labelled event, in order (``score_then_learn``)."""
+
+    def __init__(self, model: LinearNeuron) -> None:
+        self.model = model
+
+    def submit(self, rows: FloatArray, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
+        if not refs:
+            return []
+        labelled = labels == labels
+        before = self.model.n_updates
+        scores = np.empty(len(refs))
+        outputs = self.model.score_then_learn(rows, labels, scores)
+        # Version of the weights that scored each row: the updates made before it.
+        versions = before + np.cumsum(labelled) - labelled
+        return [Scored(refs, labels.copy(), scores, outputs, versions)]
+
+    def due(self, now: float) -> list[Scored[Ref]]:
+        return []
+
+    def drain(self) -> list[Scored[Ref]]:
+        return []
+
+    def pending_state(self) -> dict[str, Any] | None:
+        return None
+
+    def restore_pending(self, state: dict[str, Any] | None, ref_from: Any, now: float) -> None:
+        return None
+
+
+class MiniBatchLearner(Generic[Ref]):
+    """Labelled rows wait in a buffer until ``batch_size`` or ``linger_s`` since the oldest; the batch is
+    scored with the weights from before it, then one mean-gradient step (``score_then_learn_batch``)."""
+
+    def __init__(self, model: LinearNeuron, batch_size: int, linger_s: float) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        self._rows = np.empty((batch_size, model.n_features))
+        self._labels = np.empty(batch_size)
+        self._refs: list[Ref] = []
+        self._oldest = 0.0
+
+    def submit(self, rows: FloatArray, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
+        out: list[Scored[Ref]] = []
+        labelled = labels == labels
+        if not labelled.all():
+            unlabelled = np.flatnonzero(~labelled)
+            scores = np.empty(len(unlabelled))
+            outputs = self.model.score_then_learn_batch(rows[unlabelled], labels[unlabelled], scores)
+            versions = np.full(len(unlabelled), self.model.n_updates)
+            out.append(Scored([refs[i] for i in unlabelled], labels[unlabelled], scores, outputs, versions))
+        for i in np.flatnonzero(labelled):
+            if not self._refs:
+                self._oldest = now
+            n = len(self._refs)
+            self._rows[n] = rows[i]
+            self._labels[n] = labels[i]
+            self._refs.append(refs[i])
+            if n + 1 == self.batch_size:
+                out.append(self._fire())
+        return out
+
+    def due(self, now: float) -> list[Scored[Ref]]:
+        if self._refs and now - self._oldest >= self.linger_s:
+            return [self._fire()]
+        return []
+
+    def drain(self) -> list[Scored[Ref]]:
+        return [self._fire()] if self._refs else []
+
+    def _fire(self) -> Scored[Ref]:
+        n = len(self._refs)
+        rows, labels = self._rows[:n], self._labels[:n].copy()
+        version = self.model.n_updates
+        scores = np.empty(n)
+        outputs = self.model.score_then_learn_batch(rows, labels, scores)
+        refs, self._refs = self._refs, []
+        return Scored(refs, labels, scores, outputs, np.full(n, version))
+
+    def pending_state(self) -> dict[str, Any] | None:
+        """The buffered rows, for a snapshot: they are consumed but not yet learned from."""
+        n = len(self._refs)
+        return {
+            "rows": self._rows[:n].tolist(),
+            "labels": self._labels[:n].tolist(),
+            "refs": list(self._refs),
+        }
+
+    def restore_pending(self, state: dict[str, Any] | None, ref_from: Any, now: float) -> None:
+        if not state:
+            return
+        refs = [ref_from(r) for r in state["refs"]]
+        n = len(refs)
+        if n > self.batch_size:
+            raise ValueError(f"snapshot holds {n} pending rows, more than --batch-size {self.batch_size}")
+        self._rows[:n] = state["rows"]
+        self._labels[:n] = state["labels"]
+        self._refs = refs
+        self._oldest = now
+
+
+Learner = PerEventLearner[Any] | MiniBatchLearner[Any]

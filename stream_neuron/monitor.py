@@ -1,0 +1,63 @@
+"""``stream-neuron monitor``: the metrics topic as a table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+
+def read_metrics(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+    """Every metrics record on ``topic`` from the beginning, in order."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            raise SystemExit(f"metrics topic {topic!r} does not exist")
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[dict[str, Any]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in consumer.poll(timeout_ms=int(timeout_s * 1000)).values():
+                for record in batch:
+                    try:
+                        records.append(json.loads(record.value))
+                    except (TypeError, ValueError):
+                        continue
+        return records
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_metrics(record: dict[str, Any]) -> str:
+    """One metrics record as an aligned two-column table."""
+    rows = [
+        ("model version", record.get("model_version")),
+        ("events", record.get("events")),
+        ("labelled", record.get("labelled")),
+        ("dead letters", record.get("dead_letters")),
+        ("window events", record.get("window", {}).get("events")),
+        ("window log loss", record.get("window", {}).get("log_loss")),
+        ("window accuracy", record.get("window", {}).get("accuracy")),
+        ("cumulative log loss", record.get("cumulative", {}).get("log_loss")),
+        ("cumulative accuracy", record.get("cumulative", {}).get("accuracy")),
+        ("learning rate", record.get("learning_rate")),
+        ("weight norm", record.get("weight_norm")),
+        ("events/s", record.get("events_per_second")),
+        ("lag", record.get("lag")),
+        ("at", record.get("ts")),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {_fmt(value)}" for name, value in rows)

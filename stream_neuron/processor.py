@@ -1,0 +1,226 @@
+"""The pure step: raw input records in, records to publish out. No Kafka client here.
+
+decode + validate -> score with the weights from before each event (or batch) -> learn from the
+labelled ones -> predictions, dead letters, metrics and snapshots to emit. The processor also owns
+the input position: the next offset of every partition it has consumed, which its snapshots record,
+so a restored model resumes exactly where its state ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from stream_neuron.config import Settings
+from stream_neuron.decode import BadEventError, decode_event
+from stream_neuron.events import (
+    ERROR_CLASS_HEADER,
+    ERROR_REASON_HEADER,
+    SOURCE_OFFSET_HEADER,
+    SOURCE_PARTITION_HEADER,
+    SOURCE_TOPIC_HEADER,
+)
+from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
+from stream_neuron.metrics import MetricsTracker
+from stream_neuron.neuron import LinearNeuron, LogisticNeuron, Perceptron
+from stream_neuron.records import Emitted, InputRecord, OutputRecord, Source
+from stream_neuron.schema import FeatureSchema, label_value
+from stream_neuron.snapshots import (
+    SnapshotError,
+    build_snapshot,
+    check_snapshot,
+    neuron_state,
+    source_from_json,
+)
+
+
+def build_model(settings: Settings, n_features: int) -> LinearNeuron:
+    if settings.model == "perceptron":
+        return Perceptron(n_features, settings.learning_rate, standardize=settings.standardize)
+    return LogisticNeuron(
+        n_features,
+        settings.learning_rate,
+        settings.intercept_rate,
+        schedule=settings.schedule,
+        power=settings.schedule_power,
+        standardize=settings.standardize,
+    )
+
+
+class Processor:
+    """One model's streaming state: schema, neuron, update policy, metrics and input position."""
+
+    def __init__(self, settings: Settings, now: float) -> None:
+        self.settings = settings
+        self.schema = FeatureSchema(settings.feature_names)
+        self.model: LinearNeuron | None = None
+        self.learner: PerEventLearner[Source] | MiniBatchLearner[Source] | None = None
+        self.metrics = MetricsTracker(settings.model, window_started=now)
+        self.positions: dict[tuple[str, int], int] = {}
+        self._snapshot_version = 0
+        self._rows = np.empty((0, 0))
+        self._labels = np.empty(0)
+        if self.schema.n_features is not None:
+            self._build(self.schema.n_features, now)
+
+    def _build(self, n_features: int, now: float) -> None:
+        self.model = build_model(self.settings, n_features)
+        if self.settings.mode == "minibatch":
+            self.learner = MiniBatchLearner(
+                self.model, self.settings.batch_size, self.settings.linger_ms / 1000
+            )
+        else:
+            self.learner = PerEventLearner(self.model)
+
+    def _buffers(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+        assert self.model is not None
+        if self._rows.shape[0] < n_rows or self._rows.shape[1] != self.model.n_features:
+            self._rows = np.empty((max(n_rows, self.settings.poll_max_records), self.model.n_features))
+            self._labels = np.empty(self._rows.shape[0])
+        return self._rows, self._labels
+
+    def process(self, records: Sequence[InputRecord], now: float, lag: int | None = None) -> Emitted:
+        """Consume ``records`` in order; return what to publish. Bad records become dead letters."""
+        out = Emitted()
+        rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
+        refs: list[Source] = []
+        max_bytes, kind = self.settings.max_record_bytes, self.settings.model
+        for record in records:
+            self.positions[(record.topic, record.partition)] = record.offset + 1
+            try:
+                event = decode_event(record.value, max_bytes)
+                if self.model is None:
+                    self.schema.fix_from(event)
+                    assert self.schema.n_features is not None
+                    self._build(self.schema.n_features, now)
+                    rows, labels = self._buffers(len(records))
+                n = len(refs)
+                self.schema.fill_row(event, rows[n])
+                labels[n] = label_value(event.label, kind)
+            except BadEventError as bad:
+                out.dead_letters.append(self._dead_letter(record, bad))
+                continue
+            event_id = event.id if event.id is None or isinstance(event.id, str) else str(event.id)
+            refs.append(Source(record.topic, record.partition, record.offset, record.key, event_id))
+        self.metrics.count_events(len(records))
+        if refs and self.learner is not None:
+            for chunk in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
+                self._emit(chunk, out)
+        out.extend(self.tick(now, lag))
+        return out
+
+    def tick(self, now: float, lag: int | None = None) -> Emitted:
+        """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
+        out = Emitted()
+        if self.learner is not None:
+            for chunk in self.learner.due(now):
+                self._emit(chunk, out)
+        if self.metrics.due(self.settings.metrics_every, self.settings.metrics_interval_s, now):
+            out.metrics.append(self._metrics_record(now, lag))
+        return out
+
+    @property
+    def updates_since_snapshot(self) -> int:
+        return 0 if self.model is None else self.model.n_updates - self._snapshot_version
+
+    def close(self, now: float, lag: int | None = None) -> Emitted:
+        """Shutdown: learn what is buffered, then a final metrics record and snapshot."""
+        out = Emitted()
+        if self.learner is not None:
+            for chunk in self.learner.drain():
+                self._emit(chunk, out)
+        out.metrics.append(self._metrics_record(now, lag))
+        return out
+
+    def _emit(self, chunk: Scored[Source], out: Emitted) -> None:
+        self.metrics.record_scores(chunk.scores, chunk.outputs, chunk.labels)
+        topic, logistic = self.settings.predictions_topic, self.settings.model == "logistic"
+        append, dumps = out.predictions.append, json.dumps
+        for source, score, output, version, label in zip(
+            chunk.refs,
+            chunk.scores.tolist(),
+            chunk.outputs.tolist(),
+            chunk.versions.tolist(),
+            chunk.labels.tolist(),
+            strict=True,
+        ):
+            prediction = {
+                "id": source.event_id,
+                "prediction": (1 if output > 0.5 else 0) if logistic else int(output),
+                "probability": output if logistic else None,
+                "score": score,
+                "label": None if label != label else int(label),
+                "model_version": version,
+                "source": {"topic": source.topic, "partition": source.partition, "offset": source.offset},
+            }
+            append(OutputRecord(topic, source.key, dumps(prediction).encode(), []))
+
+    def _dead_letter(self, record: InputRecord, bad: BadEventError) -> OutputRecord:
+        self.metrics.count_dead_letter()
+        headers = [
+            *record.headers,
+            (ERROR_REASON_HEADER, bad.reason.encode()),
+            (ERROR_CLASS_HEADER, bad.error_class.encode()),
+            (SOURCE_TOPIC_HEADER, record.topic.encode()),
+            (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
+            (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
+        ]
+        return OutputRecord(self.settings.dead_letter_topic, record.key, record.value, headers)
+
+    def _metrics_record(self, now: float, lag: int | None) -> OutputRecord:
+        model = self.model
+        record = self.metrics.record(
+            model_version=model.n_updates if model else 0,
+            learning_rate=model.learning_rate if model else self.settings.learning_rate,
+            weight_norm=float(np.linalg.norm(model.weights)) if model else 0.0,
+            lag=lag,
+            now=now,
+        )
+        key = self.settings.model_name.encode()
+        return OutputRecord(self.settings.metrics_topic, key, json.dumps(record).encode(), [])
+
+    def snapshot_state(self) -> dict[str, Any]:
+        assert self.model is not None and self.learner is not None
+        return build_snapshot(
+            self.settings.model_name,
+            self.model,
+            self.schema.names,
+            self.metrics.state(),
+            self.learner.pending_state(),
+            self.positions,
+        )
+
+    def snapshot_record(self) -> OutputRecord | None:
+        """The snapshot to publish at a checkpoint (None before the first valid event fixes a model)."""
+        if self.model is None:
+            return None
+        state = self.snapshot_state()
+        self._snapshot_version = state["version"]
+        return OutputRecord(
+            self.settings.model_topic, self.settings.model_name.encode(), json.dumps(state).encode(), []
+        )
+
+    def restore(self, snapshot: dict[str, Any], now: float) -> None:
+        """Continue from a snapshot: model, metrics, pending batch and input positions."""
+        check_snapshot(snapshot, self.settings)
+        self.schema = FeatureSchema(
+            tuple(snapshot["feature_names"]) if snapshot["feature_names"] is not None else None,
+            int(snapshot["n_features"]),
+        )
+        assert self.schema.n_features is not None
+        self._build(self.schema.n_features, now)
+        assert self.model is not None and self.learner is not None
+        try:
+            self.model.load_dict(neuron_state(snapshot, self.settings))
+            self.learner.restore_pending(snapshot.get("pending"), source_from_json, now)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
+        self.metrics.restore(snapshot["metrics_state"])
+        self.positions = {
+            (topic_partition.rpartition(":")[0], int(topic_partition.rpartition(":")[2])): int(offset)
+            for topic_partition, offset in snapshot["offsets"].items()
+        }
+        self._snapshot_version = self.model.n_updates

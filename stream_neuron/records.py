@@ -1,0 +1,51 @@
+"""Plain records crossing the boundary between the pure processor and the Kafka I/O layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+Headers = list[tuple[str, bytes]]
+
+
+class InputRecord(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class OutputRecord(NamedTuple):
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+class Source(NamedTuple):
+    """Where a scored event came from; rides along with its row through the learner."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event_id: str | None
+
+
+@dataclass
+class Emitted:
+    """What one processor step asks the I/O layer to publish, in this order."""
+
+    predictions: list[OutputRecord] = field(default_factory=list)
+    dead_letters: list[OutputRecord] = field(default_factory=list)
+    metrics: list[OutputRecord] = field(default_factory=list)
+
+    def extend(self, other: Emitted) -> None:
+        self.predictions.extend(other.predictions)
+        self.dead_letters.extend(other.dead_letters)
+        self.metrics.extend(other.metrics)
+
+    def outputs(self) -> list[OutputRecord]:
+        return [*self.predictions, *self.dead_letters, *self.metrics]

@@ -1,0 +1,96 @@
+"""Event sources for ``stream-neuron produce``: river's bundled datasets, synthetic data, files.
+
+Each source yields input events (dicts following the input contract) or, for a file row it cannot
+read, a :class:`BadRow` that the producer reports and skips.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    reason: str
+
+
+Event = dict[str, Any]
+
+
+def river_dataset(name: str) -> Iterator[Event]:
+    """river's bundled Phishing (1,250 events, 9 features) or Bananas (5,300 events, 2 features)."""
+    try:
+        from river import datasets
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise SystemExit("the river datasets need river: pip install 'stream-neuron[datasets]'") from error
+    loaders = {"phishing": datasets.Phishing, "bananas": datasets.Bananas}
+    for i, (x, y) in enumerate(loaders[name]()):  # type: ignore[no-untyped-call]
+        yield {"id": f"{name}-{i}", "features": {k: float(v) for k, v in x.items()}, "label": int(bool(y))}
+
+
+def synthetic(n: int, n_features: int, noise: float, drift_at: int | None, seed: int) -> Iterator[Event]:
+    """A noisy linear concept; at ``drift_at`` the true weights change sign (concept drift)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=n_features)
+    names = [f"x{i}" for i in range(n_features)]
+    for i in range(n):
+        if drift_at is not None and i == drift_at:
+            weights = -weights
+        x = rng.normal(size=n_features)
+        label = int(x @ weights + rng.normal(scale=noise) > 0)
+        yield {"id": f"synthetic-{i}", "features": dict(zip(names, x.tolist(), strict=True)), "label": label}
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not finite")
+    return value
+
+
+def csv_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
+    """A CSV with a header row; every column but ``label_column`` (and ``id``) is a feature."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        if label_column is not None and label_column not in header:
+            raise SystemExit(f"{path}: no column {label_column!r} (columns: {', '.join(header)})")
+        feature_columns = [c for c in header if c not in (label_column, "id")]
+        for row in reader:
+            line = reader.line_num
+            try:
+                if None in row or any(row[c] is None for c in header):
+                    raise ValueError(f"expected {len(header)} fields")
+                features = {c: _number(row[c]) for c in feature_columns}
+                event: Event = {"id": row.get("id") or f"{path.name}:{line}", "features": features}
+                if label_column is not None and row[label_column] != "":
+                    event["label"] = int(_number(row[label_column]))
+            except ValueError as error:
+                yield BadRow(line, str(error))
+                continue
+            yield event
+
+
+def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
+    """JSON lines, one input event per line (checked only for being a JSON object with features)."""
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                event = json.loads(text)
+                if not isinstance(event, dict) or "features" not in event:
+                    raise ValueError('not a JSON object with "features"')
+            except ValueError as error:
+                yield BadRow(line, str(error))
+                continue
+            yield event
