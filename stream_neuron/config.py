@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     mode: Literal["sgd", "minibatch"] = "sgd"
     batch_size: int = Field(32, ge=1, le=100_000)
     linger_ms: int = Field(200, ge=0)
-    learning_rate: float = Field(0.05, ge=0, allow_inf_nan=False)
+    learning_rate: float = Field(
+        0.05,
+        ge=0,
+        allow_inf_nan=False,
+        description="default 0.05 for the logistic model, 1.0 for the perceptron",
+    )
     intercept_learning_rate: float | None = Field(None, ge=0, allow_inf_nan=False)
     schedule: Literal["constant", "invscaling"] = "constant"
     schedule_power: float = Field(0.5, ge=0, allow_inf_nan=False)
@@ -80,8 +85,18 @@ class Settings(BaseSettings):
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
     max_record_bytes: int = Field(1_000_000, ge=64, description="larger input records are dead-lettered")
+    connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
     create_topics: bool = True
     topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _perceptron_rate(cls, data: Any) -> Any:
+        # The classic perceptron steps by whole examples (river's rate is 1); its output does not
+        # depend on the rate from zero weights, but exact ties at z == 0 do.
+        if isinstance(data, dict) and data.get("model") == "perceptron" and data.get("learning_rate") is None:
+            return {**data, "learning_rate": 1.0}
+        return data
 
     @field_validator("feature_names", mode="before")
     @classmethod

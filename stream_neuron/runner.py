@@ -95,7 +95,7 @@ class AtLeastOnceCheckpoint:
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
     stop = stop or StopFlag()
-    require_broker(settings.bootstrap_servers)
+    require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
     ensure_topics(settings)
     started = time.monotonic()
     processor = Processor(settings, started)

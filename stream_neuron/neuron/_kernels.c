@@ -93,8 +93,11 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t t = 0; t < n; t++) {
             const double *x = X + t * d;
-            double z = bias;
+            /* river's order (dot product left to right, then the intercept): a perceptron's
+             * answer at a tie z == 0 depends on it. */
+            double z = 0.0;
             for (Py_ssize_t j = 0; j < d; j++) z += w[j] * x[j];
+            z += bias;
             z_out[t] = z;
             out[t] = output(loss, z);
             if (isnan(y[t])) continue;
@@ -158,8 +161,11 @@ static PyObject *score_then_step(PyObject *self, PyObject *const *args, Py_ssize
     int status = check_batch(X, y, n, d, loss);
     for (Py_ssize_t t = 0; t < n && status == 0; t++) {
         const double *x = X + t * d;
-        double z = bias;
+        /* river's order (dot product left to right, then the intercept): a perceptron's
+         * answer at a tie z == 0 depends on it. */
+        double z = 0.0;
         for (Py_ssize_t j = 0; j < d; j++) z += w[j] * x[j];
+        z += bias;
         if (!isfinite(z)) status = -1;
         z_out[t] = z;
         out[t] = output(loss, z);

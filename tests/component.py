@@ -1,0 +1,146 @@
+"""Driving ``stream-neuron run`` as a real process against the real broker, and reading its outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from kafka import KafkaProducer
+
+from tests.datasets import phishing
+from tests.kafka_helpers import Record, create_topic, read_to_end, unique_name
+
+
+@dataclass(frozen=True)
+class Topics:
+    input: str
+    predictions: str
+    metrics: str
+    dead_letters: str
+    model: str
+    group: str
+    model_name: str
+
+    @classmethod
+    def create(cls, bootstrap: str, partitions: int = 1) -> Topics:
+        """A fresh input topic; the component creates the output topics itself."""
+        base = unique_name("sn")
+        create_topic(bootstrap, f"{base}-in", partitions)
+        return cls(
+            f"{base}-in",
+            f"{base}-pred",
+            f"{base}-metrics",
+            f"{base}-dlq",
+            f"{base}-model",
+            f"{base}-group",
+            base,
+        )
+
+    def flags(self, bootstrap: str) -> list[str]:
+        return [
+            "--bootstrap-servers", bootstrap,
+            "--input-topic", self.input,
+            "--predictions-topic", self.predictions,
+            "--metrics-topic", self.metrics,
+            "--dead-letter-topic", self.dead_letters,
+            "--model-topic", self.model,
+            "--group-id", self.group,
+            "--model-name", self.model_name,
+        ]  # fmt: skip
+
+
+def command(bootstrap: str, topics: Topics, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "stream_neuron.cli", "run", *topics.flags(bootstrap), *extra]
+
+
+def run_component(
+    bootstrap: str, topics: Topics, *extra: str, timeout_s: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """A bounded run (pass --idle-timeout-s or --max-events); fails the test on a non-zero exit."""
+    done = subprocess.run(
+        command(bootstrap, topics, *extra), capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    assert done.returncode == 0, f"run exited {done.returncode}:\n{done.stderr[-4000:]}"
+    return done
+
+
+def start_component(bootstrap: str, topics: Topics, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command(bootstrap, topics, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def kill_hard(process: subprocess.Popen[str]) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def send(
+    bootstrap: str,
+    topic: str,
+    values: Iterable[bytes | dict[str, Any] | None],
+    keys: Sequence[bytes | None] | None = None,
+    headers: Sequence[list[tuple[str, bytes]]] | None = None,
+) -> int:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=20 * 1024 * 1024
+    )
+    count = 0
+    for i, value in enumerate(values):
+        payload = json.dumps(value).encode() if isinstance(value, dict) else value
+        producer.send(
+            topic,
+            value=payload,
+            key=None if keys is None else keys[i],
+            headers=None if headers is None else headers[i],
+        )
+        count += 1
+    producer.flush()
+    producer.close()
+    return count
+
+
+def phishing_events() -> list[dict[str, Any]]:
+    names, _, X, y = phishing()
+    return [
+        {"id": f"p{i}", "features": dict(zip(names, row.tolist(), strict=True)), "label": int(label)}
+        for i, (row, label) in enumerate(zip(X, y, strict=True))
+    ]
+
+
+def json_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in read_to_end(bootstrap, topic) if r.value is not None]
+
+
+def raw_records(bootstrap: str, topic: str) -> list[Record]:
+    return read_to_end(bootstrap, topic)
+
+
+def last_snapshot(bootstrap: str, topics: Topics) -> dict[str, Any]:
+    snapshots = [
+        json.loads(r.value)
+        for r in read_to_end(bootstrap, topics.model)
+        if r.key == topics.model_name.encode()
+    ]
+    assert snapshots, "no snapshot was published"
+    return snapshots[-1]
+
+
+def wait_for(predicate: Any, timeout_s: float = 120, interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(interval_s)
+
+
+def weights(snapshot: dict[str, Any]) -> np.ndarray:
+    return np.array(snapshot["weights"])
