@@ -144,3 +144,28 @@ def wait_for(predicate: Any, timeout_s: float = 120, interval_s: float = 0.2) ->
 
 def weights(snapshot: dict[str, Any]) -> np.ndarray:
     return np.array(snapshot["weights"])
+
+
+def end_offset(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (all partitions), 0 while it does not exist yet."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return 0
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return int(sum(ends.values()))
+    finally:
+        consumer.close(autocommit=False)
+
+
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, partition))
+    finally:
+        consumer.close(autocommit=False)

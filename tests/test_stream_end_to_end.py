@@ -97,7 +97,7 @@ def test_events_fed_by_kcat(kafka_bootstrap: str, tmp_path) -> None:  # type: ig
 
 
 def test_perceptron_end_to_end(kafka_bootstrap: str) -> None:
-    names, rows, X, y = phishing()
+    names, rows, _, y = phishing()
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, phishing_events())
     run_component(kafka_bootstrap, topics, "--model", "perceptron", "--max-events", "1250")

@@ -1,0 +1,160 @@
+"""Crashes, signals and start-up errors of ``stream-neuron run`` against the real broker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stream_neuron import LogisticNeuron
+from tests.component import (
+    Topics,
+    committed_offset,
+    end_offset,
+    json_records,
+    kill_hard,
+    last_snapshot,
+    run_component,
+    send,
+    start_component,
+    wait_for,
+    weights,
+)
+from tests.datasets import synthetic
+
+pytestmark = pytest.mark.kafka
+
+
+def synthetic_events(n: int, d: int, seed: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
+    X, y = synthetic(n, d, seed=seed)
+    events = [
+        {"id": f"e{i}", "features": row.tolist(), "label": int(label)}
+        for i, (row, label) in enumerate(zip(X, y, strict=True))
+    ]
+    return events, X, y
+
+
+def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap: str) -> None:
+    n = 60_000
+    events, X, y = synthetic_events(n, 8, seed=8)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events)
+    flags = ("--learning-rate", "0.05", "--snapshot-every", "700", "--poll-max-records", "300")
+    for kill_at in (n // 5, n // 2):
+        process = start_component(kafka_bootstrap, topics, *flags)
+        wait_for(
+            lambda: end_offset(kafka_bootstrap, topics.predictions) >= kill_at or process.poll() is not None,
+            240,
+            0.05,
+        )
+        assert process.poll() is None, "the run finished before the kill: make the stream longer"
+        kill_hard(process)
+    run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
+
+    offline = LogisticNeuron(8, learning_rate=0.05)
+    expected = offline.score_then_learn(X, y)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    assert snapshot["version"] == n
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert snapshot["bias"] == pytest.approx(offline.bias, abs=1e-12)
+
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert len(predictions) > n, "the kills should have replayed some events"
+    by_id: dict[str, list[float]] = {}
+    for p in predictions:
+        by_id.setdefault(p["id"], []).append(p["probability"])
+    assert set(by_id) == {f"e{i}" for i in range(n)}
+    for i in range(n):
+        # A replayed event is scored by the same weights again: its repeats are identical.
+        assert by_id[f"e{i}"] == [pytest.approx(expected[i], abs=1e-12)] * len(by_id[f"e{i}"])
+    final = json_records(kafka_bootstrap, topics.metrics)[-1]
+    assert (final["events"], final["labelled"]) == (n, n)
+
+
+def test_sigterm_finishes_checkpoints_and_exits_zero(kafka_bootstrap: str) -> None:
+    events, X, y = synthetic_events(5000, 4, seed=2)
+    topics = Topics.create(kafka_bootstrap)
+    process = start_component(kafka_bootstrap, topics, "--learning-rate", "0.1", "--metrics-every", "100000")
+    send(kafka_bootstrap, topics.input, events)
+    wait_for(lambda: end_offset(kafka_bootstrap, topics.predictions) >= 5000, 120)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "SIGTERM" in stderr
+    assert committed_offset(kafka_bootstrap, topics.group, topics.input) == 5000
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    offline = LogisticNeuron(4, learning_rate=0.1)
+    offline.score_then_learn(X, y)
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert snapshot["offsets"] == {f"{topics.input}:0": 5000}
+    metrics = json_records(kafka_bootstrap, topics.metrics)
+    assert len(metrics) == 1 and metrics[0]["events"] == 5000  # the shutdown record
+    # Logs: one line per lifecycle event, never one per event.
+    assert len(stderr.strip().splitlines()) < 10
+
+
+def run_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream_neuron.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def test_no_broker_is_one_clear_line_and_non_zero() -> None:
+    done = run_cli("run", "--bootstrap-servers", "127.0.0.1:1", "--connect-timeout-s", "1")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "stream-neuron run: no Kafka broker answers at 127.0.0.1:1: start one (deploy/local-kafka start, "
+        "or docker compose up kafka) or fix --bootstrap-servers"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
+        (["--learning-rate", "fast"], "learning_rate: Input should be a valid number"),
+        (["--input-topic", "same", "--predictions-topic", "same"], "the five topics must be distinct"),
+        (["--feature-names", "a,b,a"], "feature names must be unique"),
+    ],
+)
+def test_bad_flags_are_one_clear_line(flags: list[str], words: str) -> None:
+    done = run_cli("run", *flags)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("stream-neuron run: invalid settings: ") and words in lines[0]
+    )
+
+
+def test_missing_input_topic_and_model_kind_mismatch_are_startup_errors(kafka_bootstrap: str) -> None:
+    topics = Topics.create(kafka_bootstrap)
+    done = run_cli("run", *topics.flags(kafka_bootstrap)[:2], "--input-topic", "no-such-topic-here")
+    assert done.returncode == 1 and "input topic 'no-such-topic-here' does not exist" in done.stderr
+
+    send(kafka_bootstrap, topics.input, [{"features": [1.0, 2.0], "label": 1}])
+    run_component(kafka_bootstrap, topics, "--max-events", "1")
+    done = run_cli("run", *topics.flags(kafka_bootstrap), "--model", "perceptron", "--max-events", "1")
+    assert done.returncode == 1
+    assert "is a logistic model but --model is perceptron" in done.stderr
+
+
+def test_restart_resumes_from_the_snapshot_and_output_topics_exist(kafka_bootstrap: str) -> None:
+    events, X, y = synthetic_events(2000, 3, seed=4)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events[:1200])
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2")
+    send(kafka_bootstrap, topics.input, events[1200:])
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2")
+    offline = LogisticNeuron(3, learning_rate=0.05)
+    offline.score_then_learn(X, y)
+    np.testing.assert_allclose(
+        weights(last_snapshot(kafka_bootstrap, topics)), offline.weights, rtol=0, atol=1e-12
+    )
+    assert len(json_records(kafka_bootstrap, topics.predictions)) == 2000
