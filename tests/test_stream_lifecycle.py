@@ -46,7 +46,9 @@ def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap
     for kill_at in (n // 5, n // 2):
         process = start_component(kafka_bootstrap, topics, *flags)
         wait_for(
-            lambda: end_offset(kafka_bootstrap, topics.predictions) >= kill_at or process.poll() is not None,
+            lambda p=process, k=kill_at: (
+                end_offset(kafka_bootstrap, topics.predictions) >= k or p.poll() is not None
+            ),
             240,
             0.05,
         )
