@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = commands.add_parser("monitor", help="show the latest metrics of a model")
     monitor.add_argument("--bootstrap-servers", default=None)
     monitor.add_argument("--metrics-topic", default=DEFAULT_TOPICS["metrics_topic"])
+    monitor.add_argument("--follow", action="store_true", help="keep printing each new metrics record")
     return parser
 
 
@@ -165,8 +166,15 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
-    from stream_neuron.monitor import format_metrics, read_metrics
+    from stream_neuron.monitor import follow_metrics, format_metrics, read_metrics
 
+    if args.follow:
+        try:
+            for record in follow_metrics(_bootstrap(args.bootstrap_servers), args.metrics_topic):
+                print(format_metrics(record), end="\n\n", flush=True)
+        except KeyboardInterrupt:
+            return 0
+        return 0
     records = read_metrics(_bootstrap(args.bootstrap_servers), args.metrics_topic)
     if not records:
         print(f"no metrics on {args.metrics_topic} yet")

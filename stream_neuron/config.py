@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     commit_every: int = Field(10_000, ge=1, description="exactly-once: most events in one transaction")
     metrics_every: int = Field(1000, ge=1, description="publish metrics every N events")
     metrics_interval_s: float = Field(10.0, gt=0, description="... or every T seconds, whichever first")
-    snapshot_every: int = Field(1000, ge=1, description="checkpoint (snapshot + commit) every N updates")
+    snapshot_every: int = Field(10_000, ge=1, description="checkpoint (snapshot + commit) every N updates")
     max_events: int | None = Field(None, ge=1, description="stop after N input records (bounded run)")
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)

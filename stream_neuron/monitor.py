@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -29,6 +30,29 @@ def read_metrics(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) ->
                     except (TypeError, ValueError):
                         continue
         return records
+    finally:
+        consumer.close(autocommit=False)
+
+
+def follow_metrics(bootstrap_servers: str, topic: str) -> Iterator[dict[str, Any]]:
+    """Every metrics record as it arrives, from the newest one on (runs until interrupted)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if not partitions:
+            raise SystemExit(f"metrics topic {topic!r} does not exist")
+        consumer.assign(partitions)
+        for tp, end in consumer.end_offsets(partitions).items():
+            consumer.seek(tp, max(end - 1, 0))
+        while True:
+            for batch in consumer.poll(timeout_ms=1000).values():
+                for record in batch:
+                    try:
+                        yield json.loads(record.value)
+                    except (TypeError, ValueError):
+                        continue
     finally:
         consumer.close(autocommit=False)
 

@@ -83,8 +83,20 @@ class Processor:
         return self._rows, self._labels
 
     def process(self, records: Sequence[InputRecord], now: float, lag: int | None = None) -> Emitted:
-        """Consume ``records`` in order; return what to publish. Bad records become dead letters."""
+        """Consume ``records`` in order; return what to publish. Bad records become dead letters.
+        A metrics record closes every ``metrics_every`` events exactly, even inside one poll batch."""
         out = Emitted()
+        start, every = 0, self.settings.metrics_every
+        while start < len(records):
+            chunk = records[start : start + max(every - self.metrics.window.events, 1)]
+            self._process_chunk(chunk, now, out)
+            start += len(chunk)
+            if self.metrics.window.events >= every:
+                out.metrics.append(self._metrics_record(now, lag))
+        out.extend(self.tick(now, lag))
+        return out
+
+    def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
         rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
         refs: list[Source] = []
         max_bytes, kind = self.settings.max_record_bytes, self.settings.model
@@ -107,10 +119,8 @@ class Processor:
             refs.append(Source(record.topic, record.partition, record.offset, record.key, event_id))
         self.metrics.count_events(len(records))
         if refs and self.learner is not None:
-            for chunk in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
-                self._emit(chunk, out)
-        out.extend(self.tick(now, lag))
-        return out
+            for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
+                self._emit(scored, out)
 
     def tick(self, now: float, lag: int | None = None) -> Emitted:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""

@@ -87,3 +87,11 @@ def test_the_image_is_built_from_deploy_dockerfile(compose: dict[str, Any]) -> N
     assert 'ENTRYPOINT ["stream-neuron"]' in dockerfile.read_text()
     images = {compose["services"][s].get("image") for s in ("stream-neuron", "demo-producer", "monitor")}
     assert images == {"stream-neuron:latest"}
+
+
+@pytest.mark.parametrize("service", ["stream-neuron", "demo-producer", "monitor"])
+def test_service_commands_parse_with_the_cli(compose: dict[str, Any], service: str) -> None:
+    from stream_neuron.cli import build_parser
+
+    args = build_parser().parse_args(compose["services"][service]["command"])
+    assert args.command in {"run", "produce", "monitor"}

@@ -1,0 +1,118 @@
+"""The whole pipeline against a bare kafka-python consume-decode-produce loop, same broker, same events.
+
+    python benchmarks/pipeline_vs_bare.py [--events 100000] [--features 10] [--rounds 2]
+
+Loads the events once into a one-partition topic, then alternates: the bare loop (poll, json.loads,
+produce one small record per event, flush), ``run --mode sgd``, ``run --mode minibatch`` (and with
+``--guarantee exactly-once`` where given). Each round reads the whole topic from the start into fresh
+output topics. Prints events per second (best round) and each pipeline's ratio to the bare loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+import uuid
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from stream_neuron.config import Settings
+from stream_neuron.runner import run
+from stream_neuron.sources import synthetic
+
+
+def load(bootstrap: str, topic: str, events: int, features: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks="all")
+    for event in synthetic(events, features, 0.5, None, seed=1):
+        producer.send(topic, key=event["id"].encode(), value=json.dumps(event).encode())
+    producer.flush()
+    producer.close()
+
+
+def bare_loop(bootstrap: str, topic: str, events: int) -> float:
+    out = f"bare-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(out, 1, 1)])
+    admin.close()
+    started = time.perf_counter()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, batch_size=256 * 1024)
+    seen = 0
+    while seen < events:
+        for batch in consumer.poll(timeout_ms=500).values():
+            for record in batch:
+                event = json.loads(record.value)
+                producer.send(out, key=record.key, value=json.dumps({"id": event["id"], "p": 0.5}).encode())
+                seen += 1
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    consumer.close()
+    return events / elapsed
+
+
+def pipeline(bootstrap: str, topic: str, events: int, mode: str, guarantee: str) -> float:
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        input_topic=topic,
+        predictions_topic=f"{name}-p",
+        metrics_topic=f"{name}-m",
+        dead_letter_topic=f"{name}-d",
+        model_topic=f"{name}-s",
+        group_id=name,
+        model_name=name,
+        mode=mode,
+        guarantee=guarantee,
+        max_events=events,
+    )
+    started = time.perf_counter()
+    run(settings)
+    return events / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--guarantees", nargs="+", default=["at-least-once"])
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    topic = f"bench-in-{uuid.uuid4().hex[:8]}"
+    load(args.bootstrap_servers, topic, args.events, args.features)
+    runs = {"bare kafka-python loop": lambda: bare_loop(args.bootstrap_servers, topic, args.events)}
+    for guarantee in args.guarantees:
+        for mode in ("sgd", "minibatch"):
+            runs[f"run --mode {mode} ({guarantee})"] = lambda m=mode, g=guarantee: pipeline(
+                args.bootstrap_servers, topic, args.events, m, g
+            )
+    best = dict.fromkeys(runs, 0.0)
+    for _ in range(args.rounds):
+        for name, measure in runs.items():
+            best[name] = max(best[name], measure())
+    bare = best["bare kafka-python loop"]
+    print(
+        f"{args.events:,} events, {args.features} features, one partition, best of {args.rounds} alternated rounds"
+    )
+    for name, rate in best.items():
+        print(f"{name:<40} {rate:>10,.0f} events/s  {rate / bare:5.2f}x bare")
+
+
+if __name__ == "__main__":
+    main()

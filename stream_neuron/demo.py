@@ -1,0 +1,68 @@
+"""The main job, end to end on a local broker: ``make demo`` (or ``python -m stream_neuron.demo``).
+
+Loads river's Phishing stream (1,250 labelled events) into a fresh input topic, runs the component
+(standardised, learning rate 0.01) until the input has been idle for a few seconds, then prints the
+final metrics record: the progressive accuracy equals river's documented 89.28%.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+
+from stream_neuron.config import Settings
+from stream_neuron.kafka_io.admin import admin_client
+from stream_neuron.kafka_io.reachability import require_broker
+from stream_neuron.monitor import format_metrics, read_metrics
+from stream_neuron.produce import produce_events
+from stream_neuron.runner import StopFlag, run
+from stream_neuron.sources import river_dataset
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    require_broker(bootstrap)
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    base = f"demo-{run_id}"
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        input_topic=f"{base}-events",
+        predictions_topic=f"{base}-predictions",
+        metrics_topic=f"{base}-metrics",
+        dead_letter_topic=f"{base}-dead-letters",
+        model_topic=f"{base}-model",
+        group_id=base,
+        model_name=base,
+        standardize=True,
+        learning_rate=0.01,
+        metrics_every=250,
+        idle_timeout_s=3.0,
+    )
+    from kafka.admin import NewTopic
+
+    admin = admin_client(bootstrap, "stream-neuron-demo")
+    admin.create_topics([NewTopic(settings.input_topic, 1, 1)])
+    admin.close()
+    sent = produce_events(bootstrap, settings.input_topic, river_dataset("phishing"))
+    print(f"loaded {sent.sent:,} Phishing events into {settings.input_topic}", flush=True)
+    stop = StopFlag()
+    stop.install()
+    summary = run(settings, stop)
+    metrics = read_metrics(bootstrap, settings.metrics_topic)
+    print(
+        f"\nlearned from {summary.consumed:,} events; {len(metrics)} metrics records on {settings.metrics_topic}"
+    )
+    print("final metrics (prequential: every event scored before it was learned from):\n")
+    print(format_metrics(metrics[-1]))
+    accuracy = metrics[-1]["cumulative"]["accuracy"]
+    print(f"\nprogressive accuracy {accuracy:.2%} (river's documented figure for this model: 89.28%)")
+    print(f"predictions: {settings.predictions_topic}   model snapshots: {settings.model_topic}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
