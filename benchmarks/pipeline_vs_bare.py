@@ -108,7 +108,8 @@ def main() -> None:
             best[name] = max(best[name], measure())
     bare = best["bare kafka-python loop"]
     print(
-        f"{args.events:,} events, {args.features} features, one partition, best of {args.rounds} alternated rounds"
+        f"{args.events:,} events, {args.features} features, one partition, "
+        f"best of {args.rounds} alternated rounds"
     )
     for name, rate in best.items():
         print(f"{name:<40} {rate:>10,.0f} events/s  {rate / bare:5.2f}x bare")

@@ -54,7 +54,8 @@ def main() -> int:
     summary = run(settings, stop)
     metrics = read_metrics(bootstrap, settings.metrics_topic)
     print(
-        f"\nlearned from {summary.consumed:,} events; {len(metrics)} metrics records on {settings.metrics_topic}"
+        f"\nlearned from {summary.consumed:,} events; "
+        f"{len(metrics)} metrics records on {settings.metrics_topic}"
     )
     print("final metrics (prequential: every event scored before it was learned from):\n")
     print(format_metrics(metrics[-1]))
