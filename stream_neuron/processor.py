@@ -203,15 +203,15 @@ class Processor:
             self.positions,
         )
 
-    def snapshot_record(self) -> OutputRecord | None:
-        """The snapshot to publish at a checkpoint (None before the first valid event fixes a model)."""
+    def snapshot_record(self) -> tuple[OutputRecord, dict[str, Any]] | None:
+        """The snapshot to publish at a checkpoint, as a record and as the dict it encodes (None before
+        the first valid event fixes a model)."""
         if self.model is None:
             return None
         state = self.snapshot_state()
         self._snapshot_version = state["version"]
-        return OutputRecord(
-            self.settings.model_topic, self.settings.model_name.encode(), json.dumps(state).encode(), []
-        )
+        value = json.dumps(state).encode()
+        return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, []), state
 
     def restore(self, snapshot: dict[str, Any], now: float) -> None:
         """Continue from a snapshot: model, metrics, pending batch and input positions."""

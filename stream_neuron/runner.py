@@ -1,9 +1,8 @@
 """``stream-neuron run``: the consume -> process -> publish -> checkpoint loop.
 
-Delivery (at-least-once): outputs are sent as records are processed; a checkpoint first waits for
-every one of them to be acknowledged, then publishes a snapshot of the model with the input
-positions it covers, waits for that too, and only then commits those positions. A crash anywhere
-replays from the newest snapshot: the model learns each event once, predictions may repeat.
+What a commit means is the checkpoint's business (``checkpoints.py``): at-least-once commits input
+positions after the outputs and a snapshot are acknowledged; exactly-once commits outputs, snapshot
+and positions in one transaction and rolls back to the last committed snapshot when one fails.
 """
 
 from __future__ import annotations
@@ -14,18 +13,21 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
 
+from stream_neuron.checkpoints import AtLeastOnceCheckpoint, ExactlyOnceCheckpoint
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import ensure_topics
 from stream_neuron.kafka_io.consumer import input_lag, open_input, poll_records
 from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.kafka_io.reachability import require_broker
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
+from stream_neuron.kafka_io.transactions import TransactionalOutput, TransactionFailedError
 from stream_neuron.processor import Processor
-from stream_neuron.records import Emitted
 
 log = logging.getLogger("stream_neuron")
+
+RETRY_BACKOFF_S = 1.0
 
 
 @dataclass
@@ -52,108 +54,103 @@ class StopFlag:
         self.stopping = True
 
 
-class AtLeastOnceCheckpoint:
-    """Owns what is processed but not yet committed: outputs in flight, and the position to commit."""
+def _start(settings: Settings) -> AtLeastOnceCheckpoint | ExactlyOnceCheckpoint:
+    """Topics, then (exactly-once: fence older instances first) the snapshot, consumer and producer."""
+    require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
+    ensure_topics(settings)
+    now = time.monotonic()
+    output = TransactionalOutput(settings) if settings.guarantee == "exactly-once" else None
+    snapshot = load_snapshot(settings.bootstrap_servers, settings.model_topic, settings.model_name)
+    processor = Processor(settings, now)
+    if snapshot is not None:
+        processor.restore(snapshot, now)
+    consumer = open_input(settings, processor.positions)
+    if output is not None:
+        return ExactlyOnceCheckpoint(settings, processor, consumer, output, snapshot)
+    return AtLeastOnceCheckpoint(settings, processor, consumer, OutputProducer(settings))
 
-    def __init__(
-        self, settings: Settings, processor: Processor, consumer: KafkaConsumer, producer: OutputProducer
-    ) -> None:
-        self.settings = settings
-        self.processor = processor
-        self.consumer = consumer
-        self.producer = producer
-        self.last = time.monotonic()
-        self.dirty = False
 
-    def publish(self, emitted: Emitted) -> None:
-        outputs = emitted.outputs()
-        if outputs:
-            self.producer.send(outputs)
-            self.dirty = True
-
-    def due(self, now: float) -> bool:
-        if self.processor.updates_since_snapshot >= self.settings.snapshot_every:
-            return True
-        return self.dirty and now - self.last >= self.settings.commit_interval_s
-
-    def commit(self, now: float) -> None:
-        self.producer.flush()
-        snapshot = self.processor.snapshot_record()
-        if snapshot is not None:
-            self.producer.send([snapshot])
-            self.producer.flush()
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-            for (topic, partition), offset in self.processor.positions.items()
-        }
-        if offsets:
-            self.consumer.commit(offsets)
-        self.last = now
-        self.dirty = False
+def _recover(checkpoint: ExactlyOnceCheckpoint, error: Exception, stop: StopFlag) -> None:
+    """Abort and roll back; while the broker is away, keep trying (a stop request ends the wait)."""
+    log.warning("transaction failed (%s): rolling back to the last committed snapshot", error)
+    while True:
+        try:
+            checkpoint.rollback(time.monotonic())
+            return
+        except (KafkaError, TimeoutError) as retry_error:
+            if stop.stopping:
+                raise
+            log.warning("rollback failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
+            time.sleep(RETRY_BACKOFF_S)
+            try:
+                checkpoint.output.reconnect()
+            except (KafkaError, TimeoutError):
+                continue
 
 
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
     stop = stop or StopFlag()
-    require_broker(settings.bootstrap_servers, settings.connect_timeout_s)
-    ensure_topics(settings)
-    started = time.monotonic()
-    processor = Processor(settings, started)
-    snapshot = load_snapshot(settings.bootstrap_servers, settings.model_topic, settings.model_name)
-    if snapshot is not None:
-        processor.restore(snapshot, started)
-    consumer = open_input(settings, processor.positions)
-    producer = OutputProducer(settings)
-    checkpoint = AtLeastOnceCheckpoint(settings, processor, consumer, producer)
+    checkpoint = _start(settings)
+    consumer = checkpoint.consumer
     log.info(
         "running model %r (%s, %s, %s) on %s: %s -> %s",
-        settings.model_name,
-        settings.model,
-        settings.mode,
-        settings.guarantee,
-        settings.bootstrap_servers,
-        settings.input_topic,
-        settings.predictions_topic,
-    )
+        settings.model_name, settings.model, settings.mode, settings.guarantee,
+        settings.bootstrap_servers, settings.input_topic, settings.predictions_topic,
+    )  # fmt: skip
     consumed = 0
-    last_input = started
+    last_input = time.monotonic()
     # Poll no longer than a mini-batch may linger, so a partial batch fires on time.
     poll_ms = min(200, settings.linger_ms) if settings.mode == "minibatch" else 200
     final_metrics = None
     try:
         while not stop.stopping:
+            processor: Processor = checkpoint.processor
             budget = settings.poll_max_records
             if settings.max_events is not None:
                 budget = min(budget, settings.max_events - consumed)
             records = poll_records(consumer, poll_ms, budget) if budget > 0 else []
             now = time.monotonic()
             lag = input_lag(consumer, processor.positions)
+            try:
+                emitted = processor.process(records, now, lag) if records else processor.tick(now, lag)
+                checkpoint.count(len(records))
+                checkpoint.publish(emitted)
+                if checkpoint.due(now):
+                    checkpoint.commit(now)
+            except TransactionFailedError as error:
+                assert isinstance(checkpoint, ExactlyOnceCheckpoint)
+                _recover(checkpoint, error, stop)
+                consumed = sum(checkpoint.processor.positions.values()) if settings.max_events else consumed
+                continue
             if records:
                 consumed += len(records)
                 last_input = now
-                emitted = processor.process(records, now, lag)
-            else:
-                emitted = processor.tick(now, lag)
-            checkpoint.publish(emitted)
-            if checkpoint.due(now):
-                checkpoint.commit(now)
             if settings.max_events is not None and consumed >= settings.max_events:
                 log.info("consumed %d events (--max-events): stopping", consumed)
                 break
             if settings.idle_timeout_s is not None and now - last_input >= settings.idle_timeout_s:
                 log.info("no input for %.1f s (--idle-timeout-s): stopping", settings.idle_timeout_s)
                 break
-        now = time.monotonic()
-        closing = processor.close(now, input_lag(consumer, processor.positions))
-        final_metrics = closing.metrics[-1].value if closing.metrics else None
-        checkpoint.publish(closing)
-        checkpoint.commit(now)
-        log.info(
-            "stopped after %d events; model version %s",
-            consumed,
-            processor.model.n_updates if processor.model else 0,
-        )
+        final_metrics = _close(checkpoint, stop)
+        model = checkpoint.processor.model
+        log.info("stopped after %d events; model version %s", consumed, model.n_updates if model else 0)
     finally:
         consumer.close(autocommit=False)
-        producer.close()
+        checkpoint.close()
     return RunSummary(consumed, final_metrics)
+
+
+def _close(checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint, stop: StopFlag) -> bytes | None:
+    """Learn what is buffered, publish the final metrics, checkpoint."""
+    while True:
+        now = time.monotonic()
+        processor = checkpoint.processor
+        closing = processor.close(now, input_lag(checkpoint.consumer, processor.positions))
+        try:
+            checkpoint.publish(closing)
+            checkpoint.commit(now)
+            return closing.metrics[-1].value if closing.metrics else None
+        except TransactionFailedError as error:
+            assert isinstance(checkpoint, ExactlyOnceCheckpoint)
+            _recover(checkpoint, error, stop)

@@ -161,6 +161,30 @@ def end_offset(bootstrap: str, topic: str) -> int:
         consumer.close(autocommit=False)
 
 
+class EndWatcher:
+    """Cheap repeated reads of a topic's end offset (one consumer, kept open)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        from kafka import KafkaConsumer
+
+        self.topic = topic
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+
+    def end(self) -> int:
+        from kafka import TopicPartition
+
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            self.consumer.topics()  # refresh metadata: the topic may have been created since
+            return 0
+        return int(
+            sum(self.consumer.end_offsets([TopicPartition(self.topic, p) for p in partitions]).values())
+        )
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
 def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
     from kafka import KafkaConsumer, TopicPartition
 

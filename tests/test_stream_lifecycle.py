@@ -11,6 +11,7 @@ import pytest
 
 from stream_neuron import LogisticNeuron
 from tests.component import (
+    EndWatcher,
     Topics,
     committed_offset,
     end_offset,

@@ -1,0 +1,152 @@
+"""Checkpoints: the one place that owns "processed but not yet committed", one class a guarantee.
+
+A checkpoint publishes what the processor emits, decides when to commit, and commits: outputs
+acknowledged, a snapshot of the model with the input positions it covers, those positions committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+from stream_neuron.config import Settings
+from stream_neuron.faults import crash_point
+from stream_neuron.kafka_io.producer import OutputProducer
+from stream_neuron.kafka_io.transactions import TransactionalOutput
+from stream_neuron.processor import Processor
+from stream_neuron.records import Emitted
+
+log = logging.getLogger(__name__)
+
+
+class Checkpoint:
+    """Shared cadence: commit every ``--snapshot-every`` updates, ``--commit-every`` events or
+    ``--commit-interval-ms``, whichever comes first (the last only once something was emitted)."""
+
+    def __init__(self, settings: Settings, processor: Processor, consumer: KafkaConsumer) -> None:
+        self.settings = settings
+        self.processor = processor
+        self.consumer = consumer
+        self.last = time.monotonic()
+        self.dirty = False
+        self.events = 0
+
+    def count(self, n_records: int) -> None:
+        self.events += n_records
+
+    def due(self, now: float) -> bool:
+        if self.processor.updates_since_snapshot >= self.settings.snapshot_every:
+            return True
+        if self.events >= self.settings.commit_every:
+            return True
+        return (self.dirty or self.events > 0) and now - self.last >= self.settings.commit_interval_s
+
+    def _committed(self, now: float) -> None:
+        self.last = now
+        self.dirty = False
+        self.events = 0
+
+
+class AtLeastOnceCheckpoint(Checkpoint):
+    """Outputs are sent as they come; a commit waits for their acknowledgement, then publishes the
+    snapshot and waits for it, and only then commits the input positions it records. A crash replays
+    from the newest snapshot: each event trains the model once; its outputs may repeat."""
+
+    def __init__(
+        self, settings: Settings, processor: Processor, consumer: KafkaConsumer, producer: OutputProducer
+    ) -> None:
+        super().__init__(settings, processor, consumer)
+        self.producer = producer
+
+    def publish(self, emitted: Emitted) -> None:
+        outputs = emitted.outputs()
+        if outputs:
+            self.producer.send(outputs)
+            self.dirty = True
+
+    def commit(self, now: float) -> None:
+        self.producer.flush()
+        snapshot = self.processor.snapshot_record()
+        if snapshot is not None:
+            self.producer.send([snapshot[0]])
+            self.producer.flush()
+        crash_point("after-produce")
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in self.processor.positions.items()
+        }
+        if offsets:
+            self.consumer.commit(offsets)
+        crash_point("after-commit")
+        self._committed(now)
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class ExactlyOnceCheckpoint(Checkpoint):
+    """Each commit interval is one transaction: the outputs, one snapshot, and the input positions
+    (``send_offsets_to_transaction``). ``read_committed`` readers see each event's effects once. A
+    failed transaction is aborted and the processor rolled back to the last committed snapshot, with
+    the consumer positioned where that snapshot ends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        processor: Processor,
+        consumer: KafkaConsumer,
+        output: TransactionalOutput,
+        committed_snapshot: dict[str, Any] | None,
+    ) -> None:
+        super().__init__(settings, processor, consumer)
+        self.output = output
+        self.committed_snapshot = committed_snapshot
+
+    def publish(self, emitted: Emitted) -> None:
+        outputs = emitted.outputs()
+        if outputs:
+            self.output.send(outputs)
+            self.dirty = True
+
+    def commit(self, now: float) -> None:
+        snapshot = self.processor.snapshot_record()
+        if snapshot is not None:
+            self.output.send([snapshot[0]])
+        self.output.commit(
+            dict(self.processor.positions),
+            self.consumer,
+            before_offsets=lambda: crash_point("after-produce"),
+            before_commit=lambda: crash_point("after-offsets"),
+        )
+        if snapshot is not None:
+            # What a rollback returns to: exactly the state this transaction made visible.
+            self.committed_snapshot = snapshot[1]
+        crash_point("after-commit")
+        self._committed(now)
+
+    def rollback(self, now: float) -> Processor:
+        """Abort, then continue from the last committed snapshot and its input positions."""
+        self.output.abort()
+        processor = Processor(self.settings, now)
+        if self.committed_snapshot is not None:
+            processor.restore(self.committed_snapshot, now)
+        for tp in self.consumer.assignment():
+            position = processor.positions.get((tp.topic, tp.partition))
+            if position is None:
+                committed = self.consumer.committed(tp)
+                if committed is None:
+                    self.consumer.seek_to_beginning(tp)
+                    continue
+                position = committed
+            self.consumer.seek(tp, position)
+        self.processor = processor
+        self.dirty = False
+        self.events = 0
+        self.last = now
+        return processor
+
+    def close(self) -> None:
+        self.output.close()

@@ -1,0 +1,193 @@
+"""The transactional producer behind ``--guarantee exactly-once``.
+
+kafka-python's transaction calls (commit, abort, send_offsets) wait without a timeout; each is run
+here in a helper thread and given up on after ``timeout_s``, so a lost broker ends in an abort and a
+retry instead of a hang. A producer that cannot even abort is closed and replaced: the replacement's
+``init_transactions`` (same transactional id) aborts whatever the old one left open.
+
+Fencing: a second instance with the same transactional id bumps the producer epoch; the first then
+gets ``ProducerFencedError`` and must stop writing (:class:`FencedError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaError,
+    ProducerFencedError,
+    TransactionalIdAuthorizationFailedError,
+)
+
+from stream_neuron.config import Settings
+from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
+from stream_neuron.records import OutputRecord
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
+
+
+class FencedError(RuntimeError):
+    """Another instance with the same model name took over: this one must exit without writing."""
+
+
+class TransactionFailedError(RuntimeError):
+    """The open transaction could not commit; it was aborted (or abandoned to the broker)."""
+
+
+def transactional_id(model_name: str) -> str:
+    """Stable per model, so a restarted or duplicate instance fences the previous one."""
+    return f"stream-neuron-{model_name}"
+
+
+def _guarded(call: Callable[[], T], timeout_s: float, what: str) -> T:
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target, name=f"txn-{what}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError(f"{what} did not finish within {timeout_s:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")  # type: ignore[return-value]
+
+
+class TransactionalOutput:
+    """Outputs, a snapshot and the input offsets of one commit interval, committed atomically."""
+
+    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout_s = timeout_s
+        self.transactional_id = transactional_id(settings.model_name)
+        self.producer = self._new_producer()
+        self.open = False
+        self._failures: list[BaseException] = []
+
+    def _new_producer(self) -> KafkaProducer:
+        producer = KafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=f"{self.settings.model_name}-txn",
+            transactional_id=self.transactional_id,
+            acks="all",
+            linger_ms=5,
+            batch_size=256 * 1024,
+            max_request_size=DEAD_LETTER_MAX_BYTES + 1024 * 1024,
+            max_block_ms=int(self.timeout_s * 1000),
+            request_timeout_ms=int(self.timeout_s * 1000 / 2),
+            delivery_timeout_ms=int(self.timeout_s * 1000),
+            transaction_timeout_ms=60_000,
+        )
+        try:
+            _guarded(producer.init_transactions, self.timeout_s, "init_transactions")
+        except FENCING_ERRORS as error:
+            raise FencedError(
+                f"cannot take over transactional id {self.transactional_id}: {error}"
+            ) from error
+        except BaseException:
+            producer.close(timeout=0)
+            raise
+        return producer
+
+    def send(self, records: Iterable[OutputRecord]) -> None:
+        self._begin()
+        send, failed = self.producer.send, self._failures.append
+        try:
+            for record in records:
+                send(
+                    record.topic, value=record.value, key=record.key, headers=record.headers or None
+                ).add_errback(failed)
+        except FENCING_ERRORS as error:
+            raise FencedError(self._fenced_message(error)) from error
+        except KafkaError as error:
+            raise TransactionFailedError(f"send failed: {error!r}") from error
+
+    def _begin(self) -> None:
+        if not self.open:
+            try:
+                self.producer.begin_transaction()
+            except FENCING_ERRORS as error:
+                raise FencedError(self._fenced_message(error)) from error
+            self.open = True
+
+    def commit(
+        self,
+        offsets: dict[tuple[str, int], int],
+        consumer: KafkaConsumer,
+        before_offsets: Callable[[], None],
+        before_commit: Callable[[], None],
+    ) -> None:
+        """Add ``offsets`` to the open transaction and commit it; :class:`TransactionFailedError` (after
+        an abort) or :class:`FencedError` when it cannot."""
+        self._begin()
+        try:
+            _guarded(lambda: self.producer.flush(timeout=self.timeout_s), self.timeout_s + 5, "flush")
+            if self._failures:
+                raise TransactionFailedError(f"an output record was not acknowledged: {self._failures[0]!r}")
+            before_offsets()
+            if offsets:
+                to_commit = {
+                    TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
+                }
+                metadata = consumer.group_metadata()
+                _guarded(
+                    lambda: self.producer.send_offsets_to_transaction(to_commit, metadata),
+                    self.timeout_s,
+                    "send_offsets",
+                )
+            before_commit()
+            _guarded(self.producer.commit_transaction, self.timeout_s, "commit_transaction")
+            self.open = False
+        except FENCING_ERRORS as error:
+            raise FencedError(self._fenced_message(error)) from error
+        except (KafkaError, TimeoutError, TransactionFailedError) as error:
+            self.abort()
+            raise TransactionFailedError(f"transaction aborted: {error}") from error
+
+    def abort(self) -> None:
+        """Abort the open transaction; a producer that cannot is replaced (its successor aborts it)."""
+        self._failures.clear()
+        if not self.open:
+            return
+        self.open = False
+        try:
+            _guarded(self.producer.abort_transaction, self.timeout_s, "abort_transaction")
+            return
+        except FENCING_ERRORS as error:
+            raise FencedError(self._fenced_message(error)) from error
+        except (KafkaError, TimeoutError) as error:
+            log.warning("abort failed (%s): replacing the transactional producer", error)
+        self.producer.close(timeout=0)
+        self.producer = self._new_producer()
+
+    def reconnect(self) -> None:
+        """After a failure: a fresh producer (its init aborts anything the old one left open)."""
+        self._failures.clear()
+        self.open = False
+        self.producer.close(timeout=0)
+        self.producer = self._new_producer()
+
+    def close(self) -> None:
+        if self.open:
+            self.abort()
+        self.producer.close(timeout=5)
+
+    def _fenced_message(self, error: BaseException) -> str:
+        return (
+            f"fenced: another instance took over model {self.settings.model_name!r} "
+            f"(transactional id {self.transactional_id}); this one stops without writing "
+            f"({error.__class__.__name__})"
+        )
