@@ -11,7 +11,6 @@ import pytest
 
 from stream_neuron import LogisticNeuron
 from tests.component import (
-    EndWatcher,
     Topics,
     committed_offset,
     end_offset,
