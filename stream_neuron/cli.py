@@ -20,6 +20,7 @@ from stream_neuron import __version__
 from stream_neuron.config import DEFAULT_TOPICS, Settings
 
 EXIT_USAGE = 2
+EXIT_FENCED = 3
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +107,7 @@ def _bootstrap(value: str | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from stream_neuron.kafka_io.errors import StartupError
+    from stream_neuron.kafka_io.transactions import FencedError
     from stream_neuron.runner import StopFlag, run
     from stream_neuron.snapshots import SnapshotError
 
@@ -121,6 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     except (StartupError, SnapshotError) as error:
         print(f"stream-neuron run: {error}", file=sys.stderr)
         return 1
+    except FencedError as error:
+        print(f"stream-neuron run: {error}", file=sys.stderr)
+        return EXIT_FENCED
     return 0
 
 

@@ -121,7 +121,6 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
             except TransactionFailedError as error:
                 assert isinstance(checkpoint, ExactlyOnceCheckpoint)
                 _recover(checkpoint, error, stop)
-                consumed = sum(checkpoint.processor.positions.values()) if settings.max_events else consumed
                 continue
             if records:
                 consumed += len(records)

@@ -34,6 +34,14 @@ T = TypeVar("T")
 FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
 
 
+def is_fenced(error: BaseException) -> bool:
+    """kafka-python reports fencing as the error class, or, once the producer is in its error state,
+    as a plain KafkaError naming it."""
+    if isinstance(error, FENCING_ERRORS):
+        return True
+    return any(cls.__name__ in str(error) for cls in FENCING_ERRORS)
+
+
 class FencedError(RuntimeError):
     """Another instance with the same model name took over: this one must exit without writing."""
 
@@ -119,8 +127,10 @@ class TransactionalOutput:
         if not self.open:
             try:
                 self.producer.begin_transaction()
-            except FENCING_ERRORS as error:
-                raise FencedError(self._fenced_message(error)) from error
+            except KafkaError as error:
+                if is_fenced(error):
+                    raise FencedError(self._fenced_message(error)) from error
+                raise TransactionFailedError(f"begin_transaction failed: {error!r}") from error
             self.open = True
 
     def commit(
@@ -136,7 +146,10 @@ class TransactionalOutput:
         try:
             _guarded(lambda: self.producer.flush(timeout=self.timeout_s), self.timeout_s + 5, "flush")
             if self._failures:
-                raise TransactionFailedError(f"an output record was not acknowledged: {self._failures[0]!r}")
+                failure = self._failures[0]
+                if is_fenced(failure):
+                    raise FencedError(self._fenced_message(failure))
+                raise TransactionFailedError(f"an output record was not acknowledged: {failure!r}")
             before_offsets()
             if offsets:
                 to_commit = {
@@ -151,9 +164,9 @@ class TransactionalOutput:
             before_commit()
             _guarded(self.producer.commit_transaction, self.timeout_s, "commit_transaction")
             self.open = False
-        except FENCING_ERRORS as error:
-            raise FencedError(self._fenced_message(error)) from error
         except (KafkaError, TimeoutError, TransactionFailedError) as error:
+            if is_fenced(error):
+                raise FencedError(self._fenced_message(error)) from error
             self.abort()
             raise TransactionFailedError(f"transaction aborted: {error}") from error
 
@@ -166,9 +179,9 @@ class TransactionalOutput:
         try:
             _guarded(self.producer.abort_transaction, self.timeout_s, "abort_transaction")
             return
-        except FENCING_ERRORS as error:
-            raise FencedError(self._fenced_message(error)) from error
         except (KafkaError, TimeoutError) as error:
+            if is_fenced(error):
+                raise FencedError(self._fenced_message(error)) from error
             log.warning("abort failed (%s): replacing the transactional producer", error)
         self.producer.close(timeout=0)
         self.producer = self._new_producer()

@@ -1,0 +1,185 @@
+"""``--guarantee exactly-once`` against the real broker: hard kills at random and at exact points, a
+broker restart, and zombie fencing. A read_committed reader must see exactly one prediction per event,
+and the final model must equal an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from stream_neuron import LogisticNeuron
+from tests.broker import LOCAL_KAFKA
+from tests.component import (
+    EndWatcher,
+    Topics,
+    command,
+    json_records,
+    kill_hard,
+    last_snapshot,
+    run_component,
+    send,
+    start_component,
+    wait_for,
+    weights,
+)
+from tests.datasets import synthetic
+
+pytestmark = pytest.mark.kafka
+
+EOS = (
+    "--guarantee",
+    "exactly-once",
+    "--learning-rate",
+    "0.05",
+    "--commit-interval-ms",
+    "50",
+    "--poll-max-records",
+    "200",
+)
+
+
+def load(bootstrap: str, n: int, seed: int) -> tuple[Topics, np.ndarray, np.ndarray]:
+    X, y = synthetic(n, 6, seed=seed)
+    topics = Topics.create(bootstrap)
+    send(
+        bootstrap,
+        topics.input,
+        [
+            {"id": f"e{i}", "features": r.tolist(), "label": int(v)}
+            for i, (r, v) in enumerate(zip(X, y, strict=True))
+        ],
+    )
+    return topics, X, y
+
+
+def check_exactly_once(bootstrap: str, topics: Topics, X: np.ndarray, y: np.ndarray) -> None:
+    offline = LogisticNeuron(X.shape[1], learning_rate=0.05)
+    expected = offline.score_then_learn(X, y)
+    predictions = json_records(bootstrap, topics.predictions)  # read_committed
+    counts = Counter(p["id"] for p in predictions)
+    assert len(predictions) == len(y), f"{len(predictions)} committed predictions for {len(y)} events"
+    assert set(counts) == {f"e{i}" for i in range(len(y))} and max(counts.values()) == 1
+    ordered = sorted(predictions, key=lambda p: int(p["id"][1:]))
+    np.testing.assert_allclose([p["probability"] for p in ordered], expected, rtol=0, atol=1e-12)
+    snapshot = last_snapshot(bootstrap, topics)
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert snapshot["version"] == len(y)
+    final = json_records(bootstrap, topics.metrics)[-1]
+    assert (final["events"], final["labelled"]) == (len(y), len(y))
+
+
+def test_random_sigkills_during_50k_events(kafka_bootstrap: str) -> None:
+    n = 50_000
+    topics, X, y = load(kafka_bootstrap, n, seed=31)
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    rng = random.Random(7)
+    for _ in range(4):
+        process = start_component(kafka_bootstrap, topics, *EOS)
+        target = watcher.end() + rng.randint(2_000, 9_000)
+        wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
+        assert process.poll() is None, "the run finished before the kill"
+        kill_hard(process)
+    watcher.close()
+    run_component(kafka_bootstrap, topics, *EOS, "--idle-timeout-s", "3")
+    check_exactly_once(kafka_bootstrap, topics, X, y)
+
+
+@pytest.mark.parametrize("point", ["after-produce", "after-offsets", "after-commit"])
+def test_crash_at_exact_points_of_a_transaction(kafka_bootstrap: str, point: str) -> None:
+    topics, X, y = load(kafka_bootstrap, 6_000, seed=32)
+    for on in (3, 5):
+        env = dict(os.environ, STREAM_NEURON_TEST_CRASH_AT=point, STREAM_NEURON_TEST_CRASH_ON=str(on))
+        done = subprocess.run(
+            command(kafka_bootstrap, topics, *EOS, "--idle-timeout-s", "3"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == -9, (
+            f"expected the injected SIGKILL, got {done.returncode}: {done.stderr[-2000:]}"
+        )
+    run_component(kafka_bootstrap, topics, *EOS, "--idle-timeout-s", "3")
+    check_exactly_once(kafka_bootstrap, topics, X, y)
+
+
+def test_zombie_is_fenced_and_exits_non_zero(kafka_bootstrap: str) -> None:
+    topics, X, y = load(kafka_bootstrap, 20_000, seed=33)
+    first = start_component(kafka_bootstrap, topics, *EOS)
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    wait_for(lambda: watcher.end() >= 5_000, 120, 0.01)
+    second = start_component(kafka_bootstrap, topics, *EOS, "--idle-timeout-s", "4")
+    assert second.stderr is not None
+    startup: list[str] = []
+    while not any("running model" in line for line in startup):  # by then it has fenced the first
+        startup.append(second.stderr.readline())
+        assert startup[-1], f"the second instance ended early: {startup}"
+    # The first instance learns it was fenced at its next transaction; new input makes sure it has one.
+    X2, y2 = synthetic(2_000, 6, seed=34)
+    send(
+        kafka_bootstrap,
+        topics.input,
+        [
+            {"id": f"e{20_000 + i}", "features": r.tolist(), "label": int(v)}
+            for i, (r, v) in enumerate(zip(X2, y2, strict=True))
+        ],
+    )
+    _, first_err = first.communicate(timeout=120)
+    assert first.returncode == 3, first_err[-2000:]
+    assert "fenced: another instance took over model" in first_err
+    _, second_err = second.communicate(timeout=300)
+    assert second.returncode == 0, second_err[-2000:]
+    watcher.close()
+    check_exactly_once(kafka_bootstrap, topics, np.vstack([X, X2]), np.concatenate([y, y2]))
+
+
+def local_kafka(action: str, port: int, home: str) -> None:
+    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=home)
+    done = subprocess.run(
+        [str(LOCAL_KAFKA), action], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_broker_stopped_and_restarted_mid_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Its own broker, so the stop does not disturb the other tests' broker.
+    port, home = 19192, str(tmp_path / "kafka")
+    os.makedirs(home)
+    shared_jars = os.path.expanduser("~/.cache/stream-neuron/local-kafka")
+    for entry in os.listdir(shared_jars) if os.path.isdir(shared_jars) else []:
+        if entry.startswith(("lib-", "m2")):
+            os.symlink(os.path.join(shared_jars, entry), os.path.join(home, entry))
+    bootstrap = f"127.0.0.1:{port}"
+    local_kafka("start", port, home)
+    try:
+        topics, X, y = load(bootstrap, 30_000, seed=35)
+        process = start_component(bootstrap, topics, *EOS, "--idle-timeout-s", "20")
+        watcher = EndWatcher(bootstrap, topics.predictions)
+        wait_for(lambda: watcher.end() >= 8_000, 120, 0.01)
+        produced_before_stop = watcher.end()
+        watcher.close()
+        local_kafka("stop", port, home)
+        assert produced_before_stop < 25_000, "the run was nearly done before the broker stopped"
+        local_kafka("start", port, home)
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+        check_exactly_once(bootstrap, topics, X, y)
+    finally:
+        local_kafka("stop", port, home)
+
+
+def test_exactly_once_cli_help_documents_the_guarantees() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_neuron.cli", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "exactly-once" in done.stdout
