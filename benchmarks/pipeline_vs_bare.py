@@ -113,6 +113,10 @@ def main() -> None:
     )
     for name, rate in best.items():
         print(f"{name:<40} {rate:>10,.0f} events/s  {rate / bare:5.2f}x bare")
+    for mode in ("sgd", "minibatch"):
+        alos, eos = (best.get(f"run --mode {mode} ({g})") for g in ("at-least-once", "exactly-once"))
+        if alos and eos:
+            print(f"exactly-once / at-least-once, --mode {mode}: {eos / alos:.2f}x (goal >= 0.7x)")
 
 
 if __name__ == "__main__":
