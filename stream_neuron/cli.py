@@ -93,7 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     monitor = commands.add_parser("monitor", help="show the latest metrics of a model")
     monitor.add_argument("--bootstrap-servers", default=None)
     monitor.add_argument("--metrics-topic", default=DEFAULT_TOPICS["metrics_topic"])
-    monitor.add_argument("--follow", action="store_true", help="keep printing each new metrics record")
+    monitor.add_argument("--follow", action="store_true", help="a live view of each new metrics record")
+    monitor.add_argument("--plot", type=Path, default=None, help="draw the learning curve into this PNG")
+
+    check = commands.add_parser("check-river", help="replay a dataset through our neuron and river; compare")
+    check.add_argument("--dataset", choices=["phishing", "bananas"], default="phishing")
+    check.add_argument("--model", choices=["logistic", "perceptron"], default="logistic")
+    check.add_argument(
+        "--learning-rate", type=float, default=None, help="default 0.01 (logistic), 1.0 (perceptron)"
+    )
+    check.add_argument("--standardize", action="store_true")
     return parser
 
 
@@ -142,10 +151,13 @@ def _produce(args: argparse.Namespace) -> int:
     from stream_neuron.produce import produce_events
 
     events: typing.Iterable[Any]
+    total: int | None = None
     if args.dataset == "synthetic":
         events = sources.synthetic(args.n, args.features, args.noise, args.drift_at, args.seed)
+        total = args.n
     elif args.dataset is not None:
         events = sources.river_dataset(args.dataset)
+        total = sources.DATASET_SIZES[args.dataset]
     elif not args.file.is_file():
         print(f"stream-neuron produce: no such file: {args.file}", file=sys.stderr)
         return EXIT_USAGE
@@ -161,6 +173,7 @@ def _produce(args: argparse.Namespace) -> int:
         args.unlabelled_fraction,
         args.seed,
         progress=True,
+        total=total,
     )
     rate = summary.sent / summary.seconds if summary.seconds else 0.0
     print(
@@ -173,22 +186,47 @@ def _produce(args: argparse.Namespace) -> int:
 def _monitor(args: argparse.Namespace) -> int:
     from stream_neuron.monitor import follow_metrics, format_metrics, read_metrics
 
+    bootstrap = _bootstrap(args.bootstrap_servers)
     if args.follow:
+        from stream_neuron.live import follow
+
         try:
-            for record in follow_metrics(_bootstrap(args.bootstrap_servers), args.metrics_topic):
-                print(format_metrics(record), end="\n\n", flush=True)
+            follow(follow_metrics(bootstrap, args.metrics_topic))
         except KeyboardInterrupt:
             return 0
         return 0
-    records = read_metrics(_bootstrap(args.bootstrap_servers), args.metrics_topic)
+    records = read_metrics(bootstrap, args.metrics_topic)
     if not records:
         print(f"no metrics on {args.metrics_topic} yet")
         return 0
     print(format_metrics(records[-1]))
+    if args.plot is not None:
+        from stream_neuron.curve import draw, learning_curve
+
+        curve = learning_curve(records)
+        draw(curve, args.plot, title=f"learning curve: {args.metrics_topic}")
+        print(f"learning curve of {len(curve.events)} metrics windows drawn to {args.plot}")
     return 0
 
 
-HANDLERS: dict[str, Any] = {"run": _run, "produce": _produce, "monitor": _monitor}
+def _check_river(args: argparse.Namespace) -> int:
+    from stream_neuron.check_river import WEIGHT_TOLERANCE, compare
+
+    result = compare(args.dataset, args.model, args.learning_rate, args.standardize)
+    print(f"dataset {args.dataset}: {result.events:,} events, {args.model}, standardize={args.standardize}")
+    print(f"largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})")
+    print(f"intercept difference       {result.bias_difference:.3e}")
+    print(f"progressive accuracy       ours {result.our_accuracy:.4%}   river {result.river_accuracy:.4%}")
+    print("agree" if result.agree else "DISAGREE")
+    return 0 if result.agree else 1
+
+
+HANDLERS: dict[str, Any] = {
+    "run": _run,
+    "produce": _produce,
+    "monitor": _monitor,
+    "check-river": _check_river,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

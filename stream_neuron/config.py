@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
     max_record_bytes: int = Field(1_000_000, ge=64, description="larger input records are dead-lettered")
+    metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="serve Prometheus metrics on this port"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="address of the Prometheus endpoint (0.0.0.0 in a container)"
+    )
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
     create_topics: bool = True
     topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")

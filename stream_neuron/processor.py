@@ -9,7 +9,7 @@ so a restored model resumes exactly where its state ends.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,8 @@ class Processor:
         self.metrics = MetricsTracker(settings.model, window_started=now)
         self.positions: dict[tuple[str, int], int] = {}
         self._snapshot_version = 0
+        # Set by the I/O layer: records behind the end of the input, given the current positions.
+        self.lag_source: Callable[[dict[tuple[str, int], int]], int | None] = lambda positions: None
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
         if self.schema.n_features is not None:
@@ -82,7 +84,7 @@ class Processor:
             self._labels = np.empty(self._rows.shape[0])
         return self._rows, self._labels
 
-    def process(self, records: Sequence[InputRecord], now: float, lag: int | None = None) -> Emitted:
+    def process(self, records: Sequence[InputRecord], now: float) -> Emitted:
         """Consume ``records`` in order; return what to publish. Bad records become dead letters.
         A metrics record closes every ``metrics_every`` events exactly, even inside one poll batch."""
         out = Emitted()
@@ -92,8 +94,8 @@ class Processor:
             self._process_chunk(chunk, now, out)
             start += len(chunk)
             if self.metrics.window.events >= every:
-                out.metrics.append(self._metrics_record(now, lag))
-        out.extend(self.tick(now, lag))
+                out.metrics.append(self._metrics_record(now))
+        out.extend(self.tick(now))
         return out
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
@@ -122,27 +124,27 @@ class Processor:
             for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
 
-    def tick(self, now: float, lag: int | None = None) -> Emitted:
+    def tick(self, now: float) -> Emitted:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
         out = Emitted()
         if self.learner is not None:
             for chunk in self.learner.due(now):
                 self._emit(chunk, out)
         if self.metrics.due(self.settings.metrics_every, self.settings.metrics_interval_s, now):
-            out.metrics.append(self._metrics_record(now, lag))
+            out.metrics.append(self._metrics_record(now))
         return out
 
     @property
     def updates_since_snapshot(self) -> int:
         return 0 if self.model is None else self.model.n_updates - self._snapshot_version
 
-    def close(self, now: float, lag: int | None = None) -> Emitted:
+    def close(self, now: float) -> Emitted:
         """Shutdown: learn what is buffered, then a final metrics record and snapshot."""
         out = Emitted()
         if self.learner is not None:
             for chunk in self.learner.drain():
                 self._emit(chunk, out)
-        out.metrics.append(self._metrics_record(now, lag))
+        out.metrics.append(self._metrics_record(now))
         return out
 
     def _emit(self, chunk: Scored[Source], out: Emitted) -> None:
@@ -180,13 +182,13 @@ class Processor:
         ]
         return OutputRecord(self.settings.dead_letter_topic, record.key, record.value, headers)
 
-    def _metrics_record(self, now: float, lag: int | None) -> OutputRecord:
+    def _metrics_record(self, now: float) -> OutputRecord:
         model = self.model
         record = self.metrics.record(
             model_version=model.n_updates if model else 0,
             learning_rate=model.learning_rate if model else self.settings.learning_rate,
             weight_norm=float(np.linalg.norm(model.weights)) if model else 0.0,
-            lag=lag,
+            lag=self.lag_source(self.positions),
             now=now,
         )
         key = self.settings.model_name.encode()

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 from kafka import KafkaProducer
@@ -23,6 +24,39 @@ class ProduceSummary:
     seconds: float = 0.0
 
 
+class ProgressBar:
+    """A bar on a terminal (redrawn in place), a line every 10% in a log; silent for short loads."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int | None, stream: TextIO = sys.stderr, min_total: int = 5_000) -> None:
+        self.total = total
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.step = max((total or 100_000) // (100 if self.tty else 10), 1)
+        self.enabled = total is None or total >= min_total
+        self.started = time.monotonic()
+
+    def update(self, sent: int) -> None:
+        if self.enabled and sent % self.step == 0:
+            self._draw(sent, end="" if self.tty else "\n")
+
+    def finish(self, sent: int) -> None:
+        if self.enabled and sent >= self.step and sent % self.step:
+            self._draw(sent, end="\n")
+
+    def _draw(self, sent: int, end: str) -> None:
+        rate = sent / max(time.monotonic() - self.started, 1e-9)
+        if self.total:
+            done = min(sent / self.total, 1.0)
+            filled = int(done * self.WIDTH)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            text = f"[{bar}] {done:4.0%} {sent:,}/{self.total:,} ({rate:,.0f}/s)"
+        else:
+            text = f"{sent:,} events sent ({rate:,.0f}/s)"
+        print(("\r" if self.tty else "") + text, end=end, file=self.stream, flush=True)
+
+
 def produce_events(
     bootstrap_servers: str,
     topic: str,
@@ -31,6 +65,7 @@ def produce_events(
     unlabelled_fraction: float = 0.0,
     seed: int = 0,
     progress: bool = False,
+    total: int | None = None,
 ) -> ProduceSummary:
     """Send ``events`` as JSON to ``topic`` (key: the event id); bad rows are reported and skipped."""
     try:
@@ -41,6 +76,7 @@ def produce_events(
         raise SystemExit(f"no Kafka broker answers at {bootstrap_servers}") from None
     rng = np.random.default_rng(seed)
     summary = ProduceSummary()
+    bar = ProgressBar(total)
     failures: list[BaseException] = []
     started = time.monotonic()
     for item in events:
@@ -59,12 +95,12 @@ def produce_events(
             delay = started + summary.sent / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        if progress and summary.sent % 10_000 == 0:
-            print(f"\r{summary.sent:,} events sent", end="", file=sys.stderr, flush=True)
+        if progress:
+            bar.update(summary.sent)
     producer.flush()
     producer.close()
-    if progress and summary.sent >= 10_000:
-        print(file=sys.stderr)
+    if progress:
+        bar.finish(summary.sent)
     summary.seconds = time.monotonic() - started
     if failures:
         raise SystemExit(f"{len(failures)} events were not acknowledged by the broker: {failures[0]!r}")

@@ -7,6 +7,7 @@ and positions in one transaction and rolls back to the last committed snapshot w
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
@@ -93,6 +94,12 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     stop = stop or StopFlag()
     checkpoint = _start(settings)
     consumer = checkpoint.consumer
+    exporter = None
+    if settings.metrics_port is not None:
+        from stream_neuron.prometheus import PrometheusExporter
+
+        exporter = PrometheusExporter(settings.metrics_port, settings.model_name, settings.metrics_host)
+        exporter.baseline(checkpoint.processor)
     log.info(
         "running model %r (%s, %s, %s) on %s: %s -> %s",
         settings.model_name, settings.model, settings.mode, settings.guarantee,
@@ -111,13 +118,18 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                 budget = min(budget, settings.max_events - consumed)
             records = poll_records(consumer, poll_ms, budget) if budget > 0 else []
             now = time.monotonic()
-            lag = input_lag(consumer, processor.positions)
+            processor.lag_source = lambda positions: input_lag(consumer, positions)
             try:
-                emitted = processor.process(records, now, lag) if records else processor.tick(now, lag)
+                emitted = processor.process(records, now) if records else processor.tick(now)
                 checkpoint.count(len(records))
                 checkpoint.publish(emitted)
                 if checkpoint.due(now):
                     checkpoint.commit(now)
+                if exporter is not None:
+                    window = (
+                        json.loads(emitted.metrics[-1].value or b"{}")["window"] if emitted.metrics else None
+                    )
+                    exporter.observe(processor, input_lag(consumer, processor.positions), window)
             except TransactionFailedError as error:
                 assert isinstance(checkpoint, ExactlyOnceCheckpoint)
                 _recover(checkpoint, error, stop)
@@ -137,6 +149,8 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     finally:
         consumer.close(autocommit=False)
         checkpoint.close()
+        if exporter is not None:
+            exporter.close()
     return RunSummary(consumed, final_metrics)
 
 
@@ -145,7 +159,8 @@ def _close(checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint, stop: Stop
     while True:
         now = time.monotonic()
         processor = checkpoint.processor
-        closing = processor.close(now, input_lag(checkpoint.consumer, processor.positions))
+        processor.lag_source = lambda positions: input_lag(checkpoint.consumer, positions)
+        closing = processor.close(now)
         try:
             checkpoint.publish(closing)
             checkpoint.commit(now)

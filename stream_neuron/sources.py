@@ -24,6 +24,7 @@ class BadRow:
 
 
 Event = dict[str, Any]
+DATASET_SIZES = {"phishing": 1_250, "bananas": 5_300}
 
 
 def river_dataset(name: str) -> Iterator[Event]:

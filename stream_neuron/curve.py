@@ -1,0 +1,105 @@
+"""The learning curve of a run, from its metrics records: the data first, the picture second.
+
+:func:`learning_curve` turns metrics records into plain series (what tests check); :func:`draw` renders
+them with matplotlib (an optional dependency: ``pip install 'stream-neuron[plot]'``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LearningCurve:
+    """Series against events seen; ``None`` where a window had no labelled event (or for the
+    perceptron's log loss). ``rate_changes`` are the event counts where the learning rate changed."""
+
+    events: list[int] = field(default_factory=list)
+    window_log_loss: list[float | None] = field(default_factory=list)
+    cumulative_log_loss: list[float | None] = field(default_factory=list)
+    window_accuracy: list[float | None] = field(default_factory=list)
+    cumulative_accuracy: list[float | None] = field(default_factory=list)
+    learning_rate: list[float] = field(default_factory=list)
+    rate_changes: list[tuple[int, float]] = field(default_factory=list)
+
+
+MAX_MARKED_CHANGES = 10
+
+
+def learning_curve(records: list[dict[str, Any]]) -> LearningCurve:
+    curve = LearningCurve()
+    for record in records:
+        if not record.get("window", {}).get("events"):
+            continue  # a shutdown record after an exact window adds no point
+        events = int(record["events"])
+        rate = float(record["learning_rate"])
+        if curve.learning_rate and rate != curve.learning_rate[-1]:
+            curve.rate_changes.append((events, rate))
+        curve.events.append(events)
+        curve.window_log_loss.append(record["window"]["log_loss"])
+        curve.cumulative_log_loss.append(record["cumulative"]["log_loss"])
+        curve.window_accuracy.append(record["window"]["accuracy"])
+        curve.cumulative_accuracy.append(record["cumulative"]["accuracy"])
+        curve.learning_rate.append(rate)
+    return curve
+
+
+def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning curve") -> None:
+    """Log loss (top) and accuracy (bottom) against events seen; dotted lines where the rate changed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise SystemExit("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
+
+    figure, (loss_axis, accuracy_axis) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, dpi=110)
+    figure.suptitle(title)
+    series = [
+        (loss_axis, curve.window_log_loss, "window", "tab:orange", 1.2),
+        (loss_axis, curve.cumulative_log_loss, "cumulative", "tab:red", 2.2),
+        (accuracy_axis, curve.window_accuracy, "window", "tab:cyan", 1.2),
+        (accuracy_axis, curve.cumulative_accuracy, "cumulative", "tab:blue", 2.2),
+    ]
+    for axis, values, label, colour, width in series:
+        points = [(e, v) for e, v in zip(curve.events, values, strict=True) if v is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            axis.plot(
+                xs,
+                ys,
+                label=label,
+                color=colour,
+                linewidth=width,
+                marker="o" if len(xs) < 40 else None,
+                markersize=3,
+            )
+    loss_axis.set_ylabel("log loss (prequential)")
+    accuracy_axis.set_ylabel("accuracy (prequential)")
+    accuracy_axis.set_xlabel("events seen")
+    accuracy_axis.set_ylim(0.0, 1.0)
+    for events, rate in curve.rate_changes:
+        for axis in (loss_axis, accuracy_axis):
+            axis.axvline(events, color="grey", linestyle=":", linewidth=1)
+        loss_axis.annotate(
+            f"lr={rate:g}", (events, 1.0), xycoords=("data", "axes fraction"), fontsize=8, va="top", ha="left"
+        )
+    if curve.learning_rate:
+        loss_axis.text(
+            0.99,
+            0.95,
+            f"learning rate {curve.learning_rate[0]:g}",
+            transform=loss_axis.transAxes,
+            ha="right",
+            va="top",
+            fontsize=9,
+        )
+    for axis in (loss_axis, accuracy_axis):
+        axis.grid(alpha=0.3)
+        axis.legend(loc="best", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)

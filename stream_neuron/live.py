@@ -1,0 +1,66 @@
+"""``monitor --follow``: a live terminal view of the metrics topic (rich), with the cost trend."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Iterable[float | None]) -> str:
+    """The trend of ``values`` as block characters (lowest to highest); gaps for missing values."""
+    points = list(values)
+    known = [v for v in points if v is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = (high - low) or 1.0
+    return "".join(
+        " " if v is None else SPARKS[min(int((v - low) / span * (len(SPARKS) - 1)), len(SPARKS) - 1)]
+        for v in points
+    )
+
+
+def view(record: dict[str, Any], losses: deque[float | None], accuracies: deque[float | None]) -> Group:
+    table = Table(title=f"stream-neuron  model version {record.get('model_version')}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("window", justify="right")
+    table.add_column("cumulative", justify="right")
+    window, cumulative = record.get("window", {}), record.get("cumulative", {})
+
+    def fmt(value: Any, digits: int = 4) -> str:
+        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    table.add_row("log loss", fmt(window.get("log_loss")), fmt(cumulative.get("log_loss")))
+    table.add_row("accuracy", fmt(window.get("accuracy")), fmt(cumulative.get("accuracy")))
+    table.add_row("events", fmt(window.get("events")), fmt(record.get("events")))
+    table.add_row("labelled", "", fmt(record.get("labelled")))
+    table.add_row("dead letters", "", fmt(record.get("dead_letters")))
+    table.add_row("learning rate", fmt(record.get("learning_rate"), 6), "")
+    table.add_row("weight norm", fmt(record.get("weight_norm")), "")
+    table.add_row("events/s", fmt(record.get("events_per_second"), 0), "")
+    table.add_row("lag", fmt(record.get("lag")), "")
+    trend = Text.assemble(
+        ("log loss trend  ", "bold"), (sparkline(losses), "red"), "\n",
+        ("accuracy trend  ", "bold"), (sparkline(accuracies), "blue"), "\n",
+        (f"at {record.get('ts')}", "dim"),
+    )  # fmt: skip
+    return Group(table, trend)
+
+
+def follow(records: Iterable[dict[str, Any]], history: int = 60) -> None:
+    losses: deque[float | None] = deque(maxlen=history)
+    accuracies: deque[float | None] = deque(maxlen=history)
+    console = Console()
+    with Live(console=console, auto_refresh=False) as live:
+        for record in records:
+            losses.append(record.get("window", {}).get("log_loss"))
+            accuracies.append(record.get("window", {}).get("accuracy"))
+            live.update(view(record, losses, accuracies), refresh=True)

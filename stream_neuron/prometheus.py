@@ -1,0 +1,85 @@
+"""``run --metrics-port N``: the run's figures for a Prometheus scrape (prometheus-client)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from stream_neuron.processor import Processor
+
+
+class PrometheusExporter:
+    """Counters for this process's traffic; gauges for the model and its latest metrics window."""
+
+    def __init__(self, port: int, model_name: str, host: str = "127.0.0.1") -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model"]
+        self.events = Counter(
+            "stream_neuron_events", "input records consumed", labels, registry=self.registry
+        )
+        self.labelled = Counter(
+            "stream_neuron_labelled_events", "labelled events learned from", labels, registry=self.registry
+        )
+        self.dead_letters = Counter(
+            "stream_neuron_dead_letters", "input records dead-lettered", labels, registry=self.registry
+        )
+        self.window_log_loss = Gauge(
+            "stream_neuron_window_log_loss",
+            "prequential log loss of the last metrics window",
+            labels,
+            registry=self.registry,
+        )
+        self.window_accuracy = Gauge(
+            "stream_neuron_window_accuracy",
+            "prequential accuracy of the last metrics window",
+            labels,
+            registry=self.registry,
+        )
+        self.learning_rate = Gauge(
+            "stream_neuron_learning_rate", "rate of the next update", labels, registry=self.registry
+        )
+        self.lag = Gauge(
+            "stream_neuron_lag",
+            "input records behind the end of the input topic",
+            labels,
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "stream_neuron_model_version", "updates the model has made", labels, registry=self.registry
+        )
+        self.model_name = model_name
+        self._seen = (0, 0, 0)
+        self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
+
+    def baseline(self, processor: Processor) -> None:
+        """Counters count this process's traffic: totals restored from a snapshot are not new."""
+        self._seen = (
+            processor.metrics.cumulative.events,
+            processor.metrics.cumulative.labelled,
+            processor.metrics.dead_letters,
+        )
+
+    def observe(self, processor: Processor, lag: int | None, window: dict[str, object] | None) -> None:
+        """Bring the figures up to date after a processing step (``window``: a new metrics record)."""
+        name = self.model_name
+        tally = processor.metrics.cumulative
+        seen = (tally.events, tally.labelled, processor.metrics.dead_letters)
+        for counter, now, before in zip(
+            (self.events, self.labelled, self.dead_letters), seen, self._seen, strict=True
+        ):
+            if now > before:
+                counter.labels(name).inc(now - before)
+        self._seen = seen
+        model = processor.model
+        if model is not None:
+            self.learning_rate.labels(name).set(model.learning_rate)
+            self.model_version.labels(name).set(model.n_updates)
+        if lag is not None:
+            self.lag.labels(name).set(lag)
+        if window is not None:
+            for gauge, key in ((self.window_log_loss, "log_loss"), (self.window_accuracy, "accuracy")):
+                value = window.get(key)
+                if isinstance(value, int | float):
+                    gauge.labels(name).set(value)
+
+    def close(self) -> None:
+        self.server.shutdown()

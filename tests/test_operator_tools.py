@@ -1,0 +1,240 @@
+"""The operator's tools against the real broker: produce, monitor (table, live view, plot), check-river,
+and the Prometheus endpoint of run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+
+from stream_neuron.check_river import Comparison
+from stream_neuron.curve import learning_curve
+from stream_neuron.live import sparkline, view
+from tests.component import (
+    EndWatcher,
+    Topics,
+    json_records,
+    raw_records,
+    run_component,
+    start_component,
+    wait_for,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_neuron.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return done
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", header[16:24])
+    return width, height
+
+
+def test_produce_run_monitor_reproduces_the_final_figures_and_plots(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topics = Topics.create(kafka_bootstrap)
+    produced = cli(
+        "produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topics.input, "--dataset", "phishing"
+    )
+    assert produced.returncode == 0, produced.stderr
+    assert "sent 1,250 events" in produced.stdout and "0 bad rows skipped" in produced.stdout
+    run_component(
+        kafka_bootstrap,
+        topics,
+        "--standardize",
+        "--learning-rate",
+        "0.01",
+        "--metrics-every",
+        "100",
+        "--max-events",
+        "1250",
+    )
+    final = json_records(kafka_bootstrap, topics.metrics)[-1]
+
+    plot = tmp_path / "curve.png"
+    shown = cli(
+        "monitor",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--metrics-topic",
+        topics.metrics,
+        "--plot",
+        str(plot),
+    )
+    assert shown.returncode == 0, shown.stderr
+    table = dict(line.rsplit("  ", 1) for line in shown.stdout.splitlines() if "  " in line)
+    table = {k.strip(): v.strip() for k, v in table.items()}
+    assert table["cumulative accuracy"] == "0.8928" == f"{final['cumulative']['accuracy']:.6g}"
+    assert table["cumulative log loss"] == f"{final['cumulative']['log_loss']:.6g}"
+    assert table["events"] == "1250" and table["dead letters"] == "0" and table["model version"] == "1250"
+
+    width, height = png_size(plot)
+    assert 600 <= width <= 2000 and 400 <= height <= 1500
+    assert 10_000 < plot.stat().st_size < 2_000_000
+    curve = learning_curve(json_records(kafka_bootstrap, topics.metrics))
+    assert curve.events == [*range(100, 1300, 100), 1250]
+    assert all(0.0 < v < 1.0 for v in curve.window_log_loss if v is not None)
+    assert all(0.0 <= v <= 1.0 for v in curve.window_accuracy if v is not None)
+    assert curve.cumulative_accuracy[-1] == final["cumulative"]["accuracy"]
+    assert curve.rate_changes == [] and set(curve.learning_rate) == {0.01}
+
+
+def test_learning_rate_changes_are_marked() -> None:
+    records = [
+        {"events": e, "learning_rate": lr, "window": {"events": 100, "log_loss": 0.5, "accuracy": 0.8},
+         "cumulative": {"log_loss": 0.5, "accuracy": 0.8}}
+        for e, lr in ((100, 0.1), (200, 0.1), (300, 0.01), (400, 0.01), (500, 0.5))
+    ]  # fmt: skip
+    assert learning_curve(records).rate_changes == [(300, 0.01), (500, 0.5)]
+
+
+def test_produce_from_csv_and_jsonl_reports_bad_rows_and_carries_on(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "events.csv"
+    csv_file.write_text("id,a,b,label\nr1,1.0,2.0,1\nr2,oops,2.0,0\nr3,0.5,-1,0\nr4,1.0\nr5,3,4,\n")
+    topics = Topics.create(kafka_bootstrap)
+    done = cli(
+        "produce",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--topic",
+        topics.input,
+        "--file",
+        str(csv_file),
+        "--label-column",
+        "label",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        "sent 3 events" in done.stdout
+        and "2 bad rows skipped" in done.stdout
+        and "1 unlabelled" in done.stdout
+    )
+    assert "line 3" in done.stderr and "line 5" in done.stderr
+    events = [json.loads(r.value) for r in raw_records(kafka_bootstrap, topics.input)]
+    assert events == [
+        {"id": "r1", "features": {"a": 1.0, "b": 2.0}, "label": 1},
+        {"id": "r3", "features": {"a": 0.5, "b": -1.0}, "label": 0},
+        {"id": "r5", "features": {"a": 3.0, "b": 4.0}},
+    ]
+
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text(
+        '{"id": "j1", "features": [1, 2], "label": 1}\nnot json\n[1, 2]\n\n{"id": "j2", "features": [3, 4]}\n'
+    )
+    topics = Topics.create(kafka_bootstrap)
+    done = cli(
+        "produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topics.input, "--file", str(jsonl)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sent 2 events" in done.stdout and "2 bad rows skipped" in done.stdout
+    assert [json.loads(r.value)["id"] for r in raw_records(kafka_bootstrap, topics.input)] == ["j1", "j2"]
+    run_component(kafka_bootstrap, topics, "--max-events", "2")
+    assert len(json_records(kafka_bootstrap, topics.predictions)) == 2
+
+
+def test_prometheus_endpoint_serves_the_counters(kafka_bootstrap: str) -> None:
+    topics = Topics.create(kafka_bootstrap)
+    cli(
+        "produce",
+        "--bootstrap-servers",
+        kafka_bootstrap,
+        "--topic",
+        topics.input,
+        "--dataset",
+        "synthetic",
+        "--n",
+        "3000",
+        "--unlabelled-fraction",
+        "0.25",
+    )
+    from tests.component import send
+
+    send(kafka_bootstrap, topics.input, [b"not json", b"{}"])
+    port = free_port()
+    process = start_component(kafka_bootstrap, topics, "--metrics-port", str(port), "--metrics-every", "500")
+    watcher = EndWatcher(kafka_bootstrap, topics.dead_letters)
+    wait_for(lambda: watcher.end() >= 2, 120)
+    watcher.close()
+
+    def scrape() -> dict[str, float]:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(body)
+            for sample in family.samples
+            if sample.name.startswith("stream_neuron_")
+        }
+
+    wait_for(lambda: scrape().get("stream_neuron_events_total") == 3002, 60)
+    values = scrape()
+    process.terminate()
+    process.communicate(timeout=60)
+    labelled = sum(1 for p in json_records(kafka_bootstrap, topics.predictions) if p["label"] is not None)
+    assert values["stream_neuron_dead_letters_total"] == 2
+    assert values["stream_neuron_labelled_events_total"] == labelled
+    assert values["stream_neuron_model_version"] == labelled
+    assert values["stream_neuron_learning_rate"] == 0.05
+    assert values["stream_neuron_lag"] == 0
+    assert 0.0 < values["stream_neuron_window_log_loss"] < 1.0
+    assert 0.5 < values["stream_neuron_window_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--standardize"], ["--model", "perceptron"], ["--dataset", "bananas", "--learning-rate", "0.1"]],
+)
+def test_check_river_agrees(flags: list[str]) -> None:
+    done = cli("check-river", *flags)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("agree")
+
+
+def test_check_river_disagreement_is_a_failure() -> None:
+    assert not Comparison(10, 1e-6, 0.0, 0.9, 0.9).agree
+    assert not Comparison(10, 0.0, 0.0, 0.9, 0.8).agree
+    assert Comparison(10, 1e-15, 1e-15, 0.9, 0.9).agree
+
+
+def test_live_view_shows_the_figures_and_trend() -> None:
+    assert sparkline([0.0, 0.5, 1.0, None]) == "▁▄█ "
+    record = {
+        "model_version": 42, "events": 1000, "labelled": 900, "dead_letters": 3,
+        "window": {"events": 100, "log_loss": 0.25, "accuracy": 0.9},
+        "cumulative": {"log_loss": 0.3, "accuracy": 0.88},
+        "learning_rate": 0.05, "weight_norm": 1.5, "events_per_second": 1234.0, "lag": 7, "ts": "now",
+    }  # fmt: skip
+    console = Console(record=True, width=100)
+    from collections import deque
+
+    console.print(view(record, deque([0.5, 0.25]), deque([0.8, 0.9])))
+    text = console.export_text()
+    for words in ("model version 42", "0.2500", "0.8800", "1000", "0.050000", "log loss trend", "█"):
+        assert words in text
