@@ -82,14 +82,23 @@ class MiniBatchLearner(Generic[Ref]):
             outputs = self.model.score_then_learn_batch(rows[unlabelled], labels[unlabelled], scores)
             versions = np.full(len(unlabelled), self.model.n_updates)
             out.append(Scored([refs[i] for i in unlabelled], labels[unlabelled], scores, outputs, versions))
-        for i in np.flatnonzero(labelled):
-            if not self._refs:
-                self._oldest = now
+        if labelled.all():
+            labelled_rows, labelled_labels, labelled_refs = rows, labels, refs
+        else:
+            keep = np.flatnonzero(labelled)
+            labelled_rows, labelled_labels = rows[keep], labels[keep]
+            labelled_refs = [refs[i] for i in keep.tolist()]
+        start, total = 0, len(labelled_refs)
+        while start < total:  # fill the buffer slice by slice; fire each time it is full
             n = len(self._refs)
-            self._rows[n] = rows[i]
-            self._labels[n] = labels[i]
-            self._refs.append(refs[i])
-            if n + 1 == self.batch_size:
+            take = min(self.batch_size - n, total - start)
+            if n == 0:
+                self._oldest = now
+            self._rows[n : n + take] = labelled_rows[start : start + take]
+            self._labels[n : n + take] = labelled_labels[start : start + take]
+            self._refs.extend(labelled_refs[start : start + take])
+            start += take
+            if n + take == self.batch_size:
                 out.append(self._fire())
         return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from operator import itemgetter
 
 from stream_neuron.decode import BadEventError
 from stream_neuron.events import InputEvent
@@ -17,6 +18,8 @@ class FeatureSchema:
         self.names = names
         self.n_features = len(names) if names is not None else n_features
         self._index = {name: i for i, name in enumerate(names)} if names is not None else None
+        # One C call pulls every named feature in schema order (itemgetter of one name is not a tuple).
+        self._pick = itemgetter(*names) if names is not None and len(names) > 1 else None
 
     @property
     def fixed(self) -> bool:
@@ -44,6 +47,12 @@ class FeatureSchema:
                 raise BadEventError(f"expected {n} features, got {len(features)}", "WrongFeatureCount")
             row[:] = features
             return
+        if self._pick is not None and len(features) == n:
+            try:
+                row[:] = self._pick(features)
+                return
+            except KeyError:
+                pass  # fall through to name the unknown or missing feature
         index = self._index
         if index is None:
             raise BadEventError(
