@@ -35,7 +35,8 @@ demo: install broker-start
 	$(BIN)/python -m stream_neuron.demo
 
 bench: install broker-start
-	$(BIN)/python benchmarks/neuron_vs_river.py --features 10 100
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

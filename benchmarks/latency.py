@@ -1,0 +1,158 @@
+"""Latency from an event produced to its prediction readable, at a steady input rate.
+
+    python benchmarks/latency.py [--rate 2000] [--seconds 15] [--guarantee at-least-once]
+
+Starts ``stream-neuron run`` (per-event mode) as its own process, produces synthetic events at
+``--rate`` per second, and reads the predictions as they appear; each latency is the reading time
+minus the producing time of the same event id. The first 2 seconds are warm-up and not counted.
+Goal (at-least-once, per-event): p99 <= 50 ms at 2,000 events per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+WARM_UP_S = 2.0
+
+
+@dataclass
+class Latency:
+    rate: float
+    guarantee: str
+    events: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+# The physical limit of the stack: consume, decode, produce one small record, nothing else.
+BARE_LOOP = """
+import json, sys
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+bootstrap, source, sink = sys.argv[1:4]
+consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500)
+consumer.assign([TopicPartition(source, 0)])
+consumer.seek_to_beginning()
+producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+print("running model", file=sys.stderr, flush=True)
+while True:
+    for batch in consumer.poll(timeout_ms=200).values():
+        for record in batch:
+            event = json.loads(record.value)
+            producer.send(sink, json.dumps({"id": event["id"], "p": 0.5}).encode())
+"""
+
+
+def component_command(bootstrap: str, base: str, guarantee: str) -> list[str]:
+    return [
+        sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap,
+        "--input-topic", f"{base}-in", "--predictions-topic", f"{base}-pred",
+        "--metrics-topic", f"{base}-m", "--dead-letter-topic", f"{base}-d", "--model-topic", f"{base}-s",
+        "--group-id", base, "--model-name", base, "--guarantee", guarantee,
+    ]  # fmt: skip
+
+
+def measure(bootstrap: str, rate: float, seconds: float, guarantee: str, bare: bool = False) -> Latency:
+    base = f"latency-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(f"{base}-in", 1, 1), NewTopic(f"{base}-pred", 1, 1)])
+    admin.close()
+    command = (
+        [sys.executable, "-c", BARE_LOOP, bootstrap, f"{base}-in", f"{base}-pred"]
+        if bare
+        else component_command(bootstrap, base, guarantee)
+    )
+    component = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    assert component.stderr is not None
+    while "running model" not in (line := component.stderr.readline()):
+        if not line:
+            raise SystemExit("the component did not start")
+
+    sent_at: dict[str, float] = {}
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def read() -> None:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            fetch_max_wait_ms=5,
+        )
+        consumer.assign([TopicPartition(f"{base}-pred", 0)])
+        consumer.seek_to_beginning()
+        seen = 0
+        while seen < total:
+            for batch in consumer.poll(timeout_ms=50).values():
+                now = time.monotonic()
+                for record in batch:
+                    event_id = json.loads(record.value)["id"]
+                    latencies.append(now - sent_at[event_id])
+                    seen += 1
+        consumer.close()
+        done.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    rng = np.random.default_rng(0)
+    started = time.monotonic()
+    for i in range(total):
+        due = started + i / rate
+        while (delay := due - time.monotonic()) > 0:
+            time.sleep(min(delay, 0.002))
+        event_id = f"l{i}"
+        event = {"id": event_id, "features": rng.normal(size=10).tolist(), "label": int(rng.random() < 0.5)}
+        payload = json.dumps(event).encode()
+        sent_at[event_id] = time.monotonic()
+        producer.send(f"{base}-in", payload)
+    producer.flush()
+    done.wait(120)
+    component.kill() if bare else component.terminate()
+    component.wait(60)
+    measured = np.array(latencies[int(rate * WARM_UP_S) :]) * 1000
+    return Latency(
+        rate,
+        guarantee,
+        len(measured),
+        *(float(np.percentile(measured, q)) for q in (50, 95, 99)),
+        float(measured.max()),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--guarantee", default="at-least-once", choices=["at-least-once", "exactly-once"])
+    parser.add_argument("--bare", action="store_true", help="measure the bare kafka-python loop instead")
+    args = parser.parse_args()
+    result = measure(args.bootstrap_servers, args.rate, args.seconds, args.guarantee, args.bare)
+    who = "bare loop" if args.bare else result.guarantee
+    print(
+        f"{result.events:,} events at {result.rate:,.0f}/s ({who}): p50 {result.p50_ms:.1f} ms, "
+        f"p95 {result.p95_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

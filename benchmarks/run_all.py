@@ -1,0 +1,119 @@
+"""``make bench``: every benchmark, each printed against its goal, and ``benchmarks/RESULTS.md`` written.
+
+    python benchmarks/run_all.py [--quick]
+
+Ratios are measured side by side in one run (these machines are shared and noisy; ratios hold,
+absolute figures drift). Needs a broker (``make bench`` starts ``deploy/local-kafka``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import latency
+import neuron_vs_peers
+import pipeline_vs_bare
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def machine() -> str:
+    packages = ["numpy", "kafka-python", "pydantic", "river", "scikit-learn", "crc32c"]
+    versions = ", ".join(f"{name} {version(name)}" for name in packages)
+    pom = Path(__file__).resolve().parent.parent.joinpath("deploy", "pom.xml").read_text()
+    kafka = pom.split("<kafka.version>")[1].split("<")[0]
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+        f"Apache Kafka {kafka} (deploy/local-kafka); {versions}"
+    )
+
+
+def latency_table(bootstrap: str, rounds: int, seconds: float) -> str:
+    runs: dict[str, list[latency.Latency]] = {
+        "run --mode sgd (at-least-once)": [],
+        "bare kafka-python loop": [],
+    }
+    for _ in range(rounds):  # alternated, so both see the same machine
+        runs["run --mode sgd (at-least-once)"].append(
+            latency.measure(bootstrap, 2000, seconds, "at-least-once")
+        )
+        runs["bare kafka-python loop"].append(
+            latency.measure(bootstrap, 2000, seconds, "at-least-once", bare=True)
+        )
+    lines = [
+        f"| at 2,000 events/s (median of {rounds} rounds) | p50 ms | p95 ms | p99 ms | goal |",
+        "|---|---|---|---|---|",
+    ]
+    for name, results in runs.items():
+        p50, p95, p99 = (
+            statistics.median(getattr(r, f) for r in results) for f in ("p50_ms", "p95_ms", "p99_ms")
+        )
+        goal = (
+            f"p99 <= 50 ms {'met' if p99 <= 50 else 'MISSED'}"
+            if name.startswith("run")
+            else "(the stack's own)"
+        )
+        lines.append(f"| {name} | {p50:.1f} | {p95:.1f} | {p99:.1f} | {goal} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer events and rounds (a smoke run)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    quick = args.quick
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+    print("neuron against river and scikit-learn ...", flush=True)
+    neuron = neuron_vs_peers.format_rows(
+        neuron_vs_peers.measure([10, 100], 5000 if quick else 20000, 2 if quick else 5)
+    )
+    print(neuron, flush=True)
+    print("pipeline against the bare kafka-python loop ...", flush=True)
+    events = 20_000 if quick else 100_000
+    best = pipeline_vs_bare.measure(
+        args.bootstrap_servers, events, 10, 1 if quick else 2, ["at-least-once", "exactly-once"]
+    )
+    pipeline = pipeline_vs_bare.format_results(best)
+    print(pipeline, flush=True)
+    print("latency ...", flush=True)
+    latencies = latency_table(args.bootstrap_servers, 1 if quick else 3, 5 if quick else 12)
+    print(latencies, flush=True)
+
+    RESULTS.write_text(
+        "# Benchmark results\n\n"
+        f"Measured {started} with `{' '.join(['python', *sys.argv])}` (`make bench`).\n\n"
+        f"Machine: {machine()}.\n\n"
+        "Ratios come from runs alternated side by side in one session; absolute figures drift with the\n"
+        "machine's load.\n\n"
+        "## The neuron's hot paths (events per second)\n\n"
+        f"{neuron}\n\n"
+        "## The pipeline, 10 features, one partition\n\n"
+        f"{events:,} events through `stream-neuron run` and through a bare kafka-python loop that consumes\n"
+        "each event, decodes it and produces one small record, on the same broker.\n\n"
+        f"{pipeline}\n\n"
+        "## Latency: event produced to prediction readable\n\n"
+        f"{latencies}\n"
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
