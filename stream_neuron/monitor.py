@@ -6,55 +6,37 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from stream_neuron.kafka_io.topic_reader import assigned_consumer, read_topic
 
 
 def read_metrics(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every metrics record on ``topic`` from the beginning, in order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    records: list[dict[str, Any]] = []
+    with assigned_consumer(bootstrap_servers, topic, "stream-neuron-monitor") as (_, partitions):
         if not partitions:
             raise SystemExit(f"metrics topic {topic!r} does not exist")
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        records: list[dict[str, Any]] = []
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            for batch in consumer.poll(timeout_ms=int(timeout_s * 1000)).values():
-                for record in batch:
-                    try:
-                        records.append(json.loads(record.value))
-                    except (TypeError, ValueError):
-                        continue
-        return records
-    finally:
-        consumer.close(autocommit=False)
+    for _, value in read_topic(bootstrap_servers, topic, "stream-neuron-monitor", timeout_s):
+        try:
+            records.append(json.loads(value or b""))
+        except ValueError:
+            continue
+    return records
 
 
 def follow_metrics(bootstrap_servers: str, topic: str) -> Iterator[dict[str, Any]]:
     """Every metrics record as it arrives, from the newest one on (runs until interrupted)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    with assigned_consumer(bootstrap_servers, topic, "stream-neuron-monitor") as (consumer, partitions):
         if not partitions:
             raise SystemExit(f"metrics topic {topic!r} does not exist")
-        consumer.assign(partitions)
         for tp, end in consumer.end_offsets(partitions).items():
             consumer.seek(tp, max(end - 1, 0))
         while True:
             for batch in consumer.poll(timeout_ms=1000).values():
                 for record in batch:
                     try:
-                        yield json.loads(record.value)
-                    except (TypeError, ValueError):
+                        yield json.loads(record.value or b"")
+                    except ValueError:
                         continue
-    finally:
-        consumer.close(autocommit=False)
 
 
 def _fmt(value: Any) -> str:

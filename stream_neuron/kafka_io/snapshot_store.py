@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
-
 from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.topic_reader import read_topic
 
 log = logging.getLogger(__name__)
 
@@ -18,33 +16,13 @@ def load_snapshot(
     bootstrap_servers: str, model_topic: str, model_name: str, timeout_s: float = 60.0
 ) -> dict[str, Any] | None:
     """The last committed snapshot keyed ``model_name`` (None when the model is new)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id=f"{model_name}-snapshot-reader",
-    )
     key = model_name.encode()
     latest: bytes | None = None
-    try:
-        partitions = [
-            TopicPartition(model_topic, p) for p in sorted(consumer.partitions_for_topic(model_topic) or [])
-        ]
-        if not partitions:
-            return None
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            if time.monotonic() > deadline:
-                raise StartupError(f"timed out reading snapshots from {model_topic}")
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    if record.key == key:
-                        latest = record.value  # None: a tombstone deleted the model
-    finally:
-        consumer.close(autocommit=False)
+    for record_key, value in read_topic(
+        bootstrap_servers, model_topic, f"{model_name}-snapshot-reader", timeout_s
+    ):
+        if record_key == key:
+            latest = value  # None: a tombstone deleted the model
     if latest is None:
         return None
     try:

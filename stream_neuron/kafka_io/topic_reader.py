@@ -1,0 +1,49 @@
+"""Reading a whole topic, from the beginning to the end it has now (snapshots, metrics)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kafka import KafkaConsumer, TopicPartition
+
+from stream_neuron.kafka_io.errors import StartupError
+
+
+@contextmanager
+def assigned_consumer(
+    bootstrap_servers: str, topic: str, client_id: str
+) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
+    """A ``read_committed`` consumer assigned every partition of ``topic`` (none when it is missing)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        client_id=client_id,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        if partitions:
+            consumer.assign(partitions)
+        yield consumer, partitions
+    finally:
+        consumer.close(autocommit=False)
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, client_id: str, timeout_s: float = 60.0
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every committed record now in ``topic``, partition by partition in order."""
+    with assigned_consumer(bootstrap_servers, topic, client_id) as (consumer, partitions):
+        if not partitions:
+            return
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise StartupError(f"timed out reading {topic} to its end")
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    yield record.key, record.value

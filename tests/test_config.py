@@ -1,0 +1,69 @@
+"""Settings: flags over environment over config file over defaults; validation; CLI flag generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from stream_neuron.cli import build_parser, settings_from_args
+from stream_neuron.config import DEFAULT_TOPICS, Settings
+
+
+def test_defaults_are_the_design_contract() -> None:
+    settings = Settings()
+    assert {name: getattr(settings, name) for name in DEFAULT_TOPICS} == DEFAULT_TOPICS
+    assert DEFAULT_TOPICS == {
+        "input_topic": "neuron-events",
+        "predictions_topic": "neuron-predictions",
+        "metrics_topic": "neuron-metrics",
+        "dead_letter_topic": "neuron-dead-letters",
+        "model_topic": "neuron-model",
+    }
+    assert (settings.model, settings.mode, settings.guarantee, settings.batch_size) == (
+        "logistic",
+        "sgd",
+        "at-least-once",
+        32,
+    )
+    assert settings.commit_interval_s == 1.0
+    assert Settings(guarantee="exactly-once").commit_interval_s == 0.1
+    assert Settings(model="perceptron").learning_rate == 1.0
+
+
+def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "neuron.toml"
+    config.write_text(
+        'learning_rate = 0.3\nbatch_size = 8\nmodel_name = "from-file"\nfeature_names = "a,b"\n'
+    )
+    monkeypatch.setenv("STREAM_NEURON_CONFIG", str(config))
+    monkeypatch.setenv("STREAM_NEURON_LEARNING_RATE", "0.2")
+    monkeypatch.setenv("STREAM_NEURON_STANDARDIZE", "true")
+    args = build_parser().parse_args(["run", "--learning-rate", "0.1"])
+    settings = settings_from_args(args)
+    assert settings.learning_rate == 0.1  # flag
+    assert settings.standardize is True  # environment
+    assert (settings.batch_size, settings.model_name) == (8, "from-file")  # file
+    assert settings.feature_names == ("a", "b")
+    assert settings.intercept_rate == 0.1
+
+
+def test_settings_are_frozen_and_validated() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.learning_rate = 1.0  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="extra"):
+        Settings(learnin_rate=0.1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="config file"):
+        Settings(config=Path("/no/such/file.toml"))
+    with pytest.raises(ValidationError):
+        Settings(learning_rate=float("nan"))
+
+
+def test_every_setting_is_a_run_flag() -> None:
+    run = build_parser().parse_args(["run", "--standardize", "--no-create-topics", "--model", "perceptron"])
+    assert (run.standardize, run.create_topics, run.model) == (True, False, "perceptron")
+    help_text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()  # type: ignore[union-attr]
+    for name in Settings.model_fields:
+        assert "--" + name.replace("_", "-") in help_text
