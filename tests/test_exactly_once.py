@@ -158,6 +158,11 @@ def test_broker_stopped_and_restarted_mid_run(tmp_path) -> None:  # type: ignore
             os.symlink(os.path.join(shared_jars, entry), os.path.join(home, entry))
     bootstrap = f"127.0.0.1:{port}"
     local_kafka("start", port, home)
+    again = subprocess.run(
+        [str(LOCAL_KAFKA), "start"], env=dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=home),
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "already running" in again.stdout  # start on a running broker is a no-op
     try:
         topics, X, y = load(bootstrap, 30_000, seed=35)
         process = start_component(bootstrap, topics, *EOS, "--idle-timeout-s", "20")

@@ -1,0 +1,39 @@
+"""deploy/local-kafka's own behaviour that needs no broker: clear errors and status."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.broker import LOCAL_KAFKA
+
+
+def local_kafka(*args: str, port: int, home: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=str(home))
+    return subprocess.run(
+        [str(LOCAL_KAFKA), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        done = local_kafka("start", port=port, home=tmp_path)
+    assert done.returncode == 1
+    assert f"port {port} is taken by another process: stop it or set KAFKA_PORT" in done.stderr
+
+
+def test_status_and_stop_of_a_broker_that_is_not_running(tmp_path: Path) -> None:
+    status = local_kafka("status", port=19399, home=tmp_path)
+    assert status.returncode == 3 and "not running" in status.stdout
+    stop = local_kafka("stop", port=19399, home=tmp_path)
+    assert stop.returncode == 0 and "not running" in stop.stdout
+
+
+def test_usage_and_version(tmp_path: Path) -> None:
+    assert local_kafka("bogus", port=19399, home=tmp_path).returncode == 2
+    assert local_kafka("version", port=19399, home=tmp_path).stdout.strip() == "4.1.1"
