@@ -66,6 +66,7 @@ class AtLeastOnceCheckpoint(Checkpoint):
         if outputs:
             self.producer.send(outputs)
             self.dirty = True
+            crash_point("after-publish")
 
     def commit(self, now: float) -> None:
         self.producer.flush()
@@ -110,6 +111,7 @@ class ExactlyOnceCheckpoint(Checkpoint):
         if outputs:
             self.output.send(outputs)
             self.dirty = True
+            crash_point("after-publish")
 
     def commit(self, now: float) -> None:
         snapshot = self.processor.snapshot_record()

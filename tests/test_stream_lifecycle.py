@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import pytest
 from stream_neuron import LogisticNeuron
 from tests.component import (
     Topics,
+    command,
     committed_offset,
     end_offset,
     json_records,
@@ -64,7 +66,6 @@ def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap
     assert snapshot["bias"] == pytest.approx(offline.bias, abs=1e-12)
 
     predictions = json_records(kafka_bootstrap, topics.predictions)
-    assert len(predictions) > n, "the kills should have replayed some events"
     by_id: dict[str, list[float]] = {}
     for p in predictions:
         by_id.setdefault(p["id"], []).append(p["probability"])
@@ -74,6 +75,53 @@ def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap
         assert by_id[f"e{i}"] == [pytest.approx(expected[i], abs=1e-12)] * len(by_id[f"e{i}"])
     final = json_records(kafka_bootstrap, topics.metrics)[-1]
     assert (final["events"], final["labelled"]) == (n, n)
+
+
+@pytest.mark.parametrize(
+    ("point", "replays"),
+    [("after-publish", True), ("after-produce", False), ("after-commit", False)],
+)
+def test_crash_at_exact_points_learns_every_event_once(
+    kafka_bootstrap: str, point: str, replays: bool
+) -> None:
+    events, X, y = synthetic_events(4_000, 5, seed=12)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events)
+    # Checkpoints every 500 updates (polls of 200): crashes land between, at and after checkpoints.
+    flags = (
+        "--learning-rate",
+        "0.05",
+        "--snapshot-every",
+        "500",
+        "--poll-max-records",
+        "200",
+        "--idle-timeout-s",
+        "3",
+    )
+    for on in (3, 2):  # the third checkpoint (or poll) of the first run, the second of the next
+        env = dict(os.environ, STREAM_NEURON_TEST_CRASH_AT=point, STREAM_NEURON_TEST_CRASH_ON=str(on))
+        done = subprocess.run(
+            command(kafka_bootstrap, topics, *flags),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == -9, (
+            f"expected the injected SIGKILL, got {done.returncode}: {done.stderr[-2000:]}"
+        )
+    run_component(kafka_bootstrap, topics, *flags)
+    offline = LogisticNeuron(5, learning_rate=0.05)
+    expected = offline.score_then_learn(X, y)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert snapshot["version"] == len(y)
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert {p["id"] for p in predictions} == {f"e{i}" for i in range(len(y))}
+    for p in predictions:
+        assert p["probability"] == pytest.approx(expected[int(p["id"][1:])], abs=1e-12)
+    assert (len(predictions) > len(y)) == replays  # a crash before a checkpoint replays its tail
 
 
 def test_sigterm_finishes_checkpoints_and_exits_zero(kafka_bootstrap: str) -> None:
