@@ -107,14 +107,15 @@ class Processor:
             self.positions[(record.topic, record.partition)] = record.offset + 1
             try:
                 event = decode_event(record.value, max_bytes)
-                if self.model is None:
+                label = label_value(event.label, kind)
+                if self.model is None:  # the first valid event fixes the feature order
                     self.schema.fix_from(event)
                     assert self.schema.n_features is not None
                     self._build(self.schema.n_features, now)
                     rows, labels = self._buffers(len(records))
                 n = len(refs)
                 self.schema.fill_row(event, rows[n])
-                labels[n] = label_value(event.label, kind)
+                labels[n] = label
             except BadEventError as bad:
                 out.dead_letters.append(self._dead_letter(record, bad))
                 continue

@@ -105,7 +105,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
         settings.model_name, settings.model, settings.mode, settings.guarantee,
         settings.bootstrap_servers, settings.input_topic, settings.predictions_topic,
     )  # fmt: skip
-    consumed = 0
+    consumed = committed = 0  # input records taken; of those, covered by the last commit
     last_input = time.monotonic()
     # Poll no longer than a mini-batch may linger, so a partial batch fires on time.
     poll_ms = min(200, settings.linger_ms) if settings.mode == "minibatch" else 200
@@ -118,6 +118,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                 budget = min(budget, settings.max_events - consumed)
             records = poll_records(consumer, poll_ms, budget) if budget > 0 else []
             now = time.monotonic()
+            consumed += len(records)
             processor.lag_source = lambda positions: input_lag(consumer, positions)
             try:
                 emitted = processor.process(records, now) if records else processor.tick(now)
@@ -125,6 +126,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                 checkpoint.publish(emitted)
                 if checkpoint.due(now):
                     checkpoint.commit(now)
+                    committed = consumed
                 if exporter is not None:
                     window = (
                         json.loads(emitted.metrics[-1].value or b"{}")["window"] if emitted.metrics else None
@@ -133,9 +135,9 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
             except TransactionFailedError as error:
                 assert isinstance(checkpoint, ExactlyOnceCheckpoint)
                 _recover(checkpoint, error, stop)
+                consumed = committed  # the rolled-back records will be read again
                 continue
             if records:
-                consumed += len(records)
                 last_input = now
             if settings.max_events is not None and consumed >= settings.max_events:
                 log.info("consumed %d events (--max-events): stopping", consumed)

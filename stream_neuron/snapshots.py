@@ -99,6 +99,11 @@ def check_snapshot(snapshot: dict[str, Any], settings: Settings) -> None:
             f"snapshot of model {name!r} has features {names}, but --feature-names says "
             f"{list(settings.feature_names)}: use another --model-name"
         )
+    if settings.feature_names is not None and names is None:
+        raise SnapshotError(
+            f"snapshot of model {name!r} has positional features (its first event was an array), but "
+            "--feature-names names them: use another --model-name, or drop --feature-names"
+        )
     if (snapshot.get("scaler_state") is not None) != settings.standardize:
         raise SnapshotError(
             f"snapshot of model {name!r} was trained {'with' if snapshot.get('scaler_state') else 'without'} "

@@ -61,3 +61,27 @@ def test_perceptron_labels_and_outputs() -> None:
     assert [p["prediction"] for p in predictions] == [-1, -1]
     assert [p["probability"] for p in predictions] == [None, None]
     assert len(out.dead_letters) == 1
+
+
+def test_an_event_with_a_bad_label_does_not_fix_the_schema() -> None:
+    processor = Processor(Settings(), 0.0)
+    out = processor.process(
+        records({"features": {"x": 1.0}, "label": 5}, {"features": {"a": 1.0, "b": 2.0}, "label": 1}), 1.0
+    )
+    assert len(out.dead_letters) == 1 and len(out.predictions) == 1
+    assert processor.schema.names == ("a", "b")
+
+
+def test_snapshot_round_trip_through_a_new_processor_continues_exactly() -> None:
+    settings = Settings(mode="minibatch", batch_size=4, linger_ms=10_000, standardize=True)
+    first, second = Processor(settings, 0.0), Processor(settings, 0.0)
+    events = [{"features": {"a": float(i), "b": float(i % 3)}, "label": i % 2} for i in range(10)]
+    first.process(records(*events[:6]), 1.0)  # one batch of 4 learned, 2 rows pending
+    snapshot = first.snapshot_state()
+    assert len(snapshot["pending"]["refs"]) == 2
+    second.restore(json.loads(json.dumps(snapshot)), 1.0)
+    tail = records(*events[6:], start=6)
+    a = [r.value for r in first.process(tail, 2.0).predictions + first.close(3.0).predictions]
+    b = [r.value for r in second.process(tail, 2.0).predictions + second.close(3.0).predictions]
+    assert a == b and len(a) == 6
+    assert first.snapshot_state()["weights"] == second.snapshot_state()["weights"]
