@@ -39,7 +39,7 @@ def main() -> int:
         model_name=base,
         standardize=True,
         learning_rate=0.01,
-        metrics_every=250,
+        metrics_every=200,
         idle_timeout_s=3.0,
     )
     from kafka.admin import NewTopic
