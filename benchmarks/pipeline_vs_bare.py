@@ -21,7 +21,7 @@ from collections.abc import Callable
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from stream_neuron.config import Settings
+from stream_neuron.config import Settings, run_names
 from stream_neuron.runner import run
 from stream_neuron.sources import synthetic
 
@@ -66,13 +66,7 @@ def pipeline(bootstrap: str, topic: str, events: int, mode: str, guarantee: str)
     name = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         bootstrap_servers=bootstrap,
-        input_topic=topic,
-        predictions_topic=f"{name}-p",
-        metrics_topic=f"{name}-m",
-        dead_letter_topic=f"{name}-d",
-        model_topic=f"{name}-s",
-        group_id=name,
-        model_name=name,
+        **(run_names(name) | {"input_topic": topic}),
         mode=mode,
         guarantee=guarantee,
         max_events=events,

@@ -38,6 +38,19 @@ DEFAULT_TOPICS = {
 }
 
 
+def run_names(base: str) -> dict[str, str]:
+    """Topics, consumer group and model name of one self-contained run (demos, benchmarks)."""
+    return {
+        "input_topic": f"{base}-events",
+        "predictions_topic": f"{base}-predictions",
+        "metrics_topic": f"{base}-metrics",
+        "dead_letter_topic": f"{base}-dead-letters",
+        "model_topic": f"{base}-model",
+        "group_id": base,
+        "model_name": base,
+    }
+
+
 class Settings(BaseSettings):
     """Everything ``stream-neuron run`` needs; field names are the flags with ``-`` for ``_``."""
 

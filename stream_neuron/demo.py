@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 import time
+from typing import Any
 
-from stream_neuron.config import Settings
+from stream_neuron.config import Settings, run_names
 from stream_neuron.kafka_io.admin import admin_client
 from stream_neuron.kafka_io.reachability import require_broker
 from stream_neuron.monitor import format_metrics, read_metrics
@@ -28,20 +29,15 @@ def main() -> int:
     require_broker(bootstrap)
     run_id = time.strftime("%Y%m%d-%H%M%S")
     base = f"demo-{run_id}"
-    settings = Settings(
-        bootstrap_servers=bootstrap,
-        input_topic=f"{base}-events",
-        predictions_topic=f"{base}-predictions",
-        metrics_topic=f"{base}-metrics",
-        dead_letter_topic=f"{base}-dead-letters",
-        model_topic=f"{base}-model",
-        group_id=base,
-        model_name=base,
-        standardize=True,
-        learning_rate=0.01,
-        metrics_every=200,
-        idle_timeout_s=3.0,
-    )
+    options: dict[str, Any] = {
+        **run_names(base),
+        "bootstrap_servers": bootstrap,
+        "standardize": True,
+        "learning_rate": 0.01,
+        "metrics_every": 200,
+        "idle_timeout_s": 3.0,
+    }
+    settings = Settings(**options)
     from kafka.admin import NewTopic
 
     admin = admin_client(bootstrap, "stream-neuron-demo")

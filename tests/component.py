@@ -193,3 +193,15 @@ def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0)
         return consumer.committed(TopicPartition(topic, partition))
     finally:
         consumer.close(autocommit=False)
+
+
+def synthetic_events(n: int, d: int, seed: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:
+    """Labelled synthetic events with ids ``e0..`` (features by position), and their X and y."""
+    from tests.datasets import synthetic
+
+    X, y = synthetic(n, d, seed=seed)
+    events = [
+        {"id": f"e{i}", "features": row.tolist(), "label": int(label)}
+        for i, (row, label) in enumerate(zip(X, y, strict=True))
+    ]
+    return events, X, y

@@ -25,6 +25,7 @@ from tests.component import (
     run_component,
     send,
     start_component,
+    synthetic_events,
     wait_for,
     weights,
 )
@@ -45,16 +46,9 @@ EOS = (
 
 
 def load(bootstrap: str, n: int, seed: int) -> tuple[Topics, np.ndarray, np.ndarray]:
-    X, y = synthetic(n, 6, seed=seed)
+    events, X, y = synthetic_events(n, 6, seed)
     topics = Topics.create(bootstrap)
-    send(
-        bootstrap,
-        topics.input,
-        [
-            {"id": f"e{i}", "features": r.tolist(), "label": int(v)}
-            for i, (r, v) in enumerate(zip(X, y, strict=True))
-        ],
-    )
+    send(bootstrap, topics.input, events)
     return topics, X, y
 
 

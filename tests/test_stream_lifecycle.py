@@ -22,21 +22,12 @@ from tests.component import (
     run_component,
     send,
     start_component,
+    synthetic_events,
     wait_for,
     weights,
 )
-from tests.datasets import synthetic
 
 pytestmark = pytest.mark.kafka
-
-
-def synthetic_events(n: int, d: int, seed: int) -> tuple[list[dict], np.ndarray, np.ndarray]:
-    X, y = synthetic(n, d, seed=seed)
-    events = [
-        {"id": f"e{i}", "features": row.tolist(), "label": int(label)}
-        for i, (row, label) in enumerate(zip(X, y, strict=True))
-    ]
-    return events, X, y
 
 
 def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap: str) -> None:
