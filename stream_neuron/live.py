@@ -59,6 +59,12 @@ def follow(records: Iterable[dict[str, Any]], history: int = 60) -> None:
     losses: deque[float | None] = deque(maxlen=history)
     accuracies: deque[float | None] = deque(maxlen=history)
     console = Console()
+    if not console.is_terminal:  # a log (docker compose logs): one plain table a record
+        from stream_neuron.monitor import format_metrics
+
+        for record in records:
+            console.print(format_metrics(record), end="\n\n", markup=False, highlight=False)
+        return
     with Live(console=console, auto_refresh=False) as live:
         for record in records:
             losses.append(record.get("window", {}).get("log_loss"))

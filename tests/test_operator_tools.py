@@ -238,3 +238,22 @@ def test_live_view_shows_the_figures_and_trend() -> None:
     text = console.export_text()
     for words in ("model version 42", "0.2500", "0.8800", "1000", "0.050000", "log loss trend", "█"):
         assert words in text
+
+
+def test_follow_without_a_terminal_prints_one_plain_table_a_record(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stream_neuron.live import follow
+
+    records = [
+        {
+            "model_version": v,
+            "events": v * 10,
+            "window": {"events": 10, "log_loss": 0.5, "accuracy": 0.7},
+            "cumulative": {},
+        }
+        for v in (1, 2)
+    ]
+    follow(iter(records))
+    out = capsys.readouterr().out
+    assert out.count("model version") == 2 and "window log loss      0.5" in out
