@@ -115,7 +115,9 @@ def _bootstrap(value: str | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stream_neuron.kafka_io.errors import StartupError
+    from kafka.errors import KafkaError
+
+    from stream_neuron.kafka_io.errors import PublishError, StartupError
     from stream_neuron.kafka_io.transactions import FencedError
     from stream_neuron.runner import StopFlag, run
     from stream_neuron.snapshots import SnapshotError
@@ -135,6 +137,13 @@ def _run(args: argparse.Namespace) -> int:
     except FencedError as error:
         print(f"stream-neuron run: {error}", file=sys.stderr)
         return EXIT_FENCED
+    except (PublishError, KafkaError) as error:
+        print(
+            f"stream-neuron run: stopped: {error} (nothing after the last checkpoint was committed; "
+            "a restart resumes there)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
