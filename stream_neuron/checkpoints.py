@@ -6,7 +6,6 @@ acknowledged, a snapshot of the model with the input positions it covers, those 
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -18,8 +17,6 @@ from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.kafka_io.transactions import TransactionalOutput
 from stream_neuron.processor import Processor
 from stream_neuron.records import Emitted
-
-log = logging.getLogger(__name__)
 
 
 class Checkpoint:

@@ -76,17 +76,15 @@ def _recover(checkpoint: ExactlyOnceCheckpoint, error: Exception, stop: StopFlag
     log.warning("transaction failed (%s): rolling back to the last committed snapshot", error)
     while True:
         try:
+            if not checkpoint.output.healthy:
+                checkpoint.output.reconnect()
             checkpoint.rollback(time.monotonic())
             return
         except (KafkaError, TimeoutError) as retry_error:
             if stop.stopping:
                 raise
-            log.warning("rollback failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
+            log.warning("recovery failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
             time.sleep(RETRY_BACKOFF_S)
-            try:
-                checkpoint.output.reconnect()
-            except (KafkaError, TimeoutError):
-                continue
 
 
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:

@@ -82,6 +82,7 @@ class TransactionalOutput:
         self.timeout_s = timeout_s
         self.transactional_id = transactional_id(settings.model_name)
         self.producer = self._new_producer()
+        self.healthy = True  # False while the producer was lost and not yet replaced
         self.open = False
         self._failures: list[BaseException] = []
 
@@ -167,7 +168,11 @@ class TransactionalOutput:
         except (KafkaError, TimeoutError, TransactionFailedError) as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
-            self.abort()
+            try:
+                self.abort()
+            except (KafkaError, TimeoutError) as abort_error:
+                # Not even a new producer now (the broker is away): recovery replaces it later.
+                log.warning("abort failed too (%s)", abort_error)
             raise TransactionFailedError(f"transaction aborted: {error}") from error
 
     def abort(self) -> None:
@@ -183,15 +188,16 @@ class TransactionalOutput:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
             log.warning("abort failed (%s): replacing the transactional producer", error)
-        self.producer.close(timeout=0)
-        self.producer = self._new_producer()
+        self.reconnect()
 
     def reconnect(self) -> None:
         """After a failure: a fresh producer (its init aborts anything the old one left open)."""
         self._failures.clear()
         self.open = False
+        self.healthy = False
         self.producer.close(timeout=0)
         self.producer = self._new_producer()
+        self.healthy = True
 
     def close(self) -> None:
         if self.open:
