@@ -90,6 +90,9 @@ class Settings(BaseSettings):
         ge=1,
         description="checkpoint at least this often; default 1000 (at-least-once), 100 (exactly-once)",
     )
+    transaction_timeout_s: float = Field(
+        30.0, gt=0, description="exactly-once: longest wait for a transaction call before abort and retry"
+    )
     commit_every: int = Field(10_000, ge=1, description="exactly-once: most events in one transaction")
     metrics_every: int = Field(1000, ge=1, description="publish metrics every N events")
     metrics_interval_s: float = Field(10.0, gt=0, description="... or every T seconds, whichever first")

@@ -88,10 +88,20 @@ class MiniBatchLearner(Generic[Ref]):
             keep = np.flatnonzero(labelled)
             labelled_rows, labelled_labels = rows[keep], labels[keep]
             labelled_refs = [refs[i] for i in keep.tolist()]
+        fired: list[Scored[Ref]] = []
         start, total = 0, len(labelled_refs)
-        while start < total:  # fill the buffer slice by slice; fire each time it is full
+        while start < total:
             n = len(self._refs)
             take = min(self.batch_size - n, total - start)
+            if n == 0 and take == self.batch_size:  # a whole batch in the input: no copy
+                stop = start + take
+                fired.append(
+                    self._score_batch(
+                        labelled_rows[start:stop], labelled_labels[start:stop], labelled_refs[start:stop]
+                    )
+                )
+                start = stop
+                continue
             if n == 0:
                 self._oldest = now
             self._rows[n : n + take] = labelled_rows[start : start + take]
@@ -99,7 +109,9 @@ class MiniBatchLearner(Generic[Ref]):
             self._refs.extend(labelled_refs[start : start + take])
             start += take
             if n + take == self.batch_size:
-                out.append(self._fire())
+                fired.append(self._fire())
+        if fired:
+            out.append(fired[0] if len(fired) == 1 else _merge(fired))
         return out
 
     def due(self, now: float) -> list[Scored[Ref]]:
@@ -112,12 +124,14 @@ class MiniBatchLearner(Generic[Ref]):
 
     def _fire(self) -> Scored[Ref]:
         n = len(self._refs)
-        rows, labels = self._rows[:n], self._labels[:n].copy()
-        version = self.model.n_updates
-        scores = np.empty(n)
-        outputs = self.model.score_then_learn_batch(rows, labels, scores)
         refs, self._refs = self._refs, []
-        return Scored(refs, labels, scores, outputs, np.full(n, version))
+        return self._score_batch(self._rows[:n], self._labels[:n].copy(), refs)
+
+    def _score_batch(self, rows: FloatArray, labels: FloatArray, refs: list[Ref]) -> Scored[Ref]:
+        version = self.model.n_updates
+        scores = np.empty(len(refs))
+        outputs = self.model.score_then_learn_batch(rows, labels, scores)
+        return Scored(refs, labels, scores, outputs, np.full(len(refs), version))
 
     def pending_state(self) -> dict[str, Any] | None:
         """The buffered rows, for a snapshot: they are consumed but not yet learned from."""
@@ -139,6 +153,17 @@ class MiniBatchLearner(Generic[Ref]):
         self._labels[:n] = state["labels"]
         self._refs = refs
         self._oldest = now
+
+
+def _merge(chunks: list[Scored[Ref]]) -> Scored[Ref]:
+    """Batches fired by one poll as one chunk: the caller's per-chunk work is then paid once."""
+    return Scored(
+        [ref for chunk in chunks for ref in chunk.refs],
+        np.concatenate([chunk.labels for chunk in chunks]),
+        np.concatenate([chunk.scores for chunk in chunks]),
+        np.concatenate([chunk.outputs for chunk in chunks]),
+        np.concatenate([chunk.versions for chunk in chunks]),
+    )
 
 
 Learner = PerEventLearner[Any] | MiniBatchLearner[Any]

@@ -35,6 +35,8 @@ RETRY_BACKOFF_S = 1.0
 class RunSummary:
     consumed: int
     final_metrics: bytes | None
+    first_input_at: float | None  # time.monotonic() of the first poll that returned records
+    finished_at: float  # time.monotonic() after the final checkpoint
 
 
 class StopFlag:
@@ -105,6 +107,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     )  # fmt: skip
     consumed = committed = 0  # input records taken; of those, covered by the last commit
     last_input = time.monotonic()
+    first_input_at: float | None = None
     # Poll no longer than a mini-batch may linger, so a partial batch fires on time.
     poll_ms = min(200, settings.linger_ms) if settings.mode == "minibatch" else 200
     final_metrics = None
@@ -137,6 +140,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                 continue
             if records:
                 last_input = now
+                first_input_at = now if first_input_at is None else first_input_at
             if settings.max_events is not None and consumed >= settings.max_events:
                 log.info("consumed %d events (--max-events): stopping", consumed)
                 break
@@ -151,7 +155,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
         checkpoint.close()
         if exporter is not None:
             exporter.close()
-    return RunSummary(consumed, final_metrics)
+    return RunSummary(consumed, final_metrics, first_input_at, time.monotonic())
 
 
 def _close(checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint, stop: StopFlag) -> bytes | None:

@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -142,7 +143,10 @@ def local_kafka(action: str, port: int, home: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_broker_stopped_and_restarted_mid_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("outage_s", [0.0, 12.0])
+def test_broker_stopped_and_restarted_mid_run(tmp_path, outage_s: float) -> None:  # type: ignore[no-untyped-def]
+    """A quick restart, and an outage longer than the transaction timeout (calls time out, the
+    producer is replaced, the run waits for the broker and carries on)."""
     # Its own broker, so the stop does not disturb the other tests' broker.
     port, home = 19192, str(tmp_path / "kafka")
     os.makedirs(home)
@@ -159,13 +163,16 @@ def test_broker_stopped_and_restarted_mid_run(tmp_path) -> None:  # type: ignore
     assert "already running" in again.stdout  # start on a running broker is a no-op
     try:
         topics, X, y = load(bootstrap, 30_000, seed=35)
-        process = start_component(bootstrap, topics, *EOS, "--idle-timeout-s", "20")
+        process = start_component(
+            bootstrap, topics, *EOS, "--idle-timeout-s", "30", "--transaction-timeout-s", "4"
+        )
         watcher = EndWatcher(bootstrap, topics.predictions)
         wait_for(lambda: watcher.end() >= 8_000, 120, 0.01)
         produced_before_stop = watcher.end()
         watcher.close()
         local_kafka("stop", port, home)
         assert produced_before_stop < 25_000, "the run was nearly done before the broker stopped"
+        time.sleep(outage_s)
         local_kafka("start", port, home)
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr[-3000:]

@@ -77,9 +77,9 @@ def _guarded(call: Callable[[], T], timeout_s: float, what: str) -> T:
 class TransactionalOutput:
     """Outputs, a snapshot and the input offsets of one commit interval, committed atomically."""
 
-    def __init__(self, settings: Settings, timeout_s: float = 30.0) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.timeout_s = timeout_s
+        self.timeout_s = settings.transaction_timeout_s
         self.transactional_id = transactional_id(settings.model_name)
         self.producer = self._new_producer()
         self.healthy = True  # False while the producer was lost and not yet replaced
