@@ -176,6 +176,8 @@ def test_broker_stopped_and_restarted_mid_run(tmp_path, outage_s: float) -> None
         local_kafka("start", port, home)
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr[-3000:]
+        if outage_s:
+            assert "rolling back to the last committed snapshot" in stderr, stderr[-3000:]
         check_exactly_once(bootstrap, topics, X, y)
     finally:
         local_kafka("stop", port, home)
