@@ -7,13 +7,13 @@ acknowledged, a snapshot of the model with the input positions it covers, those 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from stream_neuron.config import Settings
 from stream_neuron.faults import crash_point
 from stream_neuron.kafka_io.producer import OutputProducer
+from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactions import TransactionalOutput
 from stream_neuron.processor import Processor
 from stream_neuron.records import Emitted
@@ -97,11 +97,9 @@ class ExactlyOnceCheckpoint(Checkpoint):
         processor: Processor,
         consumer: KafkaConsumer,
         output: TransactionalOutput,
-        committed_snapshot: dict[str, Any] | None,
     ) -> None:
         super().__init__(settings, processor, consumer)
         self.output = output
-        self.committed_snapshot = committed_snapshot
 
     def publish(self, emitted: Emitted) -> None:
         outputs = emitted.outputs()
@@ -120,18 +118,21 @@ class ExactlyOnceCheckpoint(Checkpoint):
             before_offsets=lambda: crash_point("after-produce"),
             before_commit=lambda: crash_point("after-offsets"),
         )
-        if snapshot is not None:
-            # What a rollback returns to: exactly the state this transaction made visible.
-            self.committed_snapshot = snapshot[1]
         crash_point("after-commit")
         self._committed(now)
 
     def rollback(self, now: float) -> Processor:
-        """Abort, then continue from the last committed snapshot and its input positions."""
+        """Abort, then continue from the last committed snapshot and its input positions.
+
+        The snapshot is read back from the model topic, not taken from memory: a commit that timed
+        out may still have landed (a new producer's init_transactions completes it), and only the
+        broker knows."""
         self.output.abort()
-        processor = Processor(self.settings, now)
-        if self.committed_snapshot is not None:
-            processor.restore(self.committed_snapshot, now)
+        settings = self.settings
+        snapshot = load_snapshot(settings.bootstrap_servers, settings.model_topic, settings.model_name)
+        processor = Processor(settings, now)
+        if snapshot is not None:
+            processor.restore(snapshot, now)
         for tp in self.consumer.assignment():
             position = processor.positions.get((tp.topic, tp.partition))
             if position is None:

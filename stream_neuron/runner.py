@@ -20,6 +20,7 @@ from stream_neuron.checkpoints import AtLeastOnceCheckpoint, ExactlyOnceCheckpoi
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import ensure_topics
 from stream_neuron.kafka_io.consumer import input_lag, open_input, poll_records
+from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.kafka_io.reachability import require_broker
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
@@ -69,7 +70,7 @@ def _start(settings: Settings) -> AtLeastOnceCheckpoint | ExactlyOnceCheckpoint:
         processor.restore(snapshot, now)
     consumer = open_input(settings, processor.positions)
     if output is not None:
-        return ExactlyOnceCheckpoint(settings, processor, consumer, output, snapshot)
+        return ExactlyOnceCheckpoint(settings, processor, consumer, output)
     return AtLeastOnceCheckpoint(settings, processor, consumer, OutputProducer(settings))
 
 
@@ -82,7 +83,7 @@ def _recover(checkpoint: ExactlyOnceCheckpoint, error: Exception, stop: StopFlag
                 checkpoint.output.reconnect()
             checkpoint.rollback(time.monotonic())
             return
-        except (KafkaError, TimeoutError) as retry_error:
+        except (KafkaError, TimeoutError, StartupError) as retry_error:
             if stop.stopping:
                 raise
             log.warning("recovery failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
