@@ -11,6 +11,7 @@ from kafka.errors import KafkaError
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.errors import PublishError, StartupError
+from stream_neuron.kafka_io.partitions import PartitionHints
 from stream_neuron.records import OutputRecord
 
 
@@ -34,16 +35,18 @@ class OutputProducer:
         except KafkaError as error:
             raise StartupError(f"no Kafka broker answers at {settings.bootstrap_servers}") from error
         self._failures: list[BaseException] = []
+        self._partitions = PartitionHints(self.producer)
 
     def _failed(self, error: BaseException) -> None:
         self._failures.append(error)
 
     def send(self, records: Iterable[OutputRecord]) -> None:
-        send, failed = self.producer.send, self._failed
+        send, failed, hint = self.producer.send, self._failed, self._partitions.for_topic
         for record in records:
             send(
-                record.topic, value=record.value, key=record.key, headers=record.headers or None
-            ).add_errback(failed)
+                record.topic, value=record.value, key=record.key, headers=record.headers or None,
+                partition=hint(record.topic),
+            ).add_errback(failed)  # fmt: skip
 
     def flush(self, timeout_s: float = 60.0) -> None:
         self.producer.flush(timeout=timeout_s)

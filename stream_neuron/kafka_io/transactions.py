@@ -26,6 +26,7 @@ from kafka.errors import (
 
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
+from stream_neuron.kafka_io.partitions import PartitionHints
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class TransactionalOutput:
         self.timeout_s = settings.transaction_timeout_s
         self.transactional_id = transactional_id(settings.model_name)
         self.producer = self._new_producer()
+        self.hints = PartitionHints(self.producer)
         self.healthy = True  # False while the producer was lost and not yet replaced
         self.open = False
         self._failures: list[BaseException] = []
@@ -113,15 +115,16 @@ class TransactionalOutput:
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         self._begin()
-        send, failed = self.producer.send, self._failures.append
+        send, failed, hint = self.producer.send, self._failures.append, self.hints.for_topic
         try:
             for record in records:
                 send(
-                    record.topic, value=record.value, key=record.key, headers=record.headers or None
-                ).add_errback(failed)
-        except FENCING_ERRORS as error:
-            raise FencedError(self._fenced_message(error)) from error
+                    record.topic, value=record.value, key=record.key, headers=record.headers or None,
+                    partition=hint(record.topic),
+                ).add_errback(failed)  # fmt: skip
         except KafkaError as error:
+            if is_fenced(error):
+                raise FencedError(self._fenced_message(error)) from error
             raise TransactionFailedError(f"send failed: {error!r}") from error
 
     def _begin(self) -> None:
@@ -197,6 +200,7 @@ class TransactionalOutput:
         self.healthy = False
         self.producer.close(timeout=0)
         self.producer = self._new_producer()
+        self.hints = PartitionHints(self.producer)
         self.healthy = True
 
     def close(self) -> None:
