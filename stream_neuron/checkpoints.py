@@ -12,11 +12,12 @@ from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from stream_neuron.config import Settings
 from stream_neuron.faults import crash_point
+from stream_neuron.kafka_io.consumer import input_lag
 from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactions import TransactionalOutput
 from stream_neuron.processor import Processor
-from stream_neuron.records import Emitted
+from stream_neuron.records import Emitted, OutputRecord
 
 
 class Checkpoint:
@@ -25,11 +26,27 @@ class Checkpoint:
 
     def __init__(self, settings: Settings, processor: Processor, consumer: KafkaConsumer) -> None:
         self.settings = settings
-        self.processor = processor
         self.consumer = consumer
+        self.processor = self._attach(processor)
         self.last = time.monotonic()
         self.dirty = False
         self.events = 0
+
+    def _attach(self, processor: Processor) -> Processor:
+        """Give a processor its lag source (the consumer's cached high watermarks)."""
+        consumer = self.consumer
+        processor.lag_source = lambda positions: input_lag(consumer, positions)
+        return processor
+
+    def publish(self, emitted: Emitted) -> None:
+        outputs = emitted.outputs()
+        if outputs:
+            self._send(outputs)
+            self.dirty = True
+            crash_point("after-publish")
+
+    def _send(self, records: list[OutputRecord]) -> None:
+        raise NotImplementedError
 
     def count(self, n_records: int) -> None:
         self.events += n_records
@@ -58,18 +75,14 @@ class AtLeastOnceCheckpoint(Checkpoint):
         super().__init__(settings, processor, consumer)
         self.producer = producer
 
-    def publish(self, emitted: Emitted) -> None:
-        outputs = emitted.outputs()
-        if outputs:
-            self.producer.send(outputs)
-            self.dirty = True
-            crash_point("after-publish")
+    def _send(self, records: list[OutputRecord]) -> None:
+        self.producer.send(records)
 
     def commit(self, now: float, final: bool = False) -> None:
         self.producer.flush()
         snapshot = self.processor.snapshot_record()
         if snapshot is not None:
-            self.producer.send([snapshot[0]])
+            self.producer.send([snapshot])
             self.producer.flush()
         crash_point("after-produce")
         offsets = {
@@ -106,17 +119,13 @@ class ExactlyOnceCheckpoint(Checkpoint):
         super().__init__(settings, processor, consumer)
         self.output = output
 
-    def publish(self, emitted: Emitted) -> None:
-        outputs = emitted.outputs()
-        if outputs:
-            self.output.send(outputs)
-            self.dirty = True
-            crash_point("after-publish")
+    def _send(self, records: list[OutputRecord]) -> None:
+        self.output.send(records)
 
     def commit(self, now: float, final: bool = False) -> None:
         snapshot = self.processor.snapshot_record()
         if snapshot is not None:
-            self.output.send([snapshot[0]])
+            self.output.send([snapshot])
         self.output.commit(
             dict(self.processor.positions),
             self.consumer,
@@ -147,7 +156,7 @@ class ExactlyOnceCheckpoint(Checkpoint):
                     continue
                 position = committed
             self.consumer.seek(tp, position)
-        self.processor = processor
+        self.processor = self._attach(processor)
         self.dirty = False
         self.events = 0
         self.last = now

@@ -6,20 +6,22 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from stream_neuron.kafka_io.topic_reader import assigned_consumer, read_topic
+from stream_neuron.kafka_io.topic_reader import MissingTopicError, assigned_consumer, read_topic
 
 
 def read_metrics(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every metrics record on ``topic`` from the beginning, in order."""
     records: list[dict[str, Any]] = []
-    with assigned_consumer(bootstrap_servers, topic, "stream-neuron-monitor") as (_, partitions):
-        if not partitions:
-            raise SystemExit(f"metrics topic {topic!r} does not exist")
-    for _, value in read_topic(bootstrap_servers, topic, "stream-neuron-monitor", timeout_s):
-        try:
-            records.append(json.loads(value or b""))
-        except ValueError:
-            continue
+    try:
+        for _, value in read_topic(
+            bootstrap_servers, topic, "stream-neuron-monitor", timeout_s, required=True
+        ):
+            try:
+                records.append(json.loads(value or b""))
+            except ValueError:
+                continue
+    except MissingTopicError:
+        raise SystemExit(f"metrics topic {topic!r} does not exist") from None
     return records
 
 

@@ -64,6 +64,7 @@ class Processor:
         self._snapshot_version = 0
         # Set by the I/O layer: records behind the end of the input, given the current positions.
         self.lag_source: Callable[[dict[tuple[str, int], int]], int | None] = lambda positions: None
+        self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
         if self.schema.n_features is not None:
@@ -199,6 +200,7 @@ class Processor:
             lag=self.lag_source(self.positions),
             now=now,
         )
+        self.last_window = record["window"]
         key = self.settings.model_name.encode()
         return OutputRecord(self.settings.metrics_topic, key, json.dumps(record).encode(), [])
 
@@ -213,15 +215,15 @@ class Processor:
             self.positions,
         )
 
-    def snapshot_record(self) -> tuple[OutputRecord, dict[str, Any]] | None:
-        """The snapshot to publish at a checkpoint, as a record and as the dict it encodes (None before
-        the first valid event fixes a model)."""
+    def snapshot_record(self) -> OutputRecord | None:
+        """The snapshot to publish at a checkpoint (None before the first valid event fixes a model)."""
         if self.model is None:
             return None
         state = self.snapshot_state()
         self._snapshot_version = state["version"]
-        value = json.dumps(state).encode()
-        return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, []), state
+        return OutputRecord(
+            self.settings.model_topic, self.settings.model_name.encode(), json.dumps(state).encode(), []
+        )
 
     def restore(self, snapshot: dict[str, Any], now: float) -> None:
         """Continue from a snapshot: model, metrics, pending batch and input positions."""

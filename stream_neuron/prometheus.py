@@ -58,8 +58,9 @@ class PrometheusExporter:
             processor.metrics.dead_letters,
         )
 
-    def observe(self, processor: Processor, lag: int | None, window: dict[str, object] | None) -> None:
-        """Bring the figures up to date after a processing step (``window``: a new metrics record)."""
+    def observe(self, processor: Processor, lag: int | None) -> None:
+        """Bring the figures up to date after a processing step."""
+        window = processor.last_window
         name = self.model_name
         tally = processor.metrics.cumulative
         seen = (tally.events, tally.labelled, processor.metrics.dead_letters)

@@ -8,7 +8,6 @@ and positions in one transaction and rolls back to the last committed snapshot w
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import signal
 import time
@@ -125,7 +124,6 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
             records = poll_records(consumer, poll_ms, budget) if budget > 0 else []
             now = time.monotonic()
             consumed += len(records)
-            processor.lag_source = lambda positions: input_lag(consumer, positions)
             try:
                 emitted = processor.process(records, now) if records else processor.tick(now)
                 checkpoint.count(len(records))
@@ -134,10 +132,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                     checkpoint.commit(now)
                     committed = consumed
                 if exporter is not None:
-                    window = (
-                        json.loads(emitted.metrics[-1].value or b"{}")["window"] if emitted.metrics else None
-                    )
-                    exporter.observe(processor, input_lag(consumer, processor.positions), window)
+                    exporter.observe(processor, input_lag(consumer, processor.positions))
             except TransactionFailedError as error:
                 assert isinstance(checkpoint, ExactlyOnceCheckpoint)
                 _recover(checkpoint, error, stop)
@@ -168,7 +163,6 @@ def _close(checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint, stop: Stop
     while True:
         now = time.monotonic()
         processor = checkpoint.processor
-        processor.lag_source = lambda positions: input_lag(checkpoint.consumer, positions)
         closing = processor.close(now)
         try:
             checkpoint.publish(closing)

@@ -146,21 +146,6 @@ def weights(snapshot: dict[str, Any]) -> np.ndarray:
     return np.array(snapshot["weights"])
 
 
-def end_offset(bootstrap: str, topic: str) -> int:
-    """Records in ``topic`` (all partitions), 0 while it does not exist yet."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            return 0
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return int(sum(ends.values()))
-    finally:
-        consumer.close(autocommit=False)
-
-
 class EndWatcher:
     """Cheap repeated reads of a topic's end offset (one consumer, kept open)."""
 

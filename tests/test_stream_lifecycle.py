@@ -12,10 +12,10 @@ import pytest
 
 from stream_neuron import LogisticNeuron
 from tests.component import (
+    EndWatcher,
     Topics,
     command,
     committed_offset,
-    end_offset,
     json_records,
     kill_hard,
     last_snapshot,
@@ -36,17 +36,13 @@ def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, events)
     flags = ("--learning-rate", "0.05", "--snapshot-every", "700", "--poll-max-records", "300")
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
     for kill_at in (n // 5, n // 2):
         process = start_component(kafka_bootstrap, topics, *flags)
-        wait_for(
-            lambda p=process, k=kill_at: (
-                end_offset(kafka_bootstrap, topics.predictions) >= k or p.poll() is not None
-            ),
-            240,
-            0.05,
-        )
+        wait_for(lambda p=process, k=kill_at: watcher.end() >= k or p.poll() is not None, 240, 0.01)
         assert process.poll() is None, "the run finished before the kill: make the stream longer"
         kill_hard(process)
+    watcher.close()
     run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
 
     offline = LogisticNeuron(8, learning_rate=0.05)
@@ -115,16 +111,21 @@ def test_crash_at_exact_points_learns_every_event_once(
     assert (len(predictions) > len(y)) == replays  # a crash before a checkpoint replays its tail
 
 
-def test_sigterm_finishes_checkpoints_and_exits_zero(kafka_bootstrap: str) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_finishes_checkpoints_and_exits_zero(
+    kafka_bootstrap: str, stop_signal: signal.Signals
+) -> None:
     events, X, y = synthetic_events(5000, 4, seed=2)
     topics = Topics.create(kafka_bootstrap)
     process = start_component(kafka_bootstrap, topics, "--learning-rate", "0.1", "--metrics-every", "100000")
     send(kafka_bootstrap, topics.input, events)
-    wait_for(lambda: end_offset(kafka_bootstrap, topics.predictions) >= 5000, 120)
-    process.send_signal(signal.SIGTERM)
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    wait_for(lambda: watcher.end() >= 5000, 120)
+    watcher.close()
+    process.send_signal(stop_signal)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
-    assert "SIGTERM" in stderr
+    assert stop_signal.name in stderr
     assert committed_offset(kafka_bootstrap, topics.group, topics.input) == 5000
     snapshot = last_snapshot(kafka_bootstrap, topics)
     offline = LogisticNeuron(4, learning_rate=0.1)
@@ -199,3 +200,25 @@ def test_restart_resumes_from_the_snapshot_and_output_topics_exist(kafka_bootstr
         weights(last_snapshot(kafka_bootstrap, topics)), offline.weights, rtol=0, atol=1e-12
     )
     assert len(json_records(kafka_bootstrap, topics.predictions)) == 2000
+
+
+def test_a_partial_mini_batch_is_learned_when_it_has_lingered(kafka_bootstrap: str) -> None:
+    events, X, y = synthetic_events(10, 3, seed=13)
+    topics = Topics.create(kafka_bootstrap)
+    flags = ("--mode", "minibatch", "--batch-size", "32", "--linger-ms", "300", "--learning-rate", "0.1")
+    process = start_component(kafka_bootstrap, topics, *flags)
+    send(kafka_bootstrap, topics.input, events)
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    # Ten events never fill a batch of 32: while the run goes on, only the linger can score them.
+    wait_for(lambda: watcher.end() >= 10, 120)
+    watcher.close()
+    assert process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    offline = LogisticNeuron(3, learning_rate=0.1)
+    offline.learn_batch(X, y)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    assert snapshot["version"] == 1 and snapshot["pending"] == {"rows": [], "labels": [], "refs": []}
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert [p["probability"] for p in json_records(kafka_bootstrap, topics.predictions)] == [0.5] * 10

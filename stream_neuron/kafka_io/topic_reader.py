@@ -31,12 +31,19 @@ def assigned_consumer(
         consumer.close(autocommit=False)
 
 
+class MissingTopicError(LookupError):
+    """The topic to read does not exist."""
+
+
 def read_topic(
-    bootstrap_servers: str, topic: str, client_id: str, timeout_s: float = 60.0
+    bootstrap_servers: str, topic: str, client_id: str, timeout_s: float = 60.0, required: bool = False
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """(key, value) of every committed record now in ``topic``, partition by partition in order."""
+    """(key, value) of every committed record now in ``topic``, partition by partition in order.
+    A missing topic reads as empty, or raises :class:`MissingTopicError` when ``required``."""
     with assigned_consumer(bootstrap_servers, topic, client_id) as (consumer, partitions):
         if not partitions:
+            if required:
+                raise MissingTopicError(topic)
             return
         consumer.seek_to_beginning(*partitions)
         ends = consumer.end_offsets(partitions)
