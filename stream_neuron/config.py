@@ -12,7 +12,8 @@ Delivery guarantees (``guarantee``):
   Cost: nothing beyond the acknowledgements.
 - ``exactly-once``: each commit interval is one Kafka transaction holding the outputs, one model
   snapshot and the input offsets; readers with ``isolation_level=read_committed`` see every effect
-  once. Cost: a transaction per interval (latency up to ``commit_interval_ms``) and lower throughput.
+  once. A second instance with the same ``model_name`` fences the first, which exits with status 3.
+  Cost: a transaction per interval (latency up to ``commit_interval_ms``) and lower throughput.
 """
 
 from __future__ import annotations

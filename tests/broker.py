@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -95,3 +95,56 @@ def session_broker() -> Iterator[str]:
             f"deploy/local-kafka start failed:\n{started.stdout}{started.stderr}"
         )
     yield f"127.0.0.1:{port}"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair(seed: int) -> int:
+    """A port P with P and P+1 free, outside the kernel's ephemeral range: a client that keeps
+    reconnecting to a stopped broker could otherwise be handed the broker's own port as its local
+    port (a TCP self-connect) and keep the broker from binding it again."""
+    low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    below = range(max(1024, low - 8000), low - 1) if low > 2048 else range(0)
+    above = range(high + 1, min(65534, high + 4000))
+    candidates = [*below, *above] or list(range(20000, 30000))
+    start = seed % len(candidates)
+    for port in candidates[start:] + candidates[:start]:
+        if _bindable(port) and _bindable(port + 1):
+            return port
+    raise NoBrokerError("no free pair of ports for a private test broker")
+
+
+@contextmanager
+def private_broker(home: Path, seed: int) -> Iterator[tuple[str, Callable[[str], str]]]:
+    """A broker of its own (port chosen by :func:`free_port_pair`) sharing the session's jar cache,
+    for tests that stop and restart it; yields the bootstrap address and ``control(action) -> stdout``."""
+    home.mkdir(parents=True)
+    shared = Path(os.path.expanduser("~/.cache/stream-neuron/local-kafka"))
+    for entry in shared.iterdir() if shared.is_dir() else []:
+        if entry.name.startswith(("lib-", "m2")):
+            (home / entry.name).symlink_to(entry)
+    port = free_port_pair(seed)
+    env = dict(
+        os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1), LOCAL_KAFKA_HOME=str(home)
+    )
+
+    def control(action: str) -> str:
+        done = subprocess.run(
+            [str(LOCAL_KAFKA), action], env=env, capture_output=True, text=True, timeout=180, check=False
+        )
+        assert done.returncode == 0, f"local-kafka {action} on port {port}:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    control("start")
+    try:
+        yield f"127.0.0.1:{port}", control
+    finally:
+        control("stop")

@@ -78,6 +78,18 @@ def start_component(bootstrap: str, topics: Topics, *extra: str) -> subprocess.P
     )
 
 
+def finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:
+    """Exit status and stderr; a process still running after ``timeout_s`` is killed and reported as
+    -9 with everything it wrote, so a hang fails with its own story instead of a bare timeout."""
+    try:
+        _, err = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate(timeout=30)
+        return -9, f"(killed after {timeout_s:.0f} s)\n{err}"
+    return process.returncode, err
+
+
 def kill_hard(process: subprocess.Popen[str]) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)

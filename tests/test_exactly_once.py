@@ -10,16 +10,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stream_neuron import LogisticNeuron
-from tests.broker import LOCAL_KAFKA
+from tests.broker import private_broker
 from tests.component import (
     EndWatcher,
     Topics,
     command,
+    finish,
     json_records,
     kill_hard,
     last_snapshot,
@@ -126,61 +128,41 @@ def test_zombie_is_fenced_and_exits_non_zero(kafka_bootstrap: str) -> None:
             for i, (r, v) in enumerate(zip(X2, y2, strict=True))
         ],
     )
-    _, first_err = first.communicate(timeout=120)
-    assert first.returncode == 3, first_err[-2000:]
+    first_status, first_err = finish(first, 120)
+    assert first_status == 3, first_err[-6000:]
     assert "fenced: another instance took over model" in first_err
-    _, second_err = second.communicate(timeout=300)
-    assert second.returncode == 0, second_err[-2000:]
+    second_status, second_err = finish(second, 300)
+    assert second_status == 0, second_err[-6000:]
     watcher.close()
     check_exactly_once(kafka_bootstrap, topics, np.vstack([X, X2]), np.concatenate([y, y2]))
 
 
-def local_kafka(action: str, port: int, home: str) -> None:
-    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=home)
-    done = subprocess.run(
-        [str(LOCAL_KAFKA), action], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.mark.parametrize("outage_s", [0.0, 12.0])
-def test_broker_stopped_and_restarted_mid_run(tmp_path, outage_s: float) -> None:  # type: ignore[no-untyped-def]
+def test_broker_stopped_and_restarted_mid_run(tmp_path: Path, outage_s: float) -> None:
     """A quick restart, and an outage longer than the transaction timeout (calls time out, the
     producer is replaced, the run waits for the broker and carries on)."""
     # Its own broker, so the stop does not disturb the other tests' broker.
-    port, home = 19192, str(tmp_path / "kafka")
-    os.makedirs(home)
-    shared_jars = os.path.expanduser("~/.cache/stream-neuron/local-kafka")
-    for entry in os.listdir(shared_jars) if os.path.isdir(shared_jars) else []:
-        if entry.startswith(("lib-", "m2")):
-            os.symlink(os.path.join(shared_jars, entry), os.path.join(home, entry))
-    bootstrap = f"127.0.0.1:{port}"
-    local_kafka("start", port, home)
-    again = subprocess.run(
-        [str(LOCAL_KAFKA), "start"], env=dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=home),
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    assert "already running" in again.stdout  # start on a running broker is a no-op
-    try:
+    with private_broker(tmp_path / "kafka", seed=int(outage_s * 1000) + os.getpid()) as (bootstrap, control):
+        assert "already running" in control("start")  # start on a running broker is a no-op
         topics, X, y = load(bootstrap, 30_000, seed=35)
         process = start_component(
             bootstrap, topics, *EOS, "--idle-timeout-s", "30", "--transaction-timeout-s", "4"
         )
-        watcher = EndWatcher(bootstrap, topics.predictions)
-        wait_for(lambda: watcher.end() >= 8_000, 120, 0.01)
-        produced_before_stop = watcher.end()
-        watcher.close()
-        local_kafka("stop", port, home)
-        assert produced_before_stop < 25_000, "the run was nearly done before the broker stopped"
-        time.sleep(outage_s)
-        local_kafka("start", port, home)
-        _, stderr = process.communicate(timeout=600)
-        assert process.returncode == 0, stderr[-3000:]
+        try:
+            watcher = EndWatcher(bootstrap, topics.predictions)
+            wait_for(lambda: watcher.end() >= 8_000, 120, 0.01)
+            produced_before_stop = watcher.end()
+            watcher.close()
+            control("stop")
+            assert produced_before_stop < 25_000, "the run was nearly done before the broker stopped"
+            time.sleep(outage_s)
+            control("start")
+        finally:
+            status, stderr = finish(process, 600)
+        assert status == 0, stderr[-6000:]
         if outage_s:
             assert "rolling back to the last committed snapshot" in stderr, stderr[-3000:]
         check_exactly_once(bootstrap, topics, X, y)
-    finally:
-        local_kafka("stop", port, home)
 
 
 def test_exactly_once_cli_help_documents_the_guarantees() -> None:

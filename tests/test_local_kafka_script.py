@@ -10,8 +10,8 @@ from pathlib import Path
 from tests.broker import LOCAL_KAFKA
 
 
-def local_kafka(*args: str, port: int, home: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=str(home))
+def local_kafka(*args: str, port: int, home: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=str(home), **extra_env)
     return subprocess.run(
         [str(LOCAL_KAFKA), *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -25,6 +25,19 @@ def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         done = local_kafka("start", port=port, home=tmp_path)
     assert done.returncode == 1
     assert f"port {port} is taken by another process: stop it or set KAFKA_PORT" in done.stderr
+
+
+def test_a_port_held_by_a_connection_is_a_clear_error(tmp_path: Path) -> None:
+    # Bound but not listening, like the local end of a client connection: a connect probe misses it.
+    with socket.socket() as free, socket.socket() as holder:
+        free.bind(("127.0.0.1", 0))
+        holder.bind(("127.0.0.1", 0))
+        port, held = free.getsockname()[1], holder.getsockname()[1]
+        free.close()
+        done = local_kafka("start", port=port, home=tmp_path, KAFKA_CONTROLLER_PORT=str(held))
+    assert done.returncode == 1
+    assert f"port {held} is in use (held by a connection" in done.stderr
+    assert "set KAFKA_CONTROLLER_PORT" in done.stderr
 
 
 def test_status_and_stop_of_a_broker_that_is_not_running(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from kafka.errors import (
 )
 
 from stream_neuron.config import Settings
+from stream_neuron.kafka_io import fencing_fix
 from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.partitions import PartitionHints
 from stream_neuron.records import OutputRecord
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
+RETIRE_ATTEMPTS = 10
+
+fencing_fix.install()
 
 
 def is_fenced(error: BaseException) -> bool:
@@ -73,6 +77,30 @@ def _guarded(call: Callable[[], T], timeout_s: float, what: str) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")  # type: ignore[return-value]
+
+
+def retire_producer(producer: KafkaProducer, timeout_s: float) -> None:
+    """Close a producer that is being replaced, without ever raising or blocking the caller.
+
+    kafka-python's ``close`` flushes first and raises while batches are incomplete, even with
+    ``timeout=0``; those batches fail or expire within the delivery timeout, so a helper thread
+    keeps trying until the producer closes (its I/O thread would otherwise live on)."""
+    try:
+        producer.close(timeout=0)
+        return
+    except KafkaError:
+        pass
+
+    def close_when_drained() -> None:
+        for _ in range(RETIRE_ATTEMPTS):
+            try:
+                producer.close(timeout=timeout_s)
+                return
+            except KafkaError:
+                continue
+        log.warning("a replaced transactional producer did not close after %d attempts", RETIRE_ATTEMPTS)
+
+    threading.Thread(target=close_when_drained, name="txn-retire", daemon=True).start()
 
 
 class TransactionalOutput:
@@ -197,16 +225,22 @@ class TransactionalOutput:
         """After a failure: a fresh producer (its init aborts anything the old one left open)."""
         self._failures.clear()
         self.open = False
-        self.healthy = False
-        self.producer.close(timeout=0)
+        if self.healthy:
+            self.healthy = False
+            retire_producer(self.producer, self.timeout_s)
         self.producer = self._new_producer()
         self.hints = PartitionHints(self.producer)
         self.healthy = True
 
     def close(self) -> None:
+        if not self.healthy:
+            return  # the producer was retired and no replacement came up
         if self.open:
             self.abort()
-        self.producer.close(timeout=5)
+        try:
+            self.producer.close(timeout=5)
+        except KafkaError as error:  # records still pending belong to a transaction never committed
+            log.warning("the transactional producer did not close cleanly (%s)", error)
 
     def _fenced_message(self, error: BaseException) -> str:
         return (

@@ -1,0 +1,90 @@
+"""The transactional producer's own rules, without a broker: how produce errors are classified
+(a fenced producer stops instead of re-initialising) and how a replaced producer is closed."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kafka.errors import (
+    InvalidProducerEpochError,
+    KafkaTimeoutError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumberError,
+    ProducerFencedError,
+    UnknownProducerIdError,
+)
+from kafka.producer.transaction_manager import TransactionManager
+
+from stream_neuron.kafka_io import fencing_fix, transactions
+
+
+def manager(transactional_id: str | None) -> TransactionManager:
+    return TransactionManager(
+        transactional_id=transactional_id, transaction_timeout_ms=60_000, api_version=(4, 1)
+    )
+
+
+@pytest.mark.parametrize("error", [InvalidProducerEpochError, ProducerFencedError()])
+def test_a_fenced_transactional_produce_is_fatal_not_an_epoch_bump(error: object) -> None:
+    # An epoch bump here would end in a fresh InitProducerId that fences the newer instance.
+    assert (
+        manager("stream-neuron-m").classify_batch_error(error, None) == TransactionManager.ERROR_CLASS_FATAL
+    )
+
+
+@pytest.mark.parametrize("error", [OutOfOrderSequenceNumberError, UnknownProducerIdError])
+def test_other_epoch_bump_errors_abort_the_transaction(error: type) -> None:
+    assert (
+        manager("stream-neuron-m").classify_batch_error(error, None)
+        == TransactionManager.ERROR_CLASS_ABORTABLE
+    )
+
+
+def test_idempotent_producers_and_retriable_errors_keep_kafka_pythons_rules() -> None:
+    idempotent = manager(None)
+    assert idempotent.classify_batch_error(InvalidProducerEpochError, None) == "NEEDS_EPOCH_BUMP"
+    transactional = manager("stream-neuron-m")
+    assert transactional.classify_batch_error(NotLeaderForPartitionError, None) == "RETRIABLE"
+
+
+def test_install_is_idempotent() -> None:
+    before = TransactionManager.classify_batch_error
+    fencing_fix.install()
+    assert TransactionManager.classify_batch_error is before
+
+
+class PendingProducer:
+    """Stands in for a KafkaProducer whose close() flushes first and raises while batches are pending
+    (kafka-python does so even with timeout=0); with a timeout it waits for ``drained``."""
+
+    def __init__(self, pending_closes: int) -> None:
+        self.pending_closes = pending_closes
+        self.timeouts: list[float] = []
+        self.drained = threading.Event()
+        self.closed = threading.Event()
+
+    def close(self, timeout: float) -> None:
+        self.timeouts.append(timeout)
+        if timeout:
+            self.drained.wait()
+        if self.pending_closes:
+            self.pending_closes -= 1
+            raise KafkaTimeoutError("Timeout waiting for future")
+        self.closed.set()
+
+
+def test_retiring_a_producer_with_pending_batches_never_raises_and_closes_it_later() -> None:
+    producer = PendingProducer(pending_closes=3)
+    transactions.retire_producer(producer, 4.0)  # type: ignore[arg-type]
+    assert not producer.closed.is_set()  # the caller goes on while the old batches drain
+    producer.drained.set()
+    assert producer.closed.wait(30)
+    assert producer.timeouts == [0, 4.0, 4.0, 4.0]
+
+
+def test_retiring_an_idle_producer_closes_it_at_once() -> None:
+    producer = PendingProducer(pending_closes=0)
+    transactions.retire_producer(producer, 4.0)  # type: ignore[arg-type]
+    assert producer.closed.is_set()
+    assert producer.timeouts == [0]
