@@ -72,10 +72,24 @@ def run_component(
     return done
 
 
+STARTED: list[subprocess.Popen[str]] = []  # killed after each test by conftest, should it fail midway
+
+
 def start_component(bootstrap: str, topics: Topics, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         command(bootstrap, topics, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    STARTED.append(process)
+    return process
+
+
+def kill_leftovers() -> None:
+    """A failed test must not leave a component running into the next one."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
 
 
 def finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:

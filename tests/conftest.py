@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.broker import NoBrokerError, session_broker
+from tests.component import kill_leftovers
 from tests.kafka_helpers import create_topic, unique_name
 
 
@@ -27,6 +28,12 @@ def new_topic(kafka_bootstrap: str) -> Callable[..., str]:
         return create_topic(kafka_bootstrap, unique_name(prefix), partitions, compacted)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_components() -> Iterator[None]:
+    yield
+    kill_leftovers()
 
 
 @pytest.fixture
