@@ -8,6 +8,7 @@ import threading
 import pytest
 from kafka.errors import (
     InvalidProducerEpochError,
+    KafkaError,
     KafkaTimeoutError,
     NotLeaderForPartitionError,
     OutOfOrderSequenceNumberError,
@@ -25,20 +26,22 @@ def manager(transactional_id: str | None) -> TransactionManager:
     )
 
 
-@pytest.mark.parametrize("error", [InvalidProducerEpochError, ProducerFencedError()])
-def test_a_fenced_transactional_produce_is_fatal_not_an_epoch_bump(error: object) -> None:
-    # An epoch bump here would end in a fresh InitProducerId that fences the newer instance.
-    assert (
-        manager("stream-neuron-m").classify_batch_error(error, None) == TransactionManager.ERROR_CLASS_FATAL
-    )
+@pytest.mark.parametrize(
+    "error",
+    [InvalidProducerEpochError, ProducerFencedError(), OutOfOrderSequenceNumberError, UnknownProducerIdError],
+)
+def test_epoch_errors_are_fatal_to_a_transactional_producer_not_an_epoch_bump(error: object) -> None:
+    # A bump the broker refuses ends in a fresh InitProducerId, which fences the newer instance;
+    # the checkpoint replaces the producer itself unless the error says it was fenced.
+    fatal = TransactionManager.ERROR_CLASS_FATAL
+    assert manager("stream-neuron-m").classify_batch_error(error, None) == fatal
 
 
-@pytest.mark.parametrize("error", [OutOfOrderSequenceNumberError, UnknownProducerIdError])
-def test_other_epoch_bump_errors_abort_the_transaction(error: type) -> None:
-    assert (
-        manager("stream-neuron-m").classify_batch_error(error, None)
-        == TransactionManager.ERROR_CLASS_ABORTABLE
-    )
+def test_only_the_fencing_errors_count_as_fenced() -> None:
+    assert transactions.is_fenced(InvalidProducerEpochError())
+    assert transactions.is_fenced(KafkaError("the producer is in a fatal state: ProducerFencedError"))
+    assert not transactions.is_fenced(OutOfOrderSequenceNumberError())
+    assert not transactions.is_fenced(KafkaError("OutOfOrderSequenceNumberError"))
 
 
 def test_idempotent_producers_and_retriable_errors_keep_kafka_pythons_rules() -> None:
