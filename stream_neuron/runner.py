@@ -137,6 +137,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
                 assert isinstance(checkpoint, ExactlyOnceCheckpoint)
                 _recover(checkpoint, error, stop)
                 consumed = committed  # the rolled-back records will be read again
+                last_input = time.monotonic()  # so is input the rollback rewound: not idle time
                 continue
             if records:
                 last_input = now

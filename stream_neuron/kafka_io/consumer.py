@@ -14,6 +14,7 @@ from kafka.errors import KafkaError
 
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
 from stream_neuron.records import InputRecord
 
 
@@ -29,6 +30,7 @@ def open_input(settings: Settings, positions: dict[tuple[str, int], int]) -> Kaf
             max_poll_records=settings.poll_max_records,
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         )
     except KafkaError as error:
         raise StartupError(f"no Kafka broker answers at {settings.bootstrap_servers}") from error

@@ -12,6 +12,7 @@ from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.errors import PublishError, StartupError
 from stream_neuron.kafka_io.partitions import PartitionHints
+from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
 from stream_neuron.records import OutputRecord
 
 
@@ -28,6 +29,7 @@ class OutputProducer:
             "linger_ms": 5,
             "batch_size": 256 * 1024,
             "max_request_size": DEAD_LETTER_MAX_BYTES + 1024 * 1024,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         config.update(overrides)
         try:

@@ -28,6 +28,7 @@ from stream_neuron.config import Settings
 from stream_neuron.kafka_io import fencing_fix
 from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.partitions import PartitionHints
+from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ class TransactionalOutput:
             request_timeout_ms=int(self.timeout_s * 1000 / 2),
             delivery_timeout_ms=int(self.timeout_s * 1000),
             transaction_timeout_ms=60_000,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         )
         try:
             _guarded(producer.init_transactions, self.timeout_s, "init_transactions")
