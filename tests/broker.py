@@ -25,10 +25,20 @@ class NoBrokerError(RuntimeError):
     pass
 
 
-def kafka_version() -> str:
+def local_kafka(action: str, timeout_s: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
+    """``deploy/local-kafka <action>`` with ``env`` (KAFKA_PORT, LOCAL_KAFKA_HOME, ...) over ours."""
     return subprocess.run(
-        [str(LOCAL_KAFKA), "version"], check=True, capture_output=True, text=True
-    ).stdout.strip()
+        [str(LOCAL_KAFKA), action],
+        env=dict(os.environ, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def kafka_version() -> str:
+    return local_kafka("version").stdout.strip()
 
 
 def answers(bootstrap: str, timeout_s: float = 3.0) -> bool:
@@ -88,7 +98,7 @@ def session_broker() -> Iterator[str]:
             yield bootstrap
         return
     port = os.environ.get("KAFKA_PORT", "9092")
-    started = subprocess.run([str(LOCAL_KAFKA), "start"], capture_output=True, text=True, check=False)
+    started = local_kafka("start")
     if started.returncode != 0:
         raise NoBrokerError(
             "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS is unset, no Docker engine answers, and "
@@ -132,14 +142,10 @@ def private_broker(home: Path, seed: int) -> Iterator[tuple[str, Callable[[str],
         if entry.name.startswith(("lib-", "m2")):
             (home / entry.name).symlink_to(entry)
     port = free_port_pair(seed)
-    env = dict(
-        os.environ, KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1), LOCAL_KAFKA_HOME=str(home)
-    )
+    env = {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1), "LOCAL_KAFKA_HOME": str(home)}
 
     def control(action: str) -> str:
-        done = subprocess.run(
-            [str(LOCAL_KAFKA), action], env=env, capture_output=True, text=True, timeout=180, check=False
-        )
+        done = local_kafka(action, **env)
         assert done.returncode == 0, f"local-kafka {action} on port {port}:\n{done.stdout}{done.stderr}"
         return done.stdout
 

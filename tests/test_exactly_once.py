@@ -146,7 +146,7 @@ def test_broker_stopped_and_restarted_mid_run(tmp_path: Path, outage_s: float) -
         assert "already running" in control("start")  # start on a running broker is a no-op
         topics, X, y = load(bootstrap, 30_000, seed=35)
         # The idle clock must not count the outage: after a rollback, input is there to re-read.
-        idle_s = "15" if outage_s else "30"
+        idle_s = "8" if outage_s else "30"
         process = start_component(
             bootstrap, topics, *EOS, "--idle-timeout-s", idle_s, "--transaction-timeout-s", "4"
         )

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 from pathlib import Path
 
-from tests.broker import LOCAL_KAFKA
+from tests import broker
 
 
-def local_kafka(*args: str, port: int, home: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=str(home), **extra_env)
-    return subprocess.run(
-        [str(LOCAL_KAFKA), *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+def local_kafka(action: str, port: int, home: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    return broker.local_kafka(action, 60, KAFKA_PORT=str(port), LOCAL_KAFKA_HOME=str(home), **extra_env)
 
 
 def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
