@@ -32,7 +32,7 @@ test: install broker-start lint
 	$(BIN)/python -m pytest
 
 demo: install broker-start
-	$(BIN)/python -m stream_neuron.demo
+	$(BIN)/python -m stream_neuron.tools.demo
 
 bench: install broker-start
 	$(BIN)/pip install -q -e ".[bench]"

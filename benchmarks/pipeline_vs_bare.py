@@ -26,7 +26,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron.config import Settings, run_names
 from stream_neuron.runner import run
-from stream_neuron.sources import synthetic
+from stream_neuron.tools.sources import synthetic
 
 
 def load(bootstrap: str, topic: str, events: int, features: int) -> None:

@@ -1,62 +1,108 @@
 """Checkpoints: the one place that owns "processed but not yet committed", one class a guarantee.
 
-A checkpoint publishes what the processor emits, decides when to commit, and commits: outputs
-acknowledged, a snapshot of the model with the input positions it covers, those positions committed.
+A checkpoint is the commit schedule and the commit. It publishes what the processor emits, says when a
+commit is due, and commits: the outputs acknowledged, a snapshot of the model with the input positions
+it covers, those positions committed. It never holds the processor: the runner hands it the snapshot
+and positions to commit and, after an exactly-once rollback, rebuilds the processor from what the
+rollback hands back. The guarantees themselves are stated in ``config.py`` and the README.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-
-from stream_neuron.config import Settings
 from stream_neuron.faults import crash_point
-from stream_neuron.kafka_io.consumer import input_lag
-from stream_neuron.kafka_io.producer import OutputProducer
-from stream_neuron.kafka_io.snapshot_store import load_snapshot
-from stream_neuron.kafka_io.transactions import TransactionalOutput
-from stream_neuron.processor import Processor
-from stream_neuron.records import Emitted, OutputRecord
+from stream_neuron.records import OutputRecord
+from stream_neuron.snapshots import snapshot_positions
+
+Positions = Mapping[tuple[str, int], int]
+
+
+class Input(Protocol):
+    """What a checkpoint needs of the input consumer."""
+
+    def commit(self, positions: Positions, wait: bool) -> None: ...
+
+    def committed_positions(self) -> dict[tuple[str, int], int | None]: ...
+
+    def group_metadata(self) -> Any: ...
+
+
+class Output(Protocol):
+    def send(self, records: list[OutputRecord]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class AcknowledgedOutput(Output, Protocol):
+    """At-least-once: ``flush`` returns once every record sent so far is acknowledged, or raises."""
+
+    def flush(self) -> None: ...
+
+
+class TransactionalOutput(Output, Protocol):
+    """Exactly-once: sends join the open transaction; ``commit`` adds the offsets and commits it."""
+
+    def commit(
+        self,
+        offsets: dict[tuple[str, int], int],
+        group_metadata: Any,
+        before_offsets: Callable[[], None],
+        before_commit: Callable[[], None],
+    ) -> None: ...
+
+    def recover(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Commit every ``snapshot_every`` model updates, ``commit_every`` input records or ``interval_s``
+    seconds, whichever comes first (the last only once something was consumed or emitted)."""
+
+    snapshot_every: int
+    commit_every: int
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a rollback returns to: the newest committed snapshot (``None``: a new model) and the input
+    position of every assigned partition (``None``: from the beginning)."""
+
+    snapshot: dict[str, Any] | None
+    positions: dict[tuple[str, int], int | None]
 
 
 class Checkpoint:
-    """Shared cadence: commit every ``--snapshot-every`` updates, ``--commit-every`` events or
-    ``--commit-interval-ms``, whichever comes first (the last only once something was emitted)."""
+    """The commit schedule and the publishing shared by both guarantees."""
 
-    def __init__(self, settings: Settings, processor: Processor, consumer: KafkaConsumer) -> None:
-        self.settings = settings
-        self.consumer = consumer
-        self.processor = self._attach(processor)
-        self.last = time.monotonic()
+    def __init__(self, cadence: Cadence, now: float, output: Output, input: Input) -> None:
+        self.cadence = cadence
+        self.output = output
+        self.input = input
+        self.last = now
         self.dirty = False
         self.events = 0
 
-    def _attach(self, processor: Processor) -> Processor:
-        """Give a processor its lag source (the consumer's cached high watermarks)."""
-        consumer = self.consumer
-        processor.lag_source = lambda positions: input_lag(consumer, positions)
-        return processor
-
-    def publish(self, emitted: Emitted) -> None:
-        outputs = emitted.outputs()
-        if outputs:
-            self._send(outputs)
+    def publish(self, records: list[OutputRecord]) -> None:
+        if records:
+            self.output.send(records)
             self.dirty = True
             crash_point("after-publish")
 
-    def _send(self, records: list[OutputRecord]) -> None:
-        raise NotImplementedError
+    def close(self) -> None:
+        self.output.close()
 
     def count(self, n_records: int) -> None:
         self.events += n_records
 
-    def due(self, now: float) -> bool:
-        if self.processor.updates_since_snapshot >= self.settings.snapshot_every:
+    def due(self, now: float, updates_since_snapshot: int) -> bool:
+        cadence = self.cadence
+        if updates_since_snapshot >= cadence.snapshot_every or self.events >= cadence.commit_every:
             return True
-        if self.events >= self.settings.commit_every:
-            return True
-        return (self.dirty or self.events > 0) and now - self.last >= self.settings.commit_interval_s
+        return (self.dirty or self.events > 0) and now - self.last >= cadence.interval_s
 
     def _committed(self, now: float) -> None:
         self.last = now
@@ -66,101 +112,66 @@ class Checkpoint:
 
 class AtLeastOnceCheckpoint(Checkpoint):
     """Outputs are sent as they come; a commit waits for their acknowledgement, then publishes the
-    snapshot and waits for it, and only then commits the input positions it records. A crash replays
-    from the newest snapshot: each event trains the model once; its outputs may repeat."""
+    snapshot and waits for it, and only then commits the input positions it records."""
 
-    def __init__(
-        self, settings: Settings, processor: Processor, consumer: KafkaConsumer, producer: OutputProducer
+    output: AcknowledgedOutput
+
+    def commit(
+        self, snapshot: OutputRecord | None, positions: Positions, now: float, final: bool = False
     ) -> None:
-        super().__init__(settings, processor, consumer)
-        self.producer = producer
-
-    def _send(self, records: list[OutputRecord]) -> None:
-        self.producer.send(records)
-
-    def commit(self, now: float, final: bool = False) -> None:
-        self.producer.flush()
-        snapshot = self.processor.snapshot_record()
+        self.output.flush()
         if snapshot is not None:
-            self.producer.send([snapshot])
-            self.producer.flush()
+            self.output.send([snapshot])
+            self.output.flush()
         crash_point("after-produce")
-        offsets = {
-            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
-            for (topic, partition), offset in self.processor.positions.items()
-        }
-        if offsets:
-            # The snapshot, acknowledged above, is what a restart resumes from; the group's offsets
-            # are for lag tools and the no-snapshot start, so only the last commit waits for them.
-            if final:
-                self.consumer.commit(offsets)
-            else:
-                self.consumer.commit_async(offsets)
+        # The snapshot, acknowledged above, is what a restart resumes from; the group's offsets are
+        # for lag tools and the no-snapshot start, so only the last commit waits for them.
+        self.input.commit(positions, wait=final)
         crash_point("after-commit")
         self._committed(now)
 
-    def close(self) -> None:
-        self.producer.close()
-
 
 class ExactlyOnceCheckpoint(Checkpoint):
-    """Each commit interval is one transaction: the outputs, one snapshot, and the input positions
-    (``send_offsets_to_transaction``). ``read_committed`` readers see each event's effects once. A
-    failed transaction is aborted and the processor rolled back to the last committed snapshot, with
-    the consumer positioned where that snapshot ends."""
+    """Each commit interval is one transaction: the outputs, one snapshot, and the input positions. A
+    failed transaction is aborted; :meth:`rollback` says where the committed state stands."""
 
     def __init__(
         self,
-        settings: Settings,
-        processor: Processor,
-        consumer: KafkaConsumer,
+        cadence: Cadence,
+        now: float,
         output: TransactionalOutput,
+        input: Input,
+        load_committed: Callable[[], dict[str, Any] | None],
     ) -> None:
-        super().__init__(settings, processor, consumer)
-        self.output = output
+        super().__init__(cadence, now, output, input)
+        self.output: TransactionalOutput = output
+        self.load_committed = load_committed
 
-    def _send(self, records: list[OutputRecord]) -> None:
-        self.output.send(records)
-
-    def commit(self, now: float, final: bool = False) -> None:
-        snapshot = self.processor.snapshot_record()
+    def commit(
+        self, snapshot: OutputRecord | None, positions: Positions, now: float, final: bool = False
+    ) -> None:
         if snapshot is not None:
             self.output.send([snapshot])
         self.output.commit(
-            dict(self.processor.positions),
-            self.consumer,
+            dict(positions),
+            self.input.group_metadata(),
             before_offsets=lambda: crash_point("after-produce"),
             before_commit=lambda: crash_point("after-offsets"),
         )
         crash_point("after-commit")
         self._committed(now)
 
-    def rollback(self, now: float) -> Processor:
-        """Abort, then continue from the last committed snapshot and its input positions.
+    def rollback(self, now: float) -> Committed:
+        """Abort (replacing a lost producer), then the committed state: the newest committed snapshot
+        and the positions it covers; a partition it does not cover resumes from the group's offset.
 
-        The snapshot is read back from the model topic, not taken from memory: a commit that timed
-        out may still have landed (a new producer's init_transactions completes it), and only the
-        broker knows."""
-        self.output.abort()
-        settings = self.settings
-        snapshot = load_snapshot(settings.bootstrap_servers, settings.model_topic, settings.model_name)
-        processor = Processor(settings, now)
+        The snapshot is read back from the model topic, not taken from memory: a commit that timed out
+        may still have landed (a new producer's init_transactions completes it), and only the broker
+        knows."""
+        self.output.recover()
+        snapshot = self.load_committed()
+        positions = self.input.committed_positions()
         if snapshot is not None:
-            processor.restore(snapshot, now)
-        for tp in self.consumer.assignment():
-            position = processor.positions.get((tp.topic, tp.partition))
-            if position is None:
-                committed = self.consumer.committed(tp)
-                if committed is None:
-                    self.consumer.seek_to_beginning(tp)
-                    continue
-                position = committed
-            self.consumer.seek(tp, position)
-        self.processor = self._attach(processor)
-        self.dirty = False
-        self.events = 0
-        self.last = now
-        return processor
-
-    def close(self) -> None:
-        self.output.close()
+            positions.update(snapshot_positions(snapshot))
+        self._committed(now)
+        return Committed(snapshot, positions)

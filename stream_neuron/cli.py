@@ -1,7 +1,8 @@
 """The ``stream-neuron`` command line: thin glue over the layers, one subcommand a job.
 
-``run`` flags are generated from :class:`stream_neuron.config.Settings`, so flags, environment
-variables (``STREAM_NEURON_*``) and config-file keys are always the same names.
+Every command's flags are generated from its settings class in ``config.py``, so flags, environment
+variables (``STREAM_NEURON_*``) and config-file keys are always the same names. An operator error
+(a bad flag, no broker, a missing topic or file) ends in one line on stderr and a non-zero status.
 """
 
 from __future__ import annotations
@@ -10,31 +11,51 @@ import argparse
 import logging
 import sys
 import typing
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from stream_neuron import __version__
-from stream_neuron.config import DEFAULT_TOPICS, Settings
+from stream_neuron.config import (
+    COMMAND_SETTINGS,
+    CheckRiverSettings,
+    CommonSettings,
+    MonitorSettings,
+    ProduceSettings,
+    Settings,
+)
+from stream_neuron.errors import OperatorError
 
 EXIT_USAGE = 2
 EXIT_FENCED = 3
 
+SettingsT = typing.TypeVar("SettingsT", bound=CommonSettings)
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    for name, field in Settings.model_fields.items():
+
+def _choices(field: FieldInfo) -> list[Any] | None:
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and "choices" in extra:
+        return list(extra["choices"])  # type: ignore[arg-type]
+    annotation = field.annotation
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(candidate) is typing.Literal:
+            return list(typing.get_args(candidate))
+    return None
+
+
+def add_settings_flags(parser: argparse.ArgumentParser, settings_class: type[CommonSettings]) -> None:
+    """One flag per field of ``settings_class``; an absent flag leaves the field to the environment,
+    the config file or its default."""
+    for name, field in settings_class.model_fields.items():
         flag = "--" + name.replace("_", "-")
-        annotation = field.annotation
-        args = typing.get_args(annotation)
-        is_bool = annotation is bool
-        choices = None
-        literal = next((a for a in (annotation, *args) if typing.get_origin(a) is typing.Literal), None)
-        if literal is not None:
-            choices = list(typing.get_args(literal))
+        choices = _choices(field)
         help_text = field.description or ""
-        if field.default is not None and not is_bool:
+        extra = field.json_schema_extra
+        default_described = isinstance(extra, dict) and extra.get("default_in_description")
+        is_bool = field.annotation is bool
+        if field.default is not None and not is_bool and not default_described:
             help_text = f"{help_text} (default: {field.default})".strip()
         if is_bool:
             parser.add_argument(
@@ -50,90 +71,43 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    given = {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
-    return Settings(**given)
+def settings_from_args(args: argparse.Namespace, settings_class: type[SettingsT]) -> SettingsT:
+    given = {name: getattr(args, name) for name in settings_class.model_fields if hasattr(args, name)}
+    return settings_class(**given)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line (what is wrong, and where help is), not argparse's usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="stream-neuron",
         description="An online-learning logistic neuron (or perceptron) on a Kafka stream.",
     )
     parser.add_argument("--version", action="version", version=f"stream-neuron {__version__}")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = commands.add_parser(
-        "run", help="learn from the input topic; publish predictions, metrics, snapshots"
-    )
-    _add_settings_flags(run)
-
-    produce = commands.add_parser("produce", help="load events into a topic")
-    produce.add_argument(
-        "--bootstrap-servers", default=None, help="default: STREAM_NEURON_BOOTSTRAP_SERVERS or 127.0.0.1:9092"
-    )
-    produce.add_argument("--topic", default=DEFAULT_TOPICS["input_topic"])
-    source = produce.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", choices=["phishing", "bananas", "synthetic"])
-    source.add_argument("--file", type=Path, help="CSV (with --label-column) or JSON lines (.jsonl)")
-    produce.add_argument("--label-column", default=None, help="CSV: the label column (else no labels)")
-    produce.add_argument("--n", type=int, default=10_000, help="synthetic: number of events")
-    produce.add_argument("--features", type=int, default=10, help="synthetic: number of features")
-    produce.add_argument("--noise", type=float, default=0.5, help="synthetic: label noise")
-    produce.add_argument("--drift-at", type=int, default=None, help="synthetic: concept drift at this event")
-    produce.add_argument(
-        "--rate", type=float, default=None, help="events per second (default: as fast as possible)"
-    )
-    produce.add_argument(
-        "--unlabelled-fraction", type=float, default=0.0, help="drop the label of this fraction"
-    )
-    produce.add_argument("--seed", type=int, default=0)
-
-    monitor = commands.add_parser("monitor", help="show the latest metrics of a model")
-    monitor.add_argument("--bootstrap-servers", default=None)
-    monitor.add_argument("--metrics-topic", default=DEFAULT_TOPICS["metrics_topic"])
-    monitor.add_argument("--follow", action="store_true", help="a live view of each new metrics record")
-    monitor.add_argument("--plot", type=Path, default=None, help="draw the learning curve into this PNG")
-
-    check = commands.add_parser("check-river", help="replay a dataset through our neuron and river; compare")
-    check.add_argument("--dataset", choices=["phishing", "bananas"], default="phishing")
-    check.add_argument("--model", choices=["logistic", "perceptron"], default="logistic")
-    check.add_argument(
-        "--learning-rate", type=float, default=None, help="default 0.01 (logistic), 1.0 (perceptron)"
-    )
-    check.add_argument("--standardize", action="store_true")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for command, settings_class in COMMAND_SETTINGS.items():
+        doc = (settings_class.__doc__ or "").split(":", 1)[-1].strip()
+        add_settings_flags(commands.add_parser(command, help=doc, description=doc), settings_class)
     return parser
 
 
-def _bootstrap(value: str | None) -> str:
-    from stream_neuron.kafka_io.reachability import require_broker
-
-    bootstrap = value or Settings().bootstrap_servers
-    require_broker(bootstrap)
-    return bootstrap
-
-
-def _run(args: argparse.Namespace) -> int:
+def _run(settings: Settings) -> int:
     from kafka.errors import KafkaError
 
-    from stream_neuron.kafka_io.errors import PublishError, StartupError
+    from stream_neuron.kafka_io.errors import PublishError
     from stream_neuron.kafka_io.transactions import FencedError
     from stream_neuron.runner import StopFlag, run
-    from stream_neuron.snapshots import SnapshotError
 
-    try:
-        settings = settings_from_args(args)
-    except (ValidationError, ValueError) as error:
-        print(f"stream-neuron run: invalid settings: {_one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
     stop = StopFlag()
     stop.install()
     try:
         run(settings, stop)
-    except (StartupError, SnapshotError) as error:
-        print(f"stream-neuron run: {error}", file=sys.stderr)
-        return 1
     except FencedError as error:
         print(f"stream-neuron run: {error}", file=sys.stderr)
         return EXIT_FENCED
@@ -147,82 +121,87 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_line(error: Exception) -> str:
-    if isinstance(error, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
-        )
-    return str(error)
-
-
-def _produce(args: argparse.Namespace) -> int:
-    from stream_neuron import sources
-    from stream_neuron.produce import produce_events
+def _produce(settings: ProduceSettings) -> int:
+    from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
+    from stream_neuron.kafka_io.reachability import require_broker
+    from stream_neuron.tools import sources
+    from stream_neuron.tools.produce import produce_events
 
     events: typing.Iterable[Any]
     total: int | None = None
-    if args.dataset == "synthetic":
-        events = sources.synthetic(args.n, args.features, args.noise, args.drift_at, args.seed)
-        total = args.n
-    elif args.dataset is not None:
-        events = sources.river_dataset(args.dataset)
-        total = sources.DATASET_SIZES[args.dataset]
-    elif not args.file.is_file():
-        print(f"stream-neuron produce: no such file: {args.file}", file=sys.stderr)
-        return EXIT_USAGE
-    elif args.file.suffix in (".jsonl", ".ndjson", ".json"):
-        events = sources.jsonl_file(args.file)
+    if settings.dataset == "synthetic":
+        events = sources.synthetic(
+            settings.n, settings.features, settings.noise, settings.drift_at, settings.seed
+        )
+        total = settings.n
+    elif settings.dataset is not None:
+        events = sources.river_dataset(settings.dataset)
+        total = sources.DATASET_SIZES[settings.dataset]
     else:
-        events = sources.csv_file(args.file, args.label_column)
+        assert settings.file is not None
+        if not settings.file.is_file():
+            raise OperatorError(f"no such file: {settings.file}")
+        if settings.file.suffix in (".jsonl", ".ndjson", ".json"):
+            events = sources.jsonl_file(settings.file)
+        else:
+            events = sources.csv_file(settings.file, settings.label_column)
+    connection = settings.connection
+    require_broker(connection.bootstrap_servers)
+    ensure_topics(connection, "stream-neuron-produce", {}, [TopicSpec(settings.topic, settings.partitions)])
     summary = produce_events(
-        _bootstrap(args.bootstrap_servers),
-        args.topic,
+        connection,
+        settings.topic,
         events,
-        args.rate,
-        args.unlabelled_fraction,
-        args.seed,
+        settings.rate,
+        settings.unlabelled_fraction,
+        settings.seed,
         progress=True,
         total=total,
     )
     rate = summary.sent / summary.seconds if summary.seconds else 0.0
     print(
-        f"sent {summary.sent:,} events to {args.topic} ({summary.unlabelled:,} unlabelled, "
+        f"sent {summary.sent:,} events to {settings.topic} ({summary.unlabelled:,} unlabelled, "
         f"{summary.bad_rows:,} bad rows skipped) in {summary.seconds:.1f} s ({rate:,.0f}/s)"
     )
     return 0
 
 
-def _monitor(args: argparse.Namespace) -> int:
-    from stream_neuron.monitor import follow_metrics, format_metrics, read_metrics
+def _monitor(settings: MonitorSettings) -> int:
+    from stream_neuron.kafka_io.reachability import require_broker
+    from stream_neuron.tools.monitor import follow_metrics, format_metrics, read_metrics
 
-    bootstrap = _bootstrap(args.bootstrap_servers)
-    if args.follow:
-        from stream_neuron.live import follow
+    connection = settings.connection
+    require_broker(connection.bootstrap_servers)
+    if settings.follow:
+        from stream_neuron.tools.live import follow
 
         try:
-            follow(follow_metrics(bootstrap, args.metrics_topic))
+            follow(follow_metrics(connection, settings.metrics_topic))
         except KeyboardInterrupt:
             return 0
         return 0
-    records = read_metrics(bootstrap, args.metrics_topic)
+    records = read_metrics(connection, settings.metrics_topic)
     if not records:
-        print(f"no metrics on {args.metrics_topic} yet")
+        print(f"no metrics on {settings.metrics_topic} yet")
         return 0
     print(format_metrics(records[-1]))
-    if args.plot is not None:
-        from stream_neuron.curve import draw, learning_curve
+    if settings.plot is not None:
+        from stream_neuron.tools.curve import draw, learning_curve
 
         curve = learning_curve(records)
-        draw(curve, args.plot, title=f"learning curve: {args.metrics_topic}")
-        print(f"learning curve of {len(curve.events)} metrics windows drawn to {args.plot}")
+        draw(curve, settings.plot, title=f"learning curve: {settings.metrics_topic}")
+        print(f"learning curve of {len(curve.events)} metrics windows drawn to {settings.plot}")
     return 0
 
 
-def _check_river(args: argparse.Namespace) -> int:
-    from stream_neuron.check_river import WEIGHT_TOLERANCE, compare
+def _check_river(settings: CheckRiverSettings) -> int:
+    from stream_neuron.tools.check_river import WEIGHT_TOLERANCE, compare
 
-    result = compare(args.dataset, args.model, args.learning_rate, args.standardize)
-    print(f"dataset {args.dataset}: {result.events:,} events, {args.model}, standardize={args.standardize}")
+    result = compare(settings.dataset, settings.model, settings.learning_rate, settings.standardize)
+    print(
+        f"dataset {settings.dataset}: {result.events:,} events, {settings.model}, "
+        f"standardize={settings.standardize}"
+    )
     print(f"largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})")
     print(f"intercept difference       {result.bias_difference:.3e}")
     print(f"progressive accuracy       ours {result.our_accuracy:.4%}   river {result.river_accuracy:.4%}")
@@ -230,12 +209,24 @@ def _check_river(args: argparse.Namespace) -> int:
     return 0 if result.agree else 1
 
 
-HANDLERS: dict[str, Any] = {
+HANDLERS: dict[str, Callable[[Any], int]] = {
     "run": _run,
     "produce": _produce,
     "monitor": _monitor,
     "check-river": _check_river,
 }
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line: pydantic's list of problems joined, anything else its message."""
+    if isinstance(error, ValidationError):
+        problems = []
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {message}" if where else message)
+        return "; ".join(problems)
+    return " ".join(str(error).split())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -248,13 +239,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from stream_neuron.kafka_io.errors import StartupError
-
+    prefix = f"stream-neuron {args.command}"
     try:
-        return int(HANDLERS[args.command](args))
-    except StartupError as error:
-        print(f"stream-neuron {args.command}: {error}", file=sys.stderr)
+        settings = settings_from_args(args, COMMAND_SETTINGS[args.command])
+    except (ValidationError, ValueError) as error:
+        print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(HANDLERS[args.command](settings))
+    except OperatorError as error:
+        print(f"{prefix}: {one_line(error)}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:  # a file that cannot be read or written
+        print(f"{prefix}: {one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""The run configuration: one frozen pydantic-settings object.
+"""The configuration of every command: one frozen pydantic-settings class a command.
 
 Sources, strongest first: command-line flags, ``STREAM_NEURON_*`` environment variables, a TOML
-config file (``--config``, or ``STREAM_NEURON_CONFIG``), the defaults below.
+config file (``--config``, or ``STREAM_NEURON_CONFIG``), the defaults below. Field names are the flags
+with ``-`` for ``_`` (``cli.py`` generates the flags from these classes), so a flag, its variable and
+its config key are always the same name. One config file can serve every command: each takes the
+keys it knows and leaves those of the other commands.
 
-Delivery guarantees (``guarantee``):
+Delivery guarantees of ``run`` (``guarantee``):
 
 - ``at-least-once`` (default): input offsets are committed only after every prediction, metric, dead
   letter and snapshot they cover is acknowledged by the broker (``acks=all``). A crash replays the
@@ -30,6 +33,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.neuron import MODEL_KINDS
+
 DEFAULT_TOPICS = {
     "input_topic": "neuron-events",
     "predictions_topic": "neuron-predictions",
@@ -37,6 +43,15 @@ DEFAULT_TOPICS = {
     "dead_letter_topic": "neuron-dead-letters",
     "model_topic": "neuron-model",
 }
+
+MODEL_CHOICES: list[Any] = list(MODEL_KINDS)
+DEFAULT_RATES = ", ".join(f"{cls.default_learning_rate:g} ({kind})" for kind, cls in MODEL_KINDS.items())
+
+
+def known_model(kind: str) -> str:
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model {kind!r}: use {' or '.join(MODEL_CHOICES)}")
+    return kind
 
 
 def run_names(base: str) -> dict[str, str]:
@@ -52,13 +67,59 @@ def run_names(base: str) -> dict[str, str]:
     }
 
 
-class Settings(BaseSettings):
-    """Everything ``stream-neuron run`` needs; field names are the flags with ``-`` for ``_``."""
+class CommonSettings(BaseSettings):
+    """What every command shares: the config file and how to reach the cluster."""
 
     model_config = SettingsConfigDict(env_prefix="STREAM_NEURON_", frozen=True, extra="forbid")
 
     config: Path | None = Field(None, description="TOML file with any of these settings")
     bootstrap_servers: str = "127.0.0.1:9092"
+
+    @property
+    def connection(self) -> Connection:
+        return Connection(self.bootstrap_servers)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = _config_file(init_settings, env_settings)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file is not None:
+            if not config_file.is_file():
+                raise ValueError(f"config file {config_file} does not exist")
+            sources.append(_SharedTomlSource(settings_cls, config_file))
+        return tuple(sources)
+
+
+class _SharedTomlSource(TomlConfigSettingsSource):
+    """A config file shared by the commands: this command's keys, without the other commands' keys;
+    a key no command knows is still an error (``extra="forbid"``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, toml_file=path)
+        own = set(settings_cls.model_fields)
+        others = {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields} - own
+        self.toml_data = {k: v for k, v in self.toml_data.items() if k not in others}
+        self.init_kwargs = self.toml_data
+
+
+def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
+    for source in sources:
+        value = source().get("config")
+        if value:
+            return Path(value)
+    return None
+
+
+class Settings(CommonSettings):
+    """``stream-neuron run``: learn from the input topic; publish predictions, metrics, snapshots."""
+
     input_topic: str = DEFAULT_TOPICS["input_topic"]
     predictions_topic: str = DEFAULT_TOPICS["predictions_topic"]
     metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
@@ -67,7 +128,7 @@ class Settings(BaseSettings):
     group_id: str = "stream-neuron"
     model_name: str = "stream-neuron"
 
-    model: Literal["logistic", "perceptron"] = "logistic"
+    model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
     feature_names: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, description="feature order, comma separated; else fixed by the first valid event"
     )
@@ -78,10 +139,15 @@ class Settings(BaseSettings):
         0.05,
         ge=0,
         allow_inf_nan=False,
-        description="default 0.05 for the logistic model, 1.0 for the perceptron",
+        description=f"the model's step size (default: {DEFAULT_RATES})",
+        json_schema_extra={"default_in_description": True},
     )
-    intercept_learning_rate: float | None = Field(None, ge=0, allow_inf_nan=False)
-    schedule: Literal["constant", "invscaling"] = "constant"
+    intercept_learning_rate: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="the intercept's step size (default: --learning-rate)"
+    )
+    schedule: Literal["constant", "invscaling"] = Field(
+        "constant", description="invscaling: lr / (t+1)^power after t updates (any model)"
+    )
     schedule_power: float = Field(0.5, ge=0, allow_inf_nan=False)
     standardize: bool = False
 
@@ -94,7 +160,7 @@ class Settings(BaseSettings):
     transaction_timeout_s: float = Field(
         30.0, gt=0, description="exactly-once: longest wait for a transaction call before abort and retry"
     )
-    commit_every: int = Field(10_000, ge=1, description="exactly-once: most events in one transaction")
+    commit_every: int = Field(10_000, ge=1, description="checkpoint at least every N input records")
     metrics_every: int = Field(1000, ge=1, description="publish metrics every N events")
     metrics_interval_s: float = Field(10.0, gt=0, description="... or every T seconds, whichever first")
     snapshot_every: int = Field(10_000, ge=1, description="checkpoint (snapshot + commit) every N updates")
@@ -114,12 +180,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="before")
     @classmethod
-    def _perceptron_rate(cls, data: Any) -> Any:
-        # The classic perceptron steps by whole examples (river's rate is 1); its output does not
-        # depend on the rate from zero weights, but exact ties at z == 0 do.
-        if isinstance(data, dict) and data.get("model") == "perceptron" and data.get("learning_rate") is None:
-            return {**data, "learning_rate": 1.0}
+    def _default_rate_of_the_model(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("learning_rate") is None:
+            kind = MODEL_KINDS.get(str(data.get("model", "logistic")))
+            if kind is not None:
+                return {**data, "learning_rate": kind.default_learning_rate}
         return data
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return known_model(value)
 
     @field_validator("feature_names", mode="before")
     @classmethod
@@ -149,23 +220,6 @@ class Settings(BaseSettings):
             raise ValueError(f"the five topics must be distinct, got {topics}")
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        config_file = _config_file(init_settings, env_settings)
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if config_file is not None:
-            if not config_file.is_file():
-                raise ValueError(f"config file {config_file} does not exist")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
-        return tuple(sources)
-
     @property
     def commit_interval_s(self) -> float:
         if self.commit_interval_ms is not None:
@@ -177,9 +231,60 @@ class Settings(BaseSettings):
         return self.learning_rate if self.intercept_learning_rate is None else self.intercept_learning_rate
 
 
-def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
-    for source in sources:
-        value = source().get("config")
-        if value:
-            return Path(value)
-    return None
+class ProduceSettings(CommonSettings):
+    """``stream-neuron produce``: load events into a topic (a demo feed, a backfill, a load test)."""
+
+    topic: str = Field(DEFAULT_TOPICS["input_topic"], description="created when missing")
+    partitions: int = Field(1, ge=1, description="partitions of the topic when it is created")
+    dataset: Literal["phishing", "bananas", "synthetic"] | None = Field(
+        None, description="river's Phishing or Bananas, or synthetic data"
+    )
+    file: Path | None = Field(None, description="CSV (with --label-column) or JSON lines (.jsonl)")
+    label_column: str | None = Field(None, description="CSV: the label column (else no labels)")
+    n: int = Field(10_000, ge=1, description="synthetic: number of events")
+    features: int = Field(10, ge=1, description="synthetic: number of features")
+    noise: float = Field(0.5, ge=0, allow_inf_nan=False, description="synthetic: label noise")
+    drift_at: int | None = Field(None, ge=0, description="synthetic: concept drift at this event")
+    rate: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="events per second (default: as fast as possible)"
+    )
+    unlabelled_fraction: float = Field(0.0, ge=0, le=1, description="drop the label of this fraction")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProduceSettings:
+        if (self.dataset is None) == (self.file is None):
+            raise ValueError("give one source: --dataset or --file")
+        return self
+
+
+class MonitorSettings(CommonSettings):
+    """``stream-neuron monitor``: the metrics topic as a table, a live view or a learning-curve plot."""
+
+    metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
+    follow: bool = Field(False, description="a live view of each new metrics record")
+    plot: Path | None = Field(None, description="draw the learning curve into this PNG")
+
+
+class CheckRiverSettings(CommonSettings):
+    """``stream-neuron check-river``: replay a dataset through this neuron and river; compare."""
+
+    dataset: Literal["phishing", "bananas"] = "phishing"
+    model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
+    learning_rate: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="default 0.01 (logistic), the model's own otherwise"
+    )
+    standardize: bool = False
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return known_model(value)
+
+
+COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
+    "run": Settings,
+    "produce": ProduceSettings,
+    "monitor": MonitorSettings,
+    "check-river": CheckRiverSettings,
+}

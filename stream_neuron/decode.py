@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stream_neuron.events import InputEvent
+from stream_neuron.contracts import InputEvent
 
 
 class BadEventError(Exception):

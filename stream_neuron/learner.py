@@ -8,6 +8,7 @@ scoring never waits for a batch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -56,7 +57,9 @@ class PerEventLearner(Generic[Ref]):
     def pending_state(self) -> dict[str, Any] | None:
         return None
 
-    def restore_pending(self, state: dict[str, Any] | None, ref_from: Any, now: float) -> None:
+    def restore_pending(
+        self, state: dict[str, Any] | None, ref_from: Callable[[Any], Ref], now: float
+    ) -> None:
         return None
 
 
@@ -142,7 +145,9 @@ class MiniBatchLearner(Generic[Ref]):
             "refs": list(self._refs),
         }
 
-    def restore_pending(self, state: dict[str, Any] | None, ref_from: Any, now: float) -> None:
+    def restore_pending(
+        self, state: dict[str, Any] | None, ref_from: Callable[[Any], Ref], now: float
+    ) -> None:
         if not state:
             return
         refs = [ref_from(r) for r in state["refs"]]
@@ -164,6 +169,3 @@ def _merge(chunks: list[Scored[Ref]]) -> Scored[Ref]:
         np.concatenate([chunk.outputs for chunk in chunks]),
         np.concatenate([chunk.versions for chunk in chunks]),
     )
-
-
-Learner = PerEventLearner[Any] | MiniBatchLearner[Any]

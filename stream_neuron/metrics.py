@@ -1,4 +1,8 @@
-"""Prequential metrics: every labelled event's cost and hit, with the weights from before it."""
+"""Prequential metrics: every labelled event's cost and hit, with the weights from before it.
+
+The model supplies the terms (its loss and its right answers, :meth:`LinearNeuron.prequential_terms`);
+this module only sums them into windows and the cumulative tally, and writes the metrics record.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-
-from stream_neuron.neuron.numeric import FloatArray, log_loss_from_scores
-
 
 @dataclass
 class Tally:
@@ -18,9 +18,10 @@ class Tally:
     labelled: int = 0
     loss_sum: float = 0.0
     correct: int = 0
+    busy_s: float = 0.0  # time with input flowing (idle waits between polls left out)
 
-    def log_loss(self, kind: str) -> float | None:
-        return self.loss_sum / self.labelled if self.labelled and kind == "logistic" else None
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.labelled if self.labelled else None
 
     def accuracy(self) -> float | None:
         return self.correct / self.labelled if self.labelled else None
@@ -28,38 +29,31 @@ class Tally:
 
 @dataclass
 class MetricsTracker:
-    """Window (since the last metrics record) and cumulative tallies, plus counters."""
+    """Window (since the last metrics record) and cumulative tallies, plus counters. ``log_loss``:
+    whether the model's loss is the log loss (a probabilistic model), reported as such."""
 
-    kind: str
+    log_loss: bool
     cumulative: Tally = field(default_factory=Tally)
     window: Tally = field(default_factory=Tally)
     dead_letters: int = 0
     window_started: float = 0.0
 
-    def count_events(self, n: int) -> None:
+    def count_events(self, n: int, busy_s: float) -> None:
+        """``n`` input records taken in ``busy_s`` seconds of input flowing."""
         self.cumulative.events += n
         self.window.events += n
+        self.window.busy_s += busy_s
 
     def count_dead_letter(self) -> None:
         self.dead_letters += 1
 
-    def record_scores(self, z: FloatArray, outputs: FloatArray, labels: FloatArray) -> None:
-        """Add the labelled rows of one scored chunk: logits, model outputs (P(y=1), or the
-        perceptron's +1/-1) and labels (NaN where unlabelled)."""
-        labelled = labels == labels
-        n = int(np.count_nonzero(labelled))
-        if n == 0:
+    def add_terms(self, labelled: int, loss_sum: float, correct: int) -> None:
+        """Add a scored chunk's labelled rows: their summed loss and right answers."""
+        if labelled == 0:
             return
-        y = labels[labelled]
-        if self.kind == "logistic":
-            loss = float(log_loss_from_scores(z[labelled], y).sum())
-            correct = int(np.count_nonzero((outputs[labelled] > 0.5) == (y == 1.0)))
-        else:
-            loss = 0.0
-            correct = int(np.count_nonzero(outputs[labelled] == np.where(y == 0.0, -1.0, y)))
         for tally in (self.cumulative, self.window):
-            tally.labelled += n
-            tally.loss_sum += loss
+            tally.labelled += labelled
+            tally.loss_sum += loss_sum
             tally.correct += correct
 
     def due(self, every: int, interval_s: float, now: float) -> bool:
@@ -71,24 +65,25 @@ class MetricsTracker:
         self, model_version: int, learning_rate: float, weight_norm: float, lag: int | None, now: float
     ) -> dict[str, Any]:
         """The metrics record for the current window; starts a new window."""
-        elapsed = max(now - self.window_started, 1e-9)
+        window, cumulative = self.window, self.cumulative
+        rate = window.events / window.busy_s if window.busy_s > 0 else 0.0
         record = {
             "model_version": model_version,
-            "events": self.cumulative.events,
-            "labelled": self.cumulative.labelled,
+            "events": cumulative.events,
+            "labelled": cumulative.labelled,
             "dead_letters": self.dead_letters,
             "window": {
-                "events": self.window.events,
-                "log_loss": self.window.log_loss(self.kind),
-                "accuracy": self.window.accuracy(),
+                "events": window.events,
+                "log_loss": window.mean_loss() if self.log_loss else None,
+                "accuracy": window.accuracy(),
             },
             "cumulative": {
-                "log_loss": self.cumulative.log_loss(self.kind),
-                "accuracy": self.cumulative.accuracy(),
+                "log_loss": cumulative.mean_loss() if self.log_loss else None,
+                "accuracy": cumulative.accuracy(),
             },
             "learning_rate": learning_rate,
             "weight_norm": weight_norm if math.isfinite(weight_norm) else None,
-            "events_per_second": round(self.window.events / elapsed, 1),
+            "events_per_second": round(rate, 1),
             "lag": lag,
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }

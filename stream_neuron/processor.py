@@ -9,39 +9,41 @@ so a restored model resumes exactly where its state ends.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import numpy as np
 
 from stream_neuron.config import Settings
-from stream_neuron.decode import BadEventError, decode_event
-from stream_neuron.events import (
+from stream_neuron.contracts import (
     ERROR_CLASS_HEADER,
     ERROR_REASON_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
 )
+from stream_neuron.decode import BadEventError, decode_event
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
-from stream_neuron.neuron import LinearNeuron, LogisticNeuron, Perceptron
-from stream_neuron.records import Emitted, InputRecord, OutputRecord, Source
-from stream_neuron.schema import FeatureSchema, label_value
+from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
+from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
+from stream_neuron.schema import FeatureSchema, label_of
 from stream_neuron.snapshots import (
     SnapshotError,
     build_snapshot,
     check_snapshot,
     neuron_state,
-    source_from_json,
+    ref_from_json,
+    snapshot_positions,
 )
+
+LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
+"""Records behind the end of the input, given the processor's positions (``None``: unknown)."""
 
 
 def build_model(settings: Settings, n_features: int) -> LinearNeuron:
-    if settings.model == "perceptron":
-        return Perceptron(n_features, settings.learning_rate, standardize=settings.standardize)
-    return LogisticNeuron(
+    return MODEL_KINDS[settings.model](
         n_features,
         settings.learning_rate,
         settings.intercept_rate,
@@ -54,23 +56,34 @@ def build_model(settings: Settings, n_features: int) -> LinearNeuron:
 class Processor:
     """One model's streaming state: schema, neuron, update policy, metrics and input position."""
 
-    def __init__(self, settings: Settings, now: float) -> None:
+    def __init__(self, settings: Settings, now: float, lag: LagSource = lambda positions: None) -> None:
         self.settings = settings
+        self.kind = MODEL_KINDS[settings.model]
         self.schema = FeatureSchema(settings.feature_names)
         self.model: LinearNeuron | None = None
-        self.learner: PerEventLearner[Source] | MiniBatchLearner[Source] | None = None
-        self.metrics = MetricsTracker(settings.model, window_started=now)
+        self.learner: PerEventLearner[EventRef] | MiniBatchLearner[EventRef] | None = None
+        self.metrics = MetricsTracker(self.kind.probabilistic, window_started=now)
         self.positions: dict[tuple[str, int], int] = {}
-        self._snapshot_version = 0
-        # Set by the I/O layer: records behind the end of the input, given the current positions.
-        self.lag_source: Callable[[dict[tuple[str, int], int]], int | None] = lambda positions: None
+        self.lag = lag
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
+        self._snapshot_version = 0
+        self._last_step = now
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
         if self.schema.n_features is not None:
-            self._build(self.schema.n_features, now)
+            self._build(self.schema.n_features)
 
-    def _build(self, n_features: int, now: float) -> None:
+    @classmethod
+    def restored(
+        cls, settings: Settings, snapshot: dict[str, Any] | None, now: float, lag: LagSource
+    ) -> Processor:
+        """A processor continuing from ``snapshot`` (a new model when it is ``None``)."""
+        processor = cls(settings, now, lag)
+        if snapshot is not None:
+            processor._restore(snapshot, now)
+        return processor
+
+    def _build(self, n_features: int) -> None:
         self.model = build_model(self.settings, n_features)
         if self.settings.mode == "minibatch":
             self.learner = MiniBatchLearner(
@@ -90,10 +103,12 @@ class Processor:
         """Consume ``records`` in order; return what to publish. Bad records become dead letters.
         A metrics record closes every ``metrics_every`` events exactly, even inside one poll batch."""
         out = Emitted()
+        busy_s, self._last_step = now - self._last_step, now
         start, every = 0, self.settings.metrics_every
         while start < len(records):
             chunk = records[start : start + max(every - self.metrics.window.events, 1)]
             self._process_chunk(chunk, now, out)
+            self.metrics.count_events(len(chunk), busy_s * len(chunk) / len(records))
             start += len(chunk)
             if self.metrics.window.events >= every:
                 out.metrics.append(self._metrics_record(now))
@@ -102,17 +117,17 @@ class Processor:
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
         rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
-        refs: list[Source] = []
-        max_bytes, kind = self.settings.max_record_bytes, self.settings.model
+        refs: list[EventRef] = []
+        max_bytes, kind = self.settings.max_record_bytes, self.kind
         for record in records:
             self.positions[(record.topic, record.partition)] = record.offset + 1
             try:
                 event = decode_event(record.value, max_bytes)
-                label = label_value(event.label, kind)
+                label = label_of(event.label, kind)
                 if self.model is None:  # the first valid event fixes the feature order
                     self.schema.fix_from(event)
                     assert self.schema.n_features is not None
-                    self._build(self.schema.n_features, now)
+                    self._build(self.schema.n_features)
                     rows, labels = self._buffers(len(records))
                 n = len(refs)
                 self.schema.fill_row(event, rows[n])
@@ -121,14 +136,14 @@ class Processor:
                 out.dead_letters.append(self._dead_letter(record, bad))
                 continue
             event_id = event.id if event.id is None or isinstance(event.id, str) else str(event.id)
-            refs.append(Source(record.topic, record.partition, record.offset, record.key, event_id))
-        self.metrics.count_events(len(records))
+            refs.append(EventRef(record.topic, record.partition, record.offset, record.key, event_id))
         if refs and self.learner is not None:
             for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
 
     def tick(self, now: float) -> Emitted:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
+        self._last_step = now
         out = Emitted()
         if self.learner is not None:
             for chunk in self.learner.due(now):
@@ -142,7 +157,7 @@ class Processor:
         return 0 if self.model is None else self.model.n_updates - self._snapshot_version
 
     def close(self, now: float) -> Emitted:
-        """Shutdown: learn what is buffered, then a final metrics record and snapshot."""
+        """Shutdown: learn what is buffered, then a final metrics record."""
         out = Emitted()
         if self.learner is not None:
             for chunk in self.learner.drain():
@@ -150,34 +165,36 @@ class Processor:
         out.metrics.append(self._metrics_record(now))
         return out
 
-    def _emit(self, chunk: Scored[Source], out: Emitted) -> None:
-        self.metrics.record_scores(chunk.scores, chunk.outputs, chunk.labels)
-        topic, logistic = self.settings.predictions_topic, self.settings.model == "logistic"
+    def _emit(self, chunk: Scored[EventRef], out: Emitted) -> None:
+        model = self.model
+        assert model is not None
+        labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
+        if labelled:
+            self.metrics.add_terms(
+                labelled, *model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
+            )
+        topic = self.settings.predictions_topic
         append, quote = out.predictions.append, encode_basestring_ascii
         quoted: dict[str, str] = {}
         # Written by template, not json.dumps of a dict: it is most of the per-event cost otherwise.
         # repr() of a finite float is valid JSON and round-trips exactly.
-        for source, score, output, version, label in zip(
+        for ref, head, score, version, label in zip(
             chunk.refs,
+            model.prediction_fields(chunk.outputs.tolist()),
             chunk.scores.tolist(),
-            chunk.outputs.tolist(),
             chunk.versions.tolist(),
             chunk.labels.tolist(),
             strict=True,
         ):
-            if logistic:
-                head = f'{{"prediction": {1 if output > 0.5 else 0}, "probability": {output!r}, '
-            else:
-                head = f'{{"prediction": {int(output)}, "probability": null, '
-            event_id = "null" if source.event_id is None else quote(source.event_id)
+            event_id = "null" if ref.event_id is None else quote(ref.event_id)
             label_text = "null" if label != label else int(label)
-            topic_json = quoted.get(source.topic) or quoted.setdefault(source.topic, quote(source.topic))
-            where = f'{{"topic": {topic_json}, "partition": {source.partition}, "offset": {source.offset}}}'
+            topic_json = quoted.get(ref.topic) or quoted.setdefault(ref.topic, quote(ref.topic))
+            where = f'{{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
             value = (
-                f'{head}"score": {score!r}, "label": {label_text}, "model_version": {version}, '
+                f'{{{head}, "score": {score!r}, "label": {label_text}, "model_version": {version}, '
                 f'"id": {event_id}, "source": {where}}}'
             )
-            append(OutputRecord(topic, source.key, value.encode(), []))
+            append(OutputRecord(topic, ref.key, value.encode(), []))
 
     def _dead_letter(self, record: InputRecord, bad: BadEventError) -> OutputRecord:
         self.metrics.count_dead_letter()
@@ -197,7 +214,7 @@ class Processor:
             model_version=model.n_updates if model else 0,
             learning_rate=model.learning_rate if model else self.settings.learning_rate,
             weight_norm=float(np.linalg.norm(model.weights)) if model else 0.0,
-            lag=self.lag_source(self.positions),
+            lag=self.lag(self.positions),
             now=now,
         )
         self.last_window = record["window"]
@@ -225,7 +242,7 @@ class Processor:
             self.settings.model_topic, self.settings.model_name.encode(), json.dumps(state).encode(), []
         )
 
-    def restore(self, snapshot: dict[str, Any], now: float) -> None:
+    def _restore(self, snapshot: dict[str, Any], now: float) -> None:
         """Continue from a snapshot: model, metrics, pending batch and input positions."""
         check_snapshot(snapshot, self.settings)
         self.schema = FeatureSchema(
@@ -233,16 +250,13 @@ class Processor:
             int(snapshot["n_features"]),
         )
         assert self.schema.n_features is not None
-        self._build(self.schema.n_features, now)
+        self._build(self.schema.n_features)
         assert self.model is not None and self.learner is not None
         try:
             self.model.load_dict(neuron_state(snapshot, self.settings))
-            self.learner.restore_pending(snapshot.get("pending"), source_from_json, now)
+            self.learner.restore_pending(snapshot.get("pending"), ref_from_json, now)
         except (KeyError, TypeError, ValueError) as error:
             raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
         self.metrics.restore(snapshot["metrics_state"])
-        self.positions = {
-            (topic_partition.rpartition(":")[0], int(topic_partition.rpartition(":")[2])): int(offset)
-            for topic_partition, offset in snapshot["offsets"].items()
-        }
+        self.positions = snapshot_positions(snapshot)
         self._snapshot_version = self.model.n_updates

@@ -24,8 +24,9 @@ class OutputRecord(NamedTuple):
     headers: Headers
 
 
-class Source(NamedTuple):
-    """Where a scored event came from; rides along with its row through the learner."""
+class EventRef(NamedTuple):
+    """Which input record a scored row is: it rides along with the row through the learner, and its
+    prediction is keyed and sourced from it."""
 
     topic: str
     partition: int

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from operator import itemgetter
 
+from stream_neuron.contracts import InputEvent
 from stream_neuron.decode import BadEventError
-from stream_neuron.events import InputEvent
+from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 
 
@@ -72,12 +73,14 @@ class FeatureSchema:
             row[index[name]] = value
 
 
-def label_value(label: bool | float | None, kind: str) -> float:
-    """The label as the model's float (NaN when absent), or :class:`BadEventError` outside the domain."""
+def label_of(label: bool | float | None, model: type[LinearNeuron]) -> float:
+    """The event's label as the model's float (NaN when absent), or :class:`BadEventError` when the
+    model does not accept it."""
     if label is None:
         return math.nan
-    value = float(label)
-    if value in (0.0, 1.0) or (kind == "perceptron" and value == -1.0):
-        return value
-    domain = "0 or 1 (or true/false)" if kind == "logistic" else "-1/+1 or 0/1 (or true/false)"
-    raise BadEventError(f"label must be {domain} for the {kind} model, got {label!r}", "InvalidLabel")
+    try:
+        return model.check_label(float(label))
+    except ValueError:
+        raise BadEventError(
+            f"label must be {model.label_domain} for the {model.kind} model, got {label!r}", "InvalidLabel"
+        ) from None

@@ -6,15 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stream_neuron.config import Settings
+from stream_neuron.errors import OperatorError
 from stream_neuron.neuron import LinearNeuron
-from stream_neuron.records import Source
+from stream_neuron.records import EventRef
 
 
-class SnapshotError(RuntimeError):
+class SnapshotError(OperatorError):
     """A snapshot that cannot continue under the current settings (a startup error)."""
 
 
-def source_to_json(source: Source) -> list[Any]:
+def ref_to_json(source: EventRef) -> list[Any]:
     return [
         source.topic,
         source.partition,
@@ -24,9 +25,9 @@ def source_to_json(source: Source) -> list[Any]:
     ]
 
 
-def source_from_json(value: list[Any]) -> Source:
+def ref_from_json(value: list[Any]) -> EventRef:
     topic, partition, offset, key, event_id = value
-    return Source(topic, int(partition), int(offset), None if key is None else bytes.fromhex(key), event_id)
+    return EventRef(topic, int(partition), int(offset), None if key is None else bytes.fromhex(key), event_id)
 
 
 def build_snapshot(
@@ -39,7 +40,7 @@ def build_snapshot(
 ) -> dict[str, Any]:
     state = model.to_dict()
     if pending is not None:
-        pending = dict(pending, refs=[source_to_json(ref) for ref in pending["refs"]])
+        pending = dict(pending, refs=[ref_to_json(ref) for ref in pending["refs"]])
     return {
         "model": model_name,
         "kind": model.kind,
@@ -64,15 +65,25 @@ def build_snapshot(
     }
 
 
+def snapshot_positions(snapshot: dict[str, Any]) -> dict[tuple[str, int], int]:
+    """The input positions a snapshot covers, by (topic, partition)."""
+    positions = {}
+    for topic_partition, offset in snapshot["offsets"].items():
+        topic, _, partition = topic_partition.rpartition(":")
+        positions[(topic, int(partition))] = int(offset)
+    return positions
+
+
 def neuron_state(snapshot: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The neuron's state from a snapshot's contract fields. The learning-rate schedule comes from the
     settings (the operator's current intent); the update count, which drives it, from the snapshot."""
     schedule_state = snapshot["schedule_state"]
-    schedule = dict(schedule_state["schedule"], learning_rate=settings.learning_rate)
-    intercept = dict(schedule_state["intercept_schedule"], learning_rate=settings.intercept_rate)
-    if settings.model == "logistic":
-        schedule.update(name=settings.schedule, power=settings.schedule_power)
-        intercept.update(name=settings.schedule, power=settings.schedule_power)
+    schedule = {
+        "name": settings.schedule,
+        "learning_rate": settings.learning_rate,
+        "power": settings.schedule_power,
+    }
+    intercept = dict(schedule, learning_rate=settings.intercept_rate)
     return {
         "kind": snapshot["kind"],
         "n_features": snapshot["n_features"],

@@ -41,7 +41,7 @@ def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("STREAM_NEURON_LEARNING_RATE", "0.2")
     monkeypatch.setenv("STREAM_NEURON_STANDARDIZE", "true")
     args = build_parser().parse_args(["run", "--learning-rate", "0.1"])
-    settings = settings_from_args(args)
+    settings = settings_from_args(args, Settings)
     assert settings.learning_rate == 0.1  # flag
     assert settings.standardize is True  # environment
     assert (settings.batch_size, settings.model_name) == (8, "from-file")  # file

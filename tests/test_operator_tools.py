@@ -15,9 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from stream_neuron.check_river import Comparison
-from stream_neuron.curve import learning_curve
-from stream_neuron.live import sparkline, view
+from stream_neuron.tools.check_river import Comparison
+from stream_neuron.tools.curve import learning_curve
+from stream_neuron.tools.live import sparkline, view
 from tests.component import (
     EndWatcher,
     Topics,
@@ -27,6 +27,7 @@ from tests.component import (
     start_component,
     wait_for,
 )
+from tests.kafka_helpers import create_topic, unique_name
 
 pytestmark = pytest.mark.kafka
 
@@ -243,7 +244,7 @@ def test_live_view_shows_the_figures_and_trend() -> None:
 def test_follow_without_a_terminal_prints_one_plain_table_a_record(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from stream_neuron.live import follow
+    from stream_neuron.tools.live import follow
 
     records = [
         {
@@ -257,3 +258,78 @@ def test_follow_without_a_terminal_prints_one_plain_table_a_record(
     follow(iter(records))
     out = capsys.readouterr().out
     assert out.count("model version") == 2 and "window log loss      0.5" in out
+
+
+def test_produce_creates_a_missing_topic_and_run_learns_from_it(kafka_bootstrap: str) -> None:
+    """A new user's first steps with the project's own commands: produce (the topic is created), run."""
+    topics = Topics(*(f"{unique_name('first')}-{part}" for part in ("in", "p", "m", "d", "s", "g", "n")))
+    produced = cli(
+        "produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topics.input,
+        "--partitions", "3", "--dataset", "synthetic", "--n", "600",
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    assert f"created topics {topics.input}" in produced.stderr
+    records = raw_records(kafka_bootstrap, topics.input)
+    assert len(records) == 600 and {r.partition for r in records} == {0, 1, 2}
+    again = cli(
+        "produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topics.input,
+        "--dataset", "synthetic", "--n", "10",
+    )  # fmt: skip
+    assert again.returncode == 0 and "created" not in again.stderr
+    run_component(kafka_bootstrap, topics, "--max-events", "610")
+    assert len(json_records(kafka_bootstrap, topics.predictions)) == 610
+
+
+def operator_errors(bootstrap: str, tmp_path: Path) -> list[tuple[list[str], str]]:
+    unlabelled_csv = tmp_path / "plain.csv"
+    unlabelled_csv.write_text("a,b\n1,2\n")
+    config = tmp_path / "bad.toml"
+    config.write_text("no_such_setting = 1\n")
+    server = ["--bootstrap-servers", bootstrap, "--topic", unique_name("never-created")]
+    run_server = server[:2]
+    return [
+        (
+            ["run", *run_server, "--input-topic", "no-such-input"],
+            "input topic 'no-such-input' does not exist",
+        ),
+        (["monitor", *run_server, "--metrics-topic", "no-such-metrics"], "metrics topic 'no-such-metrics'"),
+        (["produce", *server, "--file", str(tmp_path / "none.csv")], "no such file"),
+        (["produce", *server, "--file", str(unlabelled_csv), "--label-column", "y"], "no column 'y'"),
+        (["produce", *server], "give one source: --dataset or --file"),
+        (["produce", *server, "--dataset", "iris"], "invalid choice: 'iris'"),
+        (["produce", *server, "--dataset", "phishing", "--rate", "-1"], "rate: Input should be greater"),
+        (["run", *run_server, "--config", str(tmp_path / "none.toml")], "config file"),
+        (
+            ["monitor", *run_server, "--config", str(config)],
+            "no_such_setting: Extra inputs are not permitted",
+        ),
+        (["check-river", "--model", "svm"], "invalid choice: 'svm'"),
+        (["produce", "--bootstrap-servers", "127.0.0.1:1", "--dataset", "phishing"], "no Kafka broker"),
+        (["monitor", "--bootstrap-servers", "127.0.0.1:1"], "no Kafka broker answers at 127.0.0.1:1"),
+        (["no-such-command"], "invalid choice: 'no-such-command'"),
+    ]
+
+
+def test_every_operator_error_is_one_line_without_a_traceback(kafka_bootstrap: str, tmp_path: Path) -> None:
+    for args, words in operator_errors(kafka_bootstrap, tmp_path):
+        done = cli(*args, timeout_s=60)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode != 0, (args, done.stderr)
+        assert len(lines) == 1 and words in lines[0] and lines[0].startswith("stream-neuron"), (args, lines)
+
+
+def test_a_plot_that_cannot_be_written_is_one_line(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from tests.component import send
+
+    topic = unique_name("metrics")
+    create_topic(kafka_bootstrap, topic)
+    record = {"events": 10, "learning_rate": 0.1, "window": {"events": 10, "log_loss": 0.5, "accuracy": 0.5}}
+    send(kafka_bootstrap, topic, [record | {"cumulative": {"log_loss": 0.5, "accuracy": 0.5}}])
+    done = cli(
+        "monitor", "--bootstrap-servers", kafka_bootstrap, "--metrics-topic", topic,
+        "--plot", str(tmp_path / "no" / "such" / "dir" / "curve.png"),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"stream-neuron monitor: [Errno 2] No such file or directory: '{tmp_path}/no/such/dir/curve.png'"
+    ]

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import numpy as np
+import pytest
 
 from stream_neuron.config import Settings
-from stream_neuron.events import ERROR_CLASS_HEADER, Metrics, Prediction
+from stream_neuron.contracts import ERROR_CLASS_HEADER, ERROR_REASON_HEADER, Metrics, Prediction
+from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
+from stream_neuron.neuron.losses import Loss
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord
 
@@ -74,14 +80,85 @@ def test_an_event_with_a_bad_label_does_not_fix_the_schema() -> None:
 
 def test_snapshot_round_trip_through_a_new_processor_continues_exactly() -> None:
     settings = Settings(mode="minibatch", batch_size=4, linger_ms=10_000, standardize=True)
-    first, second = Processor(settings, 0.0), Processor(settings, 0.0)
+    first = Processor(settings, 0.0)
     events = [{"features": {"a": float(i), "b": float(i % 3)}, "label": i % 2} for i in range(10)]
     first.process(records(*events[:6]), 1.0)  # one batch of 4 learned, 2 rows pending
     snapshot = first.snapshot_state()
     assert len(snapshot["pending"]["refs"]) == 2
-    second.restore(json.loads(json.dumps(snapshot)), 1.0)
+    second = Processor.restored(settings, json.loads(json.dumps(snapshot)), 1.0, lambda positions: None)
     tail = records(*events[6:], start=6)
     a = [r.value for r in first.process(tail, 2.0).predictions + first.close(3.0).predictions]
     b = [r.value for r in second.process(tail, 2.0).predictions + second.close(3.0).predictions]
     assert a == b and len(a) == 6
     assert first.snapshot_state()["weights"] == second.snapshot_state()["weights"]
+
+
+def test_events_per_second_leaves_out_the_idle_wait() -> None:
+    """A bounded run's final record came out as 16 events/s in ``make demo``: the events of a window
+    over the whole window, idle wait included. The rate counts the time with input flowing."""
+    processor = Processor(Settings(metrics_every=1000, metrics_interval_s=60), 0.0)
+    processor.tick(9.8)  # idle polls: no input yet
+    processor.process(records(*({"features": [float(i)], "label": i % 2} for i in range(400))), 10.0)
+    for now in (10.2, 10.4, 13.0):  # idle polls until the idle timeout ends the run
+        processor.tick(now)
+    final = Metrics.model_validate_json(processor.close(13.0).metrics[-1].value or b"")
+    assert final.window.events == 400
+    assert final.events_per_second == 2000.0  # 400 events in the 0.2 s poll that brought them
+
+
+def test_the_rate_splits_a_poll_between_the_windows_it_closes() -> None:
+    processor = Processor(Settings(metrics_every=300), 0.0)
+    out = processor.process(records(*({"features": [1.0], "label": 1} for _ in range(400))), 0.5)
+    first = Metrics.model_validate_json(out.metrics[0].value or b"")
+    assert first.events_per_second == 800.0
+    closing = Metrics.model_validate_json(processor.close(30.0).metrics[-1].value or b"")
+    assert (closing.window.events, closing.events_per_second) == (100, 800.0)
+
+
+class SquaredLoss(Loss):
+    name = "squared"
+
+    def gradient(self, z: Any, y: Any) -> Any:
+        return z - y
+
+    def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return 0.5 * (z - y) ** 2
+
+
+class Adaline(LinearNeuron):
+    """Widrow's adaptive linear neuron: the least-squares line, thresholded at 0.5."""
+
+    kind = "adaline"
+    loss = SquaredLoss()
+    labels = (0.0, 1.0)
+    label_domain = "0 or 1"
+    default_learning_rate = 0.01
+    probabilistic = False
+
+    def outputs(self, z: np.ndarray) -> np.ndarray:
+        return z
+
+    def predicted_labels(self, outputs: np.ndarray) -> np.ndarray:
+        return (outputs > 0.5).astype(np.float64)
+
+
+def test_a_new_kind_of_model_is_one_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a class is all a new kind needs: flags, labels, predictions, metrics, snapshots."""
+    monkeypatch.setitem(MODEL_KINDS, "adaline", Adaline)
+    settings = Settings(model="adaline", metrics_every=4)
+    assert settings.learning_rate == 0.01
+    processor = Processor(settings, 0.0)
+    events = [{"features": [1.0, float(i % 2)], "label": i % 2} for i in range(4)]
+    out = processor.process(records(*events, {"features": [1.0, 0.0], "label": -1}), 1.0)
+    predictions = [json.loads(r.value or b"") for r in out.predictions]
+    reference = Adaline(2, learning_rate=0.01)
+    expected = reference.score_then_learn(np.array([e["features"] for e in events]), np.arange(4) % 2)
+    assert [p["score"] for p in predictions] == expected.tolist()
+    assert all(p["probability"] is None for p in predictions)
+    assert dict(out.dead_letters[0].headers)[ERROR_REASON_HEADER].startswith(b"label must be 0 or 1")
+    window = Metrics.model_validate_json(out.metrics[0].value or b"")
+    assert window.window.log_loss is None and window.window.accuracy == 0.5
+    snapshot = processor.snapshot_state()
+    assert snapshot["kind"] == "adaline"
+    restored = Processor.restored(settings, json.loads(json.dumps(snapshot)), 2.0, lambda positions: None)
+    assert restored.model is not None and restored.model.weights.tolist() == reference.weights.tolist()

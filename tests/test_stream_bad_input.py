@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream_neuron import LogisticNeuron
-from stream_neuron.events import (
+from stream_neuron.contracts import (
     ERROR_CLASS_HEADER,
     ERROR_REASON_HEADER,
     SOURCE_OFFSET_HEADER,

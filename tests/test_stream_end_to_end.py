@@ -12,7 +12,7 @@ import pytest
 from river import compose, linear_model, optim, preprocessing
 
 from stream_neuron import LogisticNeuron
-from stream_neuron.events import Metrics, Prediction, Snapshot
+from stream_neuron.contracts import Metrics, Prediction, Snapshot
 from tests.component import (
     Topics,
     json_records,

@@ -21,6 +21,7 @@ from stream_neuron.kafka_io import fencing_fix, transactions
 
 
 def manager(transactional_id: str | None) -> TransactionManager:
+    fencing_fix.install()  # as making a transactional producer does
     return TransactionManager(
         transactional_id=transactional_id, transaction_timeout_ms=60_000, api_version=(4, 1)
     )

@@ -1,70 +1,70 @@
-"""Topic checks and creation at start-up."""
+"""Topic checks and creation."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from stream_neuron.config import Settings
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.limits import ADMIN_REQUEST_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 
-# Dead letters carry the original value, so their topic must take whatever the input topic took.
-DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create when missing (replication: the cluster's default)."""
+
+    name: str
+    partitions: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
 
 
-def admin_client(bootstrap_servers: str, client_id: str) -> KafkaAdminClient:
+def admin_client(connection: Connection, client_id: str) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, client_id=client_id, request_timeout_ms=15000
+            **connection.client_config(client_id), request_timeout_ms=ADMIN_REQUEST_TIMEOUT_MS
         )
     except KafkaError as error:
         raise StartupError(
-            f"no Kafka broker answers at {bootstrap_servers}: start one or fix --bootstrap-servers"
+            f"no Kafka broker answers at {connection.bootstrap_servers}: start one or fix --bootstrap-servers"
         ) from error
 
 
-def ensure_topics(settings: Settings) -> None:
-    """The input topic must exist; missing output topics are created (the model topic compacted)."""
-    admin = admin_client(settings.bootstrap_servers, f"{settings.model_name}-admin")
+def ensure_topics(
+    connection: Connection,
+    client_id: str,
+    required: Mapping[str, tuple[str, str]],
+    wanted: Sequence[TopicSpec],
+    create: bool = True,
+) -> list[str]:
+    """Every ``required`` topic (name -> what it is, what to do when it is missing) must exist; each
+    ``wanted`` one is created when missing (or, with ``create=False``, its absence is a
+    :class:`StartupError`). Returns the names created."""
+    admin = admin_client(connection, client_id)
+    where = connection.bootstrap_servers
     try:
         existing = set(admin.list_topics())
-        if settings.input_topic not in existing:
-            raise StartupError(
-                f"input topic {settings.input_topic!r} does not exist on {settings.bootstrap_servers}: "
-                "create it, or set --input-topic"
-            )
-        wanted = {
-            settings.predictions_topic: {},
-            settings.metrics_topic: {},
-            settings.dead_letter_topic: {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)},
-            settings.model_topic: {"cleanup.policy": "compact"},
-        }
-        missing = [
-            NewTopic(
-                name,
-                settings.topic_partitions if name != settings.model_topic else 1,
-                -1,
-                topic_configs=configs,
-            )
-            for name, configs in wanted.items()
-            if name not in existing
-        ]
-        if not missing or not settings.create_topics:
-            if missing:
-                names = ", ".join(t.name for t in missing)
-                raise StartupError(
-                    f"output topics missing: {names} (create them, or drop --no-create-topics)"
-                )
-            return
-        with contextlib.suppress(TopicAlreadyExistsError):  # another instance created them first
-            admin.create_topics(missing)
-        log.info("created topics %s", ", ".join(t.name for t in missing))
+        for name, (what, remedy) in required.items():
+            if name not in existing:
+                raise StartupError(f"{what} {name!r} does not exist on {where}: {remedy}")
+        missing = [spec for spec in wanted if spec.name not in existing]
+        if missing and not create:
+            names = ", ".join(spec.name for spec in missing)
+            raise StartupError(f"topics missing on {where}: {names}")
+        if missing:
+            new = [NewTopic(s.name, s.partitions, -1, topic_configs=s.configs) for s in missing]
+            with contextlib.suppress(TopicAlreadyExistsError):  # another client created them first
+                admin.create_topics(new)
+            log.info("created topics %s", ", ".join(spec.name for spec in missing))
+        return [spec.name for spec in missing]
     except KafkaError as error:
-        raise StartupError(f"topic set-up failed on {settings.bootstrap_servers}: {error}") from error
+        raise StartupError(f"topic set-up failed on {where}: {error}") from error
     finally:
         admin.close()

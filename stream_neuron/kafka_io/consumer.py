@@ -1,72 +1,125 @@
 """The input consumer: every partition of the input topic, positioned where the model's state ends.
 
 One model learns from the whole stream, so it reads all partitions itself (manual assignment) rather
-than sharing them with a consumer group; ``--group-id`` holds its committed offsets (for lag tools
-and as the fallback start). Auto-commit is off: offsets are committed only at checkpoints.
+than sharing them with a consumer group; the group id holds its committed offsets (for lag tools and
+as the start of a model without a snapshot). Auto-commit is off: offsets are committed only by a
+checkpoint. ``read_committed``: aborted transactions of upstream producers are never learned from.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from stream_neuron.config import Settings
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
+from stream_neuron.kafka_io.limits import (
+    FETCH_MAX_BYTES,
+    INPUT_METADATA_WAIT_S,
+    MAX_PARTITION_FETCH_BYTES,
+    RECONNECT_BACKOFF_MAX_MS,
+)
 from stream_neuron.records import InputRecord
 
-
-def open_input(settings: Settings, positions: dict[tuple[str, int], int]) -> KafkaConsumer:
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
-            group_id=settings.group_id,
-            client_id=f"{settings.model_name}-input",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_poll_records=settings.poll_max_records,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-        )
-    except KafkaError as error:
-        raise StartupError(f"no Kafka broker answers at {settings.bootstrap_servers}") from error
-    deadline = time.monotonic() + 30
-    partitions = consumer.partitions_for_topic(settings.input_topic)
-    while not partitions and time.monotonic() < deadline:
-        time.sleep(0.2)
-        partitions = consumer.partitions_for_topic(settings.input_topic)
-    if not partitions:
-        consumer.close(autocommit=False)
-        raise StartupError(f"input topic {settings.input_topic!r} has no partitions")
-    assigned = [TopicPartition(settings.input_topic, p) for p in sorted(partitions)]
-    consumer.assign(assigned)
-    for tp in assigned:
-        position = positions.get((tp.topic, tp.partition))
-        if position is not None:
-            consumer.seek(tp, position)
-    return consumer
+Positions = Mapping[tuple[str, int], int]
+"""The next offset to read, by (topic, partition)."""
 
 
-def poll_records(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> list[InputRecord]:
-    polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-    return [
-        InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
-        for batch in polled.values()
-        for r in batch
-    ]
+class InputConsumer:
+    """Reads ``topic`` from the given positions (a partition without one starts at the group's committed
+    offset, else at the beginning)."""
 
+    def __init__(
+        self,
+        connection: Connection,
+        topic: str,
+        group_id: str,
+        client_id: str,
+        max_poll_records: int,
+        positions: Positions,
+    ) -> None:
+        try:
+            self._consumer = KafkaConsumer(
+                **connection.client_config(client_id),
+                group_id=group_id,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
+                auto_offset_reset="earliest",
+                max_poll_records=max_poll_records,
+                fetch_max_bytes=FETCH_MAX_BYTES,
+                max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            )
+        except KafkaError as error:
+            raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+        self.topic = topic
+        deadline = time.monotonic() + INPUT_METADATA_WAIT_S
+        partitions = self._consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            self._consumer.close(autocommit=False)
+            raise StartupError(f"input topic {topic!r} has no partitions")
+        self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        self.seek({tp: offset for tp, offset in positions.items() if tp[0] == topic})
 
-def input_lag(consumer: KafkaConsumer, positions: dict[tuple[str, int], int]) -> int | None:
-    """Records behind the end of the input, from the fetcher's cached high watermarks (no request)."""
-    total = 0
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
-        position = positions.get((tp.topic, tp.partition))
-        if highwater is None or position is None:
-            return None
-        total += max(highwater - position, 0)
-    return total
+    def assignment(self) -> list[tuple[str, int]]:
+        return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        return [
+            InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
+            for batch in polled.values()
+            for r in batch
+        ]
+
+    def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
+        """Move to ``positions``; ``None`` means the beginning."""
+        for (topic, partition), offset in positions.items():
+            tp = TopicPartition(topic, partition)
+            if offset is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, offset)
+
+    def committed_positions(self) -> dict[tuple[str, int], int | None]:
+        """The group's committed offset of every assigned partition (``None``: nothing committed)."""
+        return {tp: self._consumer.committed(TopicPartition(*tp)) for tp in self.assignment()}
+
+    def commit(self, positions: Positions, wait: bool) -> None:
+        """Commit ``positions`` for the group; ``wait=False`` sends the commit without waiting."""
+        offsets = {
+            TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+            for (topic, partition), offset in positions.items()
+        }
+        if not offsets:
+            return
+        if wait:
+            self._consumer.commit(offsets)
+        else:
+            self._consumer.commit_async(offsets)
+
+    def lag(self, positions: Positions) -> int | None:
+        """Records behind the end of the input, from the fetcher's cached high watermarks (no request);
+        ``None`` until every partition's end is known."""
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            position = positions.get((tp.topic, tp.partition))
+            if highwater is None or position is None:
+                return None
+            total += max(highwater - position, 0)
+        return total
+
+    def group_metadata(self) -> Any:
+        """What a transactional producer needs to commit this group's offsets."""
+        return self._consumer.group_metadata()
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)

@@ -1,11 +1,13 @@
-"""Errors of the I/O layer that end a run with one clear line."""
+"""Errors of the I/O layer that end a command with one clear line."""
 
 from __future__ import annotations
 
+from stream_neuron.errors import OperatorError
 
-class StartupError(RuntimeError):
+
+class StartupError(OperatorError):
     """The run cannot start (no broker, a missing input topic, an unusable snapshot...)."""
 
 
-class PublishError(RuntimeError):
+class PublishError(OperatorError):
     """The broker did not acknowledge an output record: nothing past it may be committed."""

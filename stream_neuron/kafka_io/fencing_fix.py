@@ -1,24 +1,34 @@
 """A fenced transactional producer must stop, not take its transactional id back.
 
-kafka-python 3.0 (up to at least 3.0.12) answers the produce errors ``INVALID_PRODUCER_EPOCH``,
-``OUT_OF_ORDER_SEQUENCE_NUMBER`` and ``UNKNOWN_PRODUCER_ID`` by bumping the producer epoch itself
-(KIP-360), also for transactional producers. When another instance has taken the transactional id
-over, the broker refuses that bump, and kafka-python then falls back to a fresh ``InitProducerId``
-without an epoch: the old instance fences the new one, so the zombie wins.
+Upstream behaviour it corrects: kafka-python 3.0 (up to at least 3.0.12),
+``kafka/producer/transaction_manager.py``, ``TransactionManager.classify_batch_error``, answers the
+produce errors ``INVALID_PRODUCER_EPOCH``, ``OUT_OF_ORDER_SEQUENCE_NUMBER`` and ``UNKNOWN_PRODUCER_ID``
+with ``ERROR_CLASS_NEEDS_EPOCH_BUMP`` (KIP-360), also for transactional producers. When another
+instance has taken the transactional id over, the broker refuses that bump, and kafka-python then falls
+back to a fresh ``InitProducerId`` without an epoch: the old instance fences the new one, so the
+zombie wins. The Java client bumps epochs itself only for idempotent producers; a transactional one
+treats these errors as fatal (or abortable) and leaves recovery to the application.
 
-:func:`install` makes these errors fatal to a transactional producer instead (idempotent producers
-keep kafka-python's recovery). The exactly-once checkpoint then tells them apart: the fencing errors
-(``InvalidProducerEpochError``, ``ProducerFencedError``) stop the instance with status 3; the sequence
-errors, which a broker restart can cause, end in an abort, a new producer (a fresh epoch with fresh
-sequence numbers) and a rollback to the committed snapshot. The one cost: a transaction the broker
-timed out (open longer than ``transaction_timeout_ms``, KIP-588) also reads as fencing, and the
-instance exits instead of retrying; a restart resumes from the committed snapshot.
+:func:`install` restores that rule: these errors become fatal to a transactional producer
+(idempotent producers keep kafka-python's recovery). The exactly-once checkpoint then tells them
+apart: the fencing errors (``InvalidProducerEpochError``, ``ProducerFencedError``) stop the instance
+with status 3; the sequence errors, which a broker restart can cause, end in an abort, a new producer
+(a fresh epoch with fresh sequence numbers) and a rollback to the committed snapshot. The one cost: a
+transaction the broker timed out (open longer than ``transaction_timeout_ms``, KIP-588) also reads as
+fencing, and the instance exits instead of retrying; a restart resumes from the committed snapshot.
+
+It is installed when a transactional producer is made, after checking that kafka-python's method is
+the one it was written against (same parameters, same outcome names); a kafka-python release outside
+the tested 3.0 series is named in a warning, and one whose method differs is refused.
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import Any
 
+import kafka
 from kafka.errors import (
     InvalidProducerEpochError,
     OutOfOrderSequenceNumberError,
@@ -27,20 +37,43 @@ from kafka.errors import (
 )
 from kafka.producer.transaction_manager import TransactionManager
 
+from stream_neuron.kafka_io.errors import StartupError
+
+log = logging.getLogger(__name__)
+
+TESTED_SERIES = (3, 0)
 _EPOCH_BUMP_ERRORS = (
     InvalidProducerEpochError,
     ProducerFencedError,
     OutOfOrderSequenceNumberError,
     UnknownProducerIdError,
 )
+_EXPECTED_PARAMETERS = ["self", "error", "batch", "log_start_offset"]
 _MARK = "_stream_neuron_fencing_fix"
 
 
+def _series(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
 def install() -> None:
-    """Idempotent; wraps ``TransactionManager.classify_batch_error``."""
+    """Idempotent; wraps ``TransactionManager.classify_batch_error`` (see the module docstring)."""
     original = TransactionManager.classify_batch_error
     if getattr(original, _MARK, False):
         return
+    parameters = list(inspect.signature(original).parameters)
+    if parameters != _EXPECTED_PARAMETERS or not hasattr(TransactionManager, "ERROR_CLASS_FATAL"):
+        series = ".".join(map(str, TESTED_SERIES))
+        raise StartupError(
+            f"exactly-once needs kafka-python {series}.x: kafka-python {kafka.__version__} classifies "
+            f"produce errors differently (pip install 'kafka-python=={series}.*')"
+        )
+    if _series(kafka.__version__) != TESTED_SERIES:
+        log.warning(
+            "kafka-python %s: the exactly-once fencing fix was tested with %s.x only",
+            kafka.__version__,
+            ".".join(map(str, TESTED_SERIES)),
+        )
 
     def classify_batch_error(self: TransactionManager, error: Any, *args: Any, **kwargs: Any) -> str:
         if self.is_transactional():

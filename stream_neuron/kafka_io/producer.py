@@ -1,56 +1,81 @@
-"""The output producer: every send is checked; a failed acknowledgement stops the commit."""
+"""The output producers' shared configuration and send loop, and the at-least-once producer.
+
+Delivery: :class:`OutputProducer` sends each record at least once (idempotent, ``acks=all``); a
+failed acknowledgement surfaces at the next :meth:`OutputProducer.flush`, before anything it covers
+is committed. The transactional producer (``transactions.py``) shares :func:`producer_config` and
+:func:`send_records`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from stream_neuron.config import Settings
-from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import PublishError, StartupError
+from stream_neuron.kafka_io.limits import (
+    MAX_REQUEST_BYTES,
+    PRODUCER_BATCH_BYTES,
+    PRODUCER_LINGER_MS,
+    RECONNECT_BACKOFF_MAX_MS,
+)
 from stream_neuron.kafka_io.partitions import PartitionHints
-from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
 from stream_neuron.records import OutputRecord
 
 
+def producer_config(connection: Connection, client_id: str, **overrides: Any) -> dict[str, Any]:
+    """``acks=all`` with batching sized for a poll's outputs and requests for the largest record."""
+    config: dict[str, Any] = {
+        **connection.client_config(client_id),
+        "acks": "all",
+        "linger_ms": PRODUCER_LINGER_MS,
+        "batch_size": PRODUCER_BATCH_BYTES,
+        "max_request_size": MAX_REQUEST_BYTES,
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+    }
+    config.update(overrides)
+    return config
+
+
+def new_producer(connection: Connection, config: dict[str, Any]) -> KafkaProducer:
+    try:
+        return KafkaProducer(**config)
+    except KafkaError as error:
+        raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+
+
+def send_records(
+    producer: KafkaProducer,
+    records: Iterable[OutputRecord],
+    hints: PartitionHints,
+    failed: Callable[[BaseException], Any],
+) -> None:
+    """Hand ``records`` to the producer in order; ``failed`` hears of each one the broker refuses."""
+    send, hint = producer.send, hints.for_topic
+    for record in records:
+        send(
+            record.topic, value=record.value, key=record.key, headers=record.headers or None,
+            partition=hint(record.topic),
+        ).add_errback(failed)  # fmt: skip
+
+
 class OutputProducer:
-    """Idempotent, ``acks=all`` producer. Delivery: each record at least once; :meth:`flush` raises
-    :class:`PublishError` if any send since the last flush failed, so its offsets are never committed."""
+    """The idempotent, ``acks=all`` producer of at-least-once runs."""
 
-    def __init__(self, settings: Settings, **overrides: Any) -> None:
-        config: dict[str, Any] = {
-            "bootstrap_servers": settings.bootstrap_servers,
-            "client_id": f"{settings.model_name}-output",
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": 5,
-            "batch_size": 256 * 1024,
-            "max_request_size": DEAD_LETTER_MAX_BYTES + 1024 * 1024,
-            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
-        }
-        config.update(overrides)
-        try:
-            self.producer = KafkaProducer(**config)
-        except KafkaError as error:
-            raise StartupError(f"no Kafka broker answers at {settings.bootstrap_servers}") from error
+    def __init__(self, connection: Connection, client_id: str) -> None:
+        config = producer_config(connection, client_id, enable_idempotence=True)
+        self.producer = new_producer(connection, config)
         self._failures: list[BaseException] = []
-        self._partitions = PartitionHints(self.producer)
-
-    def _failed(self, error: BaseException) -> None:
-        self._failures.append(error)
+        self._hints = PartitionHints(self.producer)
 
     def send(self, records: Iterable[OutputRecord]) -> None:
-        send, failed, hint = self.producer.send, self._failed, self._partitions.for_topic
-        for record in records:
-            send(
-                record.topic, value=record.value, key=record.key, headers=record.headers or None,
-                partition=hint(record.topic),
-            ).add_errback(failed)  # fmt: skip
+        send_records(self.producer, records, self._hints, self._failures.append)
 
     def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every record sent so far; :class:`PublishError` if any was refused."""
         self.producer.flush(timeout=timeout_s)
         if self._failures:
             error = self._failures[0]

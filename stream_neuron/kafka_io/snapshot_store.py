@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.topic_reader import read_topic
 
@@ -13,14 +14,12 @@ log = logging.getLogger(__name__)
 
 
 def load_snapshot(
-    bootstrap_servers: str, model_topic: str, model_name: str, timeout_s: float = 60.0
+    connection: Connection, model_topic: str, model_name: str, timeout_s: float = 60.0
 ) -> dict[str, Any] | None:
     """The last committed snapshot keyed ``model_name`` (None when the model is new)."""
     key = model_name.encode()
     latest: bytes | None = None
-    for record_key, value in read_topic(
-        bootstrap_servers, model_topic, f"{model_name}-snapshot-reader", timeout_s
-    ):
+    for record_key, value in read_topic(connection, model_topic, f"{model_name}-snapshot-reader", timeout_s):
         if record_key == key:
             latest = value  # None: a tombstone deleted the model
     if latest is None:

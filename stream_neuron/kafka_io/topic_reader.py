@@ -8,19 +8,17 @@ from contextlib import contextmanager
 
 from kafka import KafkaConsumer, TopicPartition
 
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
 
 
 @contextmanager
 def assigned_consumer(
-    bootstrap_servers: str, topic: str, client_id: str
+    connection: Connection, topic: str, client_id: str
 ) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
     """A ``read_committed`` consumer assigned every partition of ``topic`` (none when it is missing)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id=client_id,
+        **connection.client_config(client_id), enable_auto_commit=False, isolation_level="read_committed"
     )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
@@ -36,11 +34,11 @@ class MissingTopicError(LookupError):
 
 
 def read_topic(
-    bootstrap_servers: str, topic: str, client_id: str, timeout_s: float = 60.0, required: bool = False
+    connection: Connection, topic: str, client_id: str, timeout_s: float = 60.0, required: bool = False
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every committed record now in ``topic``, partition by partition in order.
     A missing topic reads as empty, or raises :class:`MissingTopicError` when ``required``."""
-    with assigned_consumer(bootstrap_servers, topic, client_id) as (consumer, partitions):
+    with assigned_consumer(connection, topic, client_id) as (consumer, partitions):
         if not partitions:
             if required:
                 raise MissingTopicError(topic)

@@ -1,4 +1,5 @@
-"""The transactional producer behind ``--guarantee exactly-once``.
+"""The transactional producer behind ``--guarantee exactly-once``: outputs, a snapshot and input
+offsets committed together or not at all.
 
 kafka-python's transaction calls (commit, abort, send_offsets) wait without a timeout; each is run
 here in a helper thread and given up on after ``timeout_s``, so a lost broker ends in an abort and a
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import (
     InvalidProducerEpochError,
     KafkaError,
@@ -24,11 +25,11 @@ from kafka.errors import (
     TransactionalIdAuthorizationFailedError,
 )
 
-from stream_neuron.config import Settings
 from stream_neuron.kafka_io import fencing_fix
-from stream_neuron.kafka_io.admin import DEAD_LETTER_MAX_BYTES
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.limits import TRANSACTION_TIMEOUT_MS
 from stream_neuron.kafka_io.partitions import PartitionHints
-from stream_neuron.kafka_io.reconnect import RECONNECT_BACKOFF_MAX_MS
+from stream_neuron.kafka_io.producer import new_producer, producer_config, send_records
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,6 @@ T = TypeVar("T")
 
 FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
 RETIRE_ATTEMPTS = 10
-
-fencing_fix.install()
 
 
 def is_fenced(error: BaseException) -> bool:
@@ -107,10 +106,12 @@ def retire_producer(producer: KafkaProducer, timeout_s: float) -> None:
 class TransactionalOutput:
     """Outputs, a snapshot and the input offsets of one commit interval, committed atomically."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.timeout_s = settings.transaction_timeout_s
-        self.transactional_id = transactional_id(settings.model_name)
+    def __init__(self, connection: Connection, client_id: str, model_name: str, timeout_s: float) -> None:
+        self.connection = connection
+        self.client_id = client_id
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.transactional_id = transactional_id(model_name)
         self.producer = self._new_producer()
         self.hints = PartitionHints(self.producer)
         self.healthy = True  # False while the producer was lost and not yet replaced
@@ -118,20 +119,18 @@ class TransactionalOutput:
         self._failures: list[BaseException] = []
 
     def _new_producer(self) -> KafkaProducer:
-        producer = KafkaProducer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            client_id=f"{self.settings.model_name}-txn",
+        fencing_fix.install()
+        timeout_ms = int(self.timeout_s * 1000)
+        config = producer_config(
+            self.connection,
+            self.client_id,
             transactional_id=self.transactional_id,
-            acks="all",
-            linger_ms=5,
-            batch_size=256 * 1024,
-            max_request_size=DEAD_LETTER_MAX_BYTES + 1024 * 1024,
-            max_block_ms=int(self.timeout_s * 1000),
-            request_timeout_ms=int(self.timeout_s * 1000 / 2),
-            delivery_timeout_ms=int(self.timeout_s * 1000),
-            transaction_timeout_ms=60_000,
-            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            max_block_ms=timeout_ms,
+            request_timeout_ms=timeout_ms // 2,
+            delivery_timeout_ms=timeout_ms,
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
         )
+        producer = new_producer(self.connection, config)
         try:
             _guarded(producer.init_transactions, self.timeout_s, "init_transactions")
         except FENCING_ERRORS as error:
@@ -145,13 +144,8 @@ class TransactionalOutput:
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         self._begin()
-        send, failed, hint = self.producer.send, self._failures.append, self.hints.for_topic
         try:
-            for record in records:
-                send(
-                    record.topic, value=record.value, key=record.key, headers=record.headers or None,
-                    partition=hint(record.topic),
-                ).add_errback(failed)  # fmt: skip
+            send_records(self.producer, records, self.hints, self._failures.append)
         except KafkaError as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
@@ -170,12 +164,13 @@ class TransactionalOutput:
     def commit(
         self,
         offsets: dict[tuple[str, int], int],
-        consumer: KafkaConsumer,
+        group_metadata: Any,
         before_offsets: Callable[[], None],
         before_commit: Callable[[], None],
     ) -> None:
-        """Add ``offsets`` to the open transaction and commit it; :class:`TransactionFailedError` (after
-        an abort) or :class:`FencedError` when it cannot."""
+        """Add ``offsets`` (of the consumer group ``group_metadata`` describes) to the open transaction
+        and commit it; :class:`TransactionFailedError` (after an abort) or :class:`FencedError` when it
+        cannot."""
         self._begin()
         try:
             _guarded(lambda: self.producer.flush(timeout=self.timeout_s), self.timeout_s + 5, "flush")
@@ -189,9 +184,8 @@ class TransactionalOutput:
                 to_commit = {
                     TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
                 }
-                metadata = consumer.group_metadata()
                 _guarded(
-                    lambda: self.producer.send_offsets_to_transaction(to_commit, metadata),
+                    lambda: self.producer.send_offsets_to_transaction(to_commit, group_metadata),
                     self.timeout_s,
                     "send_offsets",
                 )
@@ -223,6 +217,12 @@ class TransactionalOutput:
             log.warning("abort failed (%s): replacing the transactional producer", error)
         self.reconnect()
 
+    def recover(self) -> None:
+        """After a failed transaction: a lost producer is replaced, an open transaction aborted."""
+        if not self.healthy:
+            self.reconnect()
+        self.abort()
+
     def reconnect(self) -> None:
         """After a failure: a fresh producer (its init aborts anything the old one left open)."""
         self._failures.clear()
@@ -246,7 +246,7 @@ class TransactionalOutput:
 
     def _fenced_message(self, error: BaseException) -> str:
         return (
-            f"fenced: another instance took over model {self.settings.model_name!r} "
+            f"fenced: another instance took over model {self.model_name!r} "
             f"(transactional id {self.transactional_id}); this one stops without writing "
             f"({error.__class__.__name__})"
         )

@@ -1,7 +1,7 @@
 /* Optional compiled accelerator for the two hot paths of stream_neuron.neuron.
  *
- * The numpy code in sequential.py and linear.py is the reference; these loops compute the same
- * thing row by row and the tests hold both to 1e-12 of each other and of river. Inputs arrive
+ * The numpy code in linear.py is the reference; these loops compute the same thing row by row and
+ * the tests hold both to 1e-12 of each other and of river. Loss codes: losses.py's kernel_code. Inputs arrive
  * already validated by the caller except where a return code says otherwise; nothing here allocates
  * per event. Built by setup.py when a C compiler is present; without it the numpy path runs.
  */

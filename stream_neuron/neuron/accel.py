@@ -22,8 +22,6 @@ def _load() -> ModuleType | None:
 
 compiled: ModuleType | None = _load()
 
-LOSS_CODES = {"log": 0, "hinge": 1}
-
 
 def name() -> str:
     """``"compiled"`` or ``"numpy"``: what the hot paths use now (reported by benchmarks and logs)."""

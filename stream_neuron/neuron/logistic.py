@@ -8,13 +8,14 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from stream_neuron.neuron.linear import LinearNeuron
-from stream_neuron.neuron.numeric import FloatArray, as_matrix, log_loss_from_scores, sigmoid
+from stream_neuron.neuron.losses import LogLoss
+from stream_neuron.neuron.numeric import FloatArray, as_labels, as_matrix, log_loss_from_scores, sigmoid
 
 
 class LogisticNeuron(LinearNeuron):
     """Logistic regression as one neuron, learned online.
 
-    Zero initial weights; ``intercept_learning_rate`` defaults to ``learning_rate``. With
+    Zero initial weights; ``intercept_learning_rate`` defaults to ``learning_rate`` (0.05). With
     ``standardize=True`` an online standard scaler sits in front, in river's pipeline order.
     ``schedule`` is ``"constant"`` or ``"invscaling"`` (``lr / (t + 1) ** power``, ``t`` counting
     updates). Matches ``river.linear_model.LogisticRegression(optimizer=optim.SGD(lr),
@@ -42,47 +43,25 @@ class LogisticNeuron(LinearNeuron):
     """
 
     kind = "logistic"
-    loss = "log"
+    loss = LogLoss()
     labels = (0.0, 1.0)
+    label_domain = "0 or 1 (or true/false)"
+    default_learning_rate = 0.05
+    probabilistic = True
 
-    def _outputs(self, z: FloatArray) -> FloatArray:
-        return sigmoid(z)
+    def outputs(self, z: FloatArray) -> FloatArray:
+        return sigmoid(z)  # type: ignore[no-any-return]
+
+    def predicted_labels(self, outputs: FloatArray) -> FloatArray:
+        return (outputs > 0.5).astype(np.float64)
 
     def predict_proba(self, X: ArrayLike) -> Any:
         """P(y=1) of each row: shape (n,), or a float for a single 1-D row."""
         p = sigmoid(self.decision_function(X))
         return float(p[0]) if np.ndim(X) == 1 else p
 
-    def predict(self, X: ArrayLike) -> Any:
-        """1 where P(y=1) > 0.5, else 0: shape (n,), or an int for a single 1-D row."""
-        labels = (self.decision_function(X) > 0).astype(np.int64)
-        return int(labels[0]) if np.ndim(X) == 1 else labels
-
     def cost(self, X: ArrayLike, y: ArrayLike) -> float:
         """Mean log loss (cross-entropy) of labels ``y`` in {0, 1}; finite for any finite logits."""
         rows = as_matrix(X, self.n_features)
-        labels = self._labels(y, rows.shape[0], allow_missing=False)
+        labels = as_labels(y, rows.shape[0], self.labels, allow_missing=False)
         return float(log_loss_from_scores(self.decision_function(rows), labels).mean())
-
-    def learn_one(self, x: ArrayLike, y: float | bool) -> None:
-        """One SGD step on one event: ``w -= lr * (p - y) * x``, ``b -= lr_b * (p - y)``."""
-        self._learn_one(x, y)
-
-    def learn_batch(self, X: ArrayLike, y: ArrayLike) -> None:
-        """ONE step with the mean gradient of the batch (river's ``learn_many``)."""
-        self._learn_batch(X, y)
-
-    def score_then_learn(
-        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
-    ) -> FloatArray:
-        """The per-event hot path: for each row in order, P(y=1) with the weights from before that
-        row, then one SGD step on it. ``y`` is float with NaN for an unlabelled row (scored, not
-        learned). Returns the P's; the logits go to ``scores_out`` when given."""
-        return self._score_then_learn(X, y, scores_out)
-
-    def score_then_learn_batch(
-        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
-    ) -> FloatArray:
-        """The mini-batch hot path: P's with the weights from before the batch, then one
-        mean-gradient step over its labelled rows."""
-        return self._score_then_learn_batch(X, y, scores_out)

@@ -7,6 +7,7 @@ the caller's weights untouched.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -14,33 +15,23 @@ from numpy.typing import ArrayLike, NDArray
 FloatArray = NDArray[np.float64]
 
 
-def sigmoid(z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-    """P(y=1) for logits ``z``, without overflow for any finite ``z``.
+def sigmoid(z: Any) -> Any:
+    """P(y=1) for logits ``z`` (an array, or one float), without overflow for any finite ``z``.
 
-    ``sigmoid(z) = (1 + tanh(z / 2)) / 2``: tanh saturates instead of overflowing, and three ufunc
-    calls into one buffer are the cheapest guarded form numpy offers. Absolute error ~1e-16; the
-    log loss is computed from ``z`` (:func:`log_loss_from_scores`), never from a rounded ``p``.
+    ``sigmoid(z) = (1 + tanh(z / 2)) / 2``: tanh saturates instead of overflowing. Absolute error
+    ~1e-16; the log loss is computed from ``z`` (:func:`log_loss_from_scores`), never from a rounded
+    ``p``.
 
-    >>> sigmoid(np.array([-1e6, 0.0, 1e6])).tolist()
-    [0.0, 0.5, 1.0]
+    >>> sigmoid(np.array([-1e6, 0.0, 1e6])).tolist(), sigmoid(0.0)
+    ([0.0, 0.5, 1.0], 0.5)
     """
-    p = np.multiply(z, 0.5, out=out)
+    if isinstance(z, float | int):
+        return 0.5 * math.tanh(0.5 * z) + 0.5
+    p = np.multiply(z, 0.5)
     np.tanh(p, out=p)
     p *= 0.5
     p += 0.5
     return p
-
-
-def sigmoid_scalar(z: float) -> float:
-    """Scalar twin of :func:`sigmoid` for the per-event loop (no array allocation).
-
-    >>> sigmoid_scalar(-1e6), sigmoid_scalar(0.0), sigmoid_scalar(1e6)
-    (0.0, 0.5, 1.0)
-    """
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
 
 
 def log_loss_from_scores(z: FloatArray, y: FloatArray) -> FloatArray:

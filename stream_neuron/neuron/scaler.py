@@ -40,34 +40,10 @@ class OnlineStandardScaler:
         self.var += ((x - self._old_mean) * (x - self.mean) - self.var) / self.count
 
     def transform(self, X: FloatArray) -> FloatArray:
-        """Scale rows with the current statistics; zero-variance features become 0."""
+        """Scale rows (or one row) with the current statistics; zero-variance features become 0."""
         std = np.sqrt(self.var)
         safe = np.where(std > 0, std, 1.0)
         return np.where(std > 0, (X - self.mean) / safe, 0.0)
-
-    def transform_row_into(self, x: FloatArray, out: FloatArray) -> None:
-        """Scale one row into ``out`` (no allocation beyond numpy temporaries)."""
-        np.subtract(x, self.mean, out=out)
-        std = np.sqrt(self.var)
-        np.divide(out, std, out=out, where=std > 0)
-        out[std <= 0] = 0.0
-
-    def sequence(self, X: FloatArray, learn: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Walk a batch in order: row ``t`` is scaled with the statistics before it (to score it) and,
-        when ``learn[t]``, absorbed and scaled again with the statistics after it (to learn from it).
-
-        Returns ``(score_rows, learn_rows)``; an unlabelled row's learn row equals its score row.
-        """
-        score_rows = np.empty_like(X)
-        learn_rows = np.empty_like(X)
-        for t in range(X.shape[0]):
-            self.transform_row_into(X[t], score_rows[t])
-            if learn[t]:
-                self.learn_one(X[t])
-                self.transform_row_into(X[t], learn_rows[t])
-            else:
-                learn_rows[t] = score_rows[t]
-        return score_rows, learn_rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "mean": self.mean.tolist(), "var": self.var.tolist()}

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stream_neuron.errors import OperatorError
+
 
 @dataclass
 class LearningCurve:
@@ -54,7 +56,7 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as error:
-        raise SystemExit("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
+        raise OperatorError("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, dpi=110)
     figure.suptitle(title)

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from stream_neuron.errors import OperatorError
+
 
 @dataclass(frozen=True)
 class BadRow:
@@ -32,7 +34,7 @@ def river_dataset(name: str) -> Iterator[Event]:
     try:
         from river import datasets
     except ImportError as error:  # pragma: no cover - depends on the install
-        raise SystemExit("the river datasets need river: pip install 'stream-neuron[datasets]'") from error
+        raise OperatorError("the river datasets need river: pip install 'stream-neuron[datasets]'") from error
     loaders = {"phishing": datasets.Phishing, "bananas": datasets.Bananas}
     for i, (x, y) in enumerate(loaders[name]()):  # type: ignore[no-untyped-call]
         yield {"id": f"{name}-{i}", "features": {k: float(v) for k, v in x.items()}, "label": int(bool(y))}
@@ -59,12 +61,19 @@ def _number(text: str) -> float:
 
 
 def csv_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
-    """A CSV with a header row; every column but ``label_column`` (and ``id``) is a feature."""
+    """A CSV with a header row; every column but ``label_column`` (and ``id``) is a feature. The header
+    is checked here, before anything is sent."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    if label_column is not None and label_column not in header:
+        raise OperatorError(f"{path}: no column {label_column!r} (columns: {', '.join(header)})")
+    return _csv_rows(path, label_column)
+
+
+def _csv_rows(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        if label_column is not None and label_column not in header:
-            raise SystemExit(f"{path}: no column {label_column!r} (columns: {', '.join(header)})")
         feature_columns = [c for c in header if c not in (label_column, "id")]
         for row in reader:
             line = reader.line_num

@@ -13,7 +13,13 @@ import numpy as np
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from stream_neuron.sources import BadRow, Event
+from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.tools.sources import BadRow, Event
+
+# A send waits this long for the topic's metadata or buffer space before it fails with one line.
+SEND_BLOCK_MS = 15_000
+FLUSH_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -58,7 +64,7 @@ class ProgressBar:
 
 
 def produce_events(
-    bootstrap_servers: str,
+    connection: Connection,
     topic: str,
     events: Iterable[Event | BadRow],
     rate: float | None = None,
@@ -67,13 +73,18 @@ def produce_events(
     progress: bool = False,
     total: int | None = None,
 ) -> ProduceSummary:
-    """Send ``events`` as JSON to ``topic`` (key: the event id); bad rows are reported and skipped."""
+    """Send ``events`` as JSON to ``topic`` (key: the event id); bad rows are reported and skipped.
+    The topic must exist (the command creates it first)."""
     try:
         producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=10, batch_size=256 * 1024
+            **connection.client_config("stream-neuron-produce"),
+            acks="all",
+            linger_ms=10,
+            batch_size=256 * 1024,
+            max_block_ms=SEND_BLOCK_MS,
         )
     except KafkaError:
-        raise SystemExit(f"no Kafka broker answers at {bootstrap_servers}") from None
+        raise OperatorError(f"no Kafka broker answers at {connection.bootstrap_servers}") from None
     rng = np.random.default_rng(seed)
     summary = ProduceSummary()
     bar = ProgressBar(total)
@@ -89,7 +100,11 @@ def produce_events(
         if item.get("label") is None:
             summary.unlabelled += 1
         key = None if item.get("id") is None else str(item["id"]).encode()
-        producer.send(topic, key=key, value=json.dumps(item).encode()).add_errback(failures.append)
+        try:
+            producer.send(topic, key=key, value=json.dumps(item).encode()).add_errback(failures.append)
+        except KafkaError as error:
+            producer.close(timeout=0)
+            raise OperatorError(f"cannot send to {topic!r}: {error}") from None
         summary.sent += 1
         if rate:
             delay = started + summary.sent / rate - time.monotonic()
@@ -97,11 +112,14 @@ def produce_events(
                 time.sleep(delay)
         if progress:
             bar.update(summary.sent)
-    producer.flush()
-    producer.close()
+    try:
+        producer.flush(timeout=FLUSH_TIMEOUT_S)
+    except KafkaError as error:
+        failures.append(error)
+    producer.close(timeout=5)
     if progress:
         bar.finish(summary.sent)
     summary.seconds = time.monotonic() - started
     if failures:
-        raise SystemExit(f"{len(failures)} events were not acknowledged by the broker: {failures[0]!r}")
+        raise OperatorError(f"events sent to {topic!r} were not acknowledged by the broker: {failures[0]}")
     return summary

@@ -1,12 +1,12 @@
 """The event contracts (JSON, UTF-8) as pydantic v2 models. No Kafka here.
 
 The input model validates raw event values; the output models document (and in the tests, check)
-what the component publishes. Field names are public contracts: see ``shared/design.md``.
+what the component publishes. Field names are public contracts (the README's "Event contracts").
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, Strict
 
@@ -82,7 +82,7 @@ class Snapshot(BaseModel):
     """The model and the input offsets it covers; key = model name on the compacted model topic."""
 
     model: str
-    kind: Literal["logistic", "perceptron"]
+    kind: str = Field(description="the model kind (stream_neuron.neuron.MODEL_KINDS)")
     version: int
     feature_names: list[str] | None
     n_features: int

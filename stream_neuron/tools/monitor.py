@@ -6,30 +6,30 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.topic_reader import MissingTopicError, assigned_consumer, read_topic
 
 
-def read_metrics(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
+def read_metrics(connection: Connection, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
     """Every metrics record on ``topic`` from the beginning, in order."""
     records: list[dict[str, Any]] = []
     try:
-        for _, value in read_topic(
-            bootstrap_servers, topic, "stream-neuron-monitor", timeout_s, required=True
-        ):
+        for _, value in read_topic(connection, topic, "stream-neuron-monitor", timeout_s, required=True):
             try:
                 records.append(json.loads(value or b""))
             except ValueError:
                 continue
     except MissingTopicError:
-        raise SystemExit(f"metrics topic {topic!r} does not exist") from None
+        raise OperatorError(f"metrics topic {topic!r} does not exist") from None
     return records
 
 
-def follow_metrics(bootstrap_servers: str, topic: str) -> Iterator[dict[str, Any]]:
+def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any]]:
     """Every metrics record as it arrives, from the newest one on (runs until interrupted)."""
-    with assigned_consumer(bootstrap_servers, topic, "stream-neuron-monitor") as (consumer, partitions):
+    with assigned_consumer(connection, topic, "stream-neuron-monitor") as (consumer, partitions):
         if not partitions:
-            raise SystemExit(f"metrics topic {topic!r} does not exist")
+            raise OperatorError(f"metrics topic {topic!r} does not exist")
         for tp, end in consumer.end_offsets(partitions).items():
             consumer.seek(tp, max(end - 1, 0))
         while True:

@@ -1,4 +1,4 @@
-"""The main job, end to end on a local broker: ``make demo`` (or ``python -m stream_neuron.demo``).
+"""The main job, end to end on a local broker: ``make demo`` (or ``python -m stream_neuron.tools.demo``).
 
 Loads river's Phishing stream (1,250 labelled events) into a fresh input topic, runs the component
 (standardised, learning rate 0.01) until the input has been idle for a few seconds, then prints the
@@ -14,15 +14,24 @@ import time
 from typing import Any
 
 from stream_neuron.config import Settings, run_names
-from stream_neuron.kafka_io.admin import admin_client
+from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
 from stream_neuron.kafka_io.reachability import require_broker
-from stream_neuron.monitor import format_metrics, read_metrics
-from stream_neuron.produce import produce_events
 from stream_neuron.runner import StopFlag, run
-from stream_neuron.sources import river_dataset
+from stream_neuron.tools.monitor import format_metrics, read_metrics
+from stream_neuron.tools.produce import produce_events
+from stream_neuron.tools.sources import river_dataset
 
 
 def main() -> int:
+    try:
+        return demo()
+    except OperatorError as error:
+        print(f"stream-neuron demo: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+def demo() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -38,17 +47,14 @@ def main() -> int:
         "idle_timeout_s": 3.0,
     }
     settings = Settings(**options)
-    from kafka.admin import NewTopic
-
-    admin = admin_client(bootstrap, "stream-neuron-demo")
-    admin.create_topics([NewTopic(settings.input_topic, 1, 1)])
-    admin.close()
-    sent = produce_events(bootstrap, settings.input_topic, river_dataset("phishing"))
+    connection = settings.connection
+    ensure_topics(connection, "stream-neuron-demo", {}, [TopicSpec(settings.input_topic)])
+    sent = produce_events(connection, settings.input_topic, river_dataset("phishing"))
     print(f"loaded {sent.sent:,} Phishing events into {settings.input_topic}", flush=True)
     stop = StopFlag()
     stop.install()
     summary = run(settings, stop)
-    metrics = read_metrics(bootstrap, settings.metrics_topic)
+    metrics = read_metrics(connection, settings.metrics_topic)
     print(
         f"\nlearned from {summary.consumed:,} events; "
         f"{len(metrics)} metrics records on {settings.metrics_topic}"

@@ -60,7 +60,7 @@ def follow(records: Iterable[dict[str, Any]], history: int = 60) -> None:
     accuracies: deque[float | None] = deque(maxlen=history)
     console = Console()
     if not console.is_terminal:  # a log (docker compose logs): one plain table a record
-        from stream_neuron.monitor import format_metrics
+        from stream_neuron.tools.monitor import format_metrics
 
         for record in records:
             console.print(format_metrics(record), end="\n\n", markup=False, highlight=False)

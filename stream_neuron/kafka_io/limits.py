@@ -1,0 +1,28 @@
+"""Sizes, timeouts and backoffs of the Kafka clients, in one place (the reasons beside each)."""
+
+from __future__ import annotations
+
+# Dead letters carry the original value, so their topic must take whatever the input topic took.
+DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+# A producer request must hold the largest record any output topic accepts, plus its framing.
+MAX_REQUEST_BYTES = DEAD_LETTER_MAX_BYTES + 1024 * 1024
+
+# Outputs are sent per poll batch; a short linger lets one request carry a whole batch.
+PRODUCER_LINGER_MS = 5
+PRODUCER_BATCH_BYTES = 256 * 1024
+
+# Large fetches: the consumer hands a poll's records over in one piece.
+FETCH_MAX_BYTES = 64 * 1024 * 1024
+MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
+
+# kafka-python backs reconnects off exponentially up to 30 s; the Java client stops at 1 s. With 30 s,
+# a consumer that lost the broker for a few seconds may sit idle for half a minute after it is back
+# (and a bounded run could mistake that for the end of its input), so the clients that stay open for
+# the whole run use Java's ceiling.
+RECONNECT_BACKOFF_MAX_MS = 1_000
+
+ADMIN_REQUEST_TIMEOUT_MS = 15_000
+# The broker aborts a transaction left open this long (a crashed instance's, say).
+TRANSACTION_TIMEOUT_MS = 60_000
+# How long a new input topic may take to show its partitions in the metadata.
+INPUT_METADATA_WAIT_S = 30.0
