@@ -9,15 +9,40 @@ rollback hands back. The guarantees themselves are stated in ``config.py`` and t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from stream_neuron.errors import OperatorError
 from stream_neuron.faults import crash_point
+from stream_neuron.outputs import record_bytes
 from stream_neuron.records import OutputRecord
 from stream_neuron.snapshots import snapshot_positions
 
 Positions = Mapping[tuple[str, int], int]
+Replacement = Callable[[OutputRecord, str], OutputRecord | None]
+"""What to publish instead of an output the broker refused for what it is (``None``: nothing can)."""
+
+
+class RefusedOutputError(OperatorError):
+    """The broker refused an output that nothing can replace (a snapshot, a metrics record)."""
+
+
+def culprit(
+    refused: Sequence[tuple[OutputRecord, BaseException]],
+) -> tuple[tuple[OutputRecord, BaseException], list[OutputRecord]]:
+    """The refusal to act on, and the other records to send again. A refusal can fail more records
+    than the one to blame (kafka-python fails a whole batch, and a transactional producer every send
+    after the first failure, with that one error): the largest record is the one a size limit refused,
+    and once it is replaced the others go through."""
+    largest = max(refused, key=lambda pair: record_bytes(pair[0].key, pair[0].value, pair[0].headers))
+    return largest, [record for record, _ in refused if record is not largest[0]]
+
+
+def refused_error(record: OutputRecord, error: str) -> RefusedOutputError:
+    return RefusedOutputError(
+        f"the broker refused a record for {record.topic!r} ({error}): check that topic's max.message.bytes"
+    )
 
 
 class Input(Protocol):
@@ -37,9 +62,10 @@ class Output(Protocol):
 
 
 class AcknowledgedOutput(Output, Protocol):
-    """At-least-once: ``flush`` returns once every record sent so far is acknowledged, or raises."""
+    """At-least-once: ``flush`` returns once every record sent so far is acknowledged or refused for
+    what it is (those it returns, as (record, error) pairs), or raises."""
 
-    def flush(self) -> None: ...
+    def flush(self) -> Sequence[tuple[OutputRecord, BaseException]]: ...
 
 
 class TransactionalOutput(Output, Protocol):
@@ -112,17 +138,41 @@ class Checkpoint:
 
 class AtLeastOnceCheckpoint(Checkpoint):
     """Outputs are sent as they come; a commit waits for their acknowledgement, then publishes the
-    snapshot and waits for it, and only then commits the input positions it records."""
+    snapshot and waits for it, and only then commits the input positions it records. An output the
+    broker refuses for what it is (too large, invalid) is replaced by what ``replacement`` gives (a
+    dead letter of its input) before the commit goes on."""
 
     output: AcknowledgedOutput
+
+    def __init__(
+        self,
+        cadence: Cadence,
+        now: float,
+        output: AcknowledgedOutput,
+        input: Input,
+        replacement: Replacement = lambda record, error: None,
+    ) -> None:
+        super().__init__(cadence, now, output, input)
+        self.replacement = replacement
+
+    def _deliver(self) -> None:
+        refused = self.output.flush()
+        while refused:
+            (record, error), others = culprit(refused)
+            reason = f"{error.__class__.__name__}: {error}"
+            replacement = self.replacement(record, reason)
+            if replacement is None:
+                raise refused_error(record, reason)
+            self.output.send([replacement, *others])
+            refused = self.output.flush()
 
     def commit(
         self, snapshot: OutputRecord | None, positions: Positions, now: float, final: bool = False
     ) -> None:
-        self.output.flush()
+        self._deliver()
         if snapshot is not None:
             self.output.send([snapshot])
-            self.output.flush()
+            self._deliver()
         crash_point("after-produce")
         # The snapshot, acknowledged above, is what a restart resumes from; the group's offsets are
         # for lag tools and the no-snapshot start, so only the last commit waits for them.

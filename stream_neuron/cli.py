@@ -168,6 +168,7 @@ def _produce(settings: ProduceSettings) -> int:
 
 def _monitor(settings: MonitorSettings) -> int:
     from stream_neuron.kafka_io.reachability import require_broker
+    from stream_neuron.tools.metrics_view import Malformed
     from stream_neuron.tools.monitor import follow_metrics, format_metrics, read_metrics
 
     connection = settings.connection
@@ -184,7 +185,13 @@ def _monitor(settings: MonitorSettings) -> int:
     if not records:
         print(f"no metrics on {settings.metrics_topic} yet")
         return 0
-    print(format_metrics(records[-1]))
+    good = [record for record in records if not isinstance(record, Malformed)]
+    if len(good) < len(records):
+        print(
+            f"{len(records) - len(good)} of {len(records)} records on {settings.metrics_topic} are malformed"
+        )
+    if good:
+        print(format_metrics(good[-1]))
     if settings.plot is not None:
         from stream_neuron.tools.curve import draw, learning_curve
 

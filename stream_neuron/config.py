@@ -35,6 +35,7 @@ from pydantic_settings import (
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.neuron import MODEL_KINDS
+from stream_neuron.schema import check_names
 
 DEFAULT_TOPICS = {
     "input_topic": "neuron-events",
@@ -168,6 +169,13 @@ class Settings(CommonSettings):
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
     max_record_bytes: int = Field(1_000_000, ge=64, description="larger input records are dead-lettered")
+    max_feature_abs: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="events with a feature beyond +/- this are dead-lettered (a sanity bound: one absurd "
+        "value can otherwise swamp the weights or the scaler; default: none)",
+    )
     metrics_port: int | None = Field(
         None, ge=1, le=65535, description="serve Prometheus metrics on this port"
     )
@@ -175,6 +183,15 @@ class Settings(CommonSettings):
         "127.0.0.1", description="address of the Prometheus endpoint (0.0.0.0 in a container)"
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
+    on_bad_snapshot: Literal["refuse", "new-model", "keep-model"] = Field(
+        "refuse",
+        description="when the newest snapshot is unusable (deleted, malformed, another model) or its offsets "
+        "lie beyond the end of the input (a recreated topic): refuse to start (say why), start a new-model "
+        "from the group's offsets, or keep-model and read those partitions from their beginning",
+    )
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "none", description="compression of the published records (input in any codec is read)"
+    )
     create_topics: bool = True
     topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")
 
@@ -203,8 +220,10 @@ class Settings(CommonSettings):
     @field_validator("feature_names")
     @classmethod
     def _unique_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError("feature names must be unique")
+        if value is not None:
+            if len(set(value)) != len(value):
+                raise ValueError("feature names must be unique")
+            check_names(value)
         return value
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ ERROR_CLASS_HEADER = "stream_neuron.error.class"
 SOURCE_TOPIC_HEADER = "stream_neuron.source.topic"
 SOURCE_PARTITION_HEADER = "stream_neuron.source.partition"
 SOURCE_OFFSET_HEADER = "stream_neuron.source.offset"
+ORIGINAL_BYTES_HEADER = "stream_neuron.error.original_bytes"
+TRUNCATED_HEADER = "stream_neuron.error.truncated"
 
 
 class InputEvent(BaseModel):
@@ -72,7 +74,13 @@ class Metrics(BaseModel):
     window: WindowMetrics
     cumulative: CumulativeMetrics
     learning_rate: float
-    weight_norm: float
+    weight_norm: float | None = Field(description="|w|; null only if it exceeds a float64")
+    weight_growth: float | None = Field(
+        None, description="|w| over |w| at the previous metrics record (null for the first)"
+    )
+    diverging: bool = Field(
+        False, description="the cost bounces while the weights keep growing: the learning rate is too large"
+    )
     events_per_second: float
     lag: int | None
     ts: str

@@ -1,31 +1,50 @@
 """Raw input values to validated events, and bad ones to a reason a person can act on.
 
-The fast path is one pydantic-core parse. Only when it fails does a second, slower pass find the
-first problem and say it plainly: bad events are rare, clear reasons matter more than speed there.
+The fast path is one parse (jiter, which also refuses a key repeated in an object) and a few type
+checks. Only when they fail does a second, slower pass find the first problem and say it plainly:
+bad events are rare, clear reasons matter more than speed there. The contract is
+``contracts.InputEvent``; this module enforces it without building a model object per event.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypedDict
 
-from pydantic import ValidationError
+from jiter import from_json
 
-from stream_neuron.contracts import InputEvent
+MAX_REASON_CHARS = 500
+_NUMBER = frozenset({float, int})
+_ID = frozenset({str, int, type(None)})
+_LABEL = frozenset({bool, int, float, type(None)})
+_TS = frozenset({str, type(None)})
+
+
+class Event(TypedDict, total=False):
+    """A decoded input event (``features`` is always there; the rest may be absent or null)."""
+
+    id: str | int | None
+    features: dict[str, float | int] | list[float | int]
+    label: bool | float | int | None
+    ts: str | None
 
 
 class BadEventError(Exception):
-    """An input record that cannot be used; ``reason`` goes to the dead letter's headers."""
+    """An input record that cannot be used; ``reason`` goes to the dead letter's headers (bounded to
+    :data:`MAX_REASON_CHARS`)."""
 
     def __init__(self, reason: str, error_class: str) -> None:
+        if len(reason) > MAX_REASON_CHARS:
+            reason = reason[: MAX_REASON_CHARS - 3] + "..."
         super().__init__(reason)
         self.reason = reason
         self.error_class = error_class
 
 
-def decode_event(value: bytes | None, max_bytes: int) -> InputEvent:
-    """The event in ``value``, or :class:`BadEventError` saying what is wrong with it."""
+def decode_event(value: bytes | None, max_bytes: int) -> Event:
+    """The event in ``value``, or :class:`BadEventError` saying what is wrong with it. Feature values
+    are JSON numbers here; whether each fits a float64 is checked where they are copied into a row."""
     if value is None:
         raise BadEventError("the record has no value (a tombstone)", "EmptyValue")
     if len(value) > max_bytes:
@@ -33,9 +52,35 @@ def decode_event(value: bytes | None, max_bytes: int) -> InputEvent:
             f"the value is {len(value)} bytes, over the limit of {max_bytes}", "OversizedRecord"
         )
     try:
-        return InputEvent.model_validate_json(value)
-    except ValidationError:
-        raise diagnose(value) from None
+        event = from_json(value, allow_inf_nan=False, catch_duplicate_keys=True)
+    except ValueError as error:
+        raise diagnose(value, str(error)) from None
+    if type(event) is not dict:
+        raise diagnose(value)
+    features: Any = event.get("features")
+    kind = type(features)
+    values = features.values() if kind is dict else features if kind is list else None
+    if (
+        values is None
+        or not all(map(_NUMBER.__contains__, map(type, values)))
+        or type(event.get("label")) not in _LABEL
+        or type(event.get("id")) not in _ID
+        or type(event.get("ts")) not in _TS
+    ):
+        raise diagnose(value)
+    return event  # type: ignore[return-value]
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A value as JSON text for a reason, shortened; non-ASCII and control characters escaped."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(value)
+        except (ValueError, OverflowError):
+            text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _kind(value: Any) -> str:
@@ -52,20 +97,27 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
-def _shown(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def finite_number(value: Any) -> bool:
+    """A JSON number that is finite as a float64 (an integer too long for one is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _check_feature(where: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadEventError(f"{where} must be a number, got {_kind(value)} {_shown(value)}", "InvalidFeature")
-    if not math.isfinite(float(value)):
-        raise BadEventError(f"{where} must be a finite number, got {_shown(value)}", "InvalidFeature")
+        raise BadEventError(f"{where} must be a number, got {_kind(value)} {shown(value)}", "InvalidFeature")
+    if not finite_number(value):
+        raise BadEventError(
+            f"{where} must be a finite number that fits a float64, got {shown(value)}", "InvalidFeature"
+        )
 
 
-def diagnose(value: bytes) -> BadEventError:
-    """The first problem of a value the schema refused, in words."""
+def diagnose(value: bytes, parse_error: str | None = None) -> BadEventError:
+    """The first problem of a value the fast path refused, in words."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -73,14 +125,24 @@ def diagnose(value: bytes) -> BadEventError:
             f"the value is not valid UTF-8 (byte 0x{value[error.start]:02x} at position {error.start})",
             "InvalidUtf8",
         )
+    if parse_error is not None and parse_error.startswith("Detected duplicate key"):
+        detail = parse_error.removeprefix("Detected duplicate key").strip()
+        return BadEventError(
+            f"a key appears twice in one object: {detail} (a key may appear once)", "DuplicateKey"
+        )
     try:
-        event = json.loads(text)  # NaN and Infinity parse here, so the check below can name them
+        event = json.loads(text)  # NaN and Infinity parse here, so the checks below can name them
     except (ValueError, RecursionError) as error:
-        return BadEventError(f"the value is not valid JSON: {error}", "InvalidJson")
+        reason = str(error)
+        if "integer string conversion" in reason:
+            return BadEventError("the value holds an integer of more than 4300 digits", "InvalidNumber")
+        return BadEventError(f"the value is not valid JSON: {reason}", "InvalidJson")
     try:
         _check_structure(event)
     except BadEventError as bad:
         return bad
+    if parse_error is not None:  # JSON that Python reads but the strict parser does not (a lone surrogate)
+        return BadEventError(f"the value is not valid JSON: {parse_error}", "InvalidJson")
     return BadEventError("the value does not match the input event schema", "InvalidEvent")
 
 
@@ -92,7 +154,7 @@ def _check_structure(event: Any) -> None:
     features = event["features"]
     if isinstance(features, dict):
         for name, feature in features.items():
-            _check_feature(f'feature "{name}"', feature)
+            _check_feature(f"feature {shown(name)}", feature)
     elif isinstance(features, list):
         for position, feature in enumerate(features):
             _check_feature(f"feature {position}", feature)
@@ -101,10 +163,9 @@ def _check_structure(event: Any) -> None:
             f'"features" must be an object or an array, got {_kind(features)}', "InvalidFeatures"
         )
     label = event.get("label")
-    label_is_number = isinstance(label, int | float) and math.isfinite(float(label))
-    if label is not None and not isinstance(label, bool) and not label_is_number:
+    if label is not None and not isinstance(label, bool) and not finite_number(label):
         raise BadEventError(
-            f'"label" must be a number, a boolean or null, got {_shown(label)}', "InvalidLabel"
+            f'"label" must be a number, a boolean or null, got {shown(label)}', "InvalidLabel"
         )
     event_id = event.get("id")
     if event_id is not None and (isinstance(event_id, bool) or not isinstance(event_id, str | int)):

@@ -3,7 +3,8 @@
 A learner takes validated rows in arrival order and hands back scored chunks: each row's logit and
 output computed with the weights from before it (per-event) or before its batch (mini-batch), and
 the model version those weights had. Unlabelled rows are scored at once in both modes: production
-scoring never waits for a batch.
+scoring never waits for a batch. A row the model refused (its logit or its step would not be finite)
+comes back marked in ``refused``: it changed nothing and is the caller's to dead-letter.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
-from stream_neuron.neuron.linear import LinearNeuron
+from stream_neuron.neuron.linear import ACCEPTED, LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 
 Ref = TypeVar("Ref")
@@ -29,6 +31,7 @@ class Scored(Generic[Ref]):
     scores: FloatArray
     outputs: FloatArray
     versions: np.ndarray
+    refused: NDArray[np.int8]
 
 
 class PerEventLearner(Generic[Ref]):
@@ -40,13 +43,13 @@ class PerEventLearner(Generic[Ref]):
     def submit(self, rows: FloatArray, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
         if not refs:
             return []
-        labelled = labels == labels
         before = self.model.n_updates
-        scores = np.empty(len(refs))
-        outputs = self.model.score_then_learn(rows, labels, scores)
+        scores, refused = np.empty(len(refs)), np.empty(len(refs), dtype=np.int8)
+        outputs = self.model.score_then_learn(rows, labels, scores, refused)
         # Version of the weights that scored each row: the updates made before it.
-        versions = before + np.cumsum(labelled) - labelled
-        return [Scored(refs, labels.copy(), scores, outputs, versions)]
+        learned = (labels == labels) & (refused == ACCEPTED)
+        versions = before + np.cumsum(learned) - learned
+        return [Scored(refs, labels.copy(), scores, outputs, versions, refused)]
 
     def due(self, now: float) -> list[Scored[Ref]]:
         return []
@@ -81,10 +84,12 @@ class MiniBatchLearner(Generic[Ref]):
         labelled = labels == labels
         if not labelled.all():
             unlabelled = np.flatnonzero(~labelled)
-            scores = np.empty(len(unlabelled))
-            outputs = self.model.score_then_learn_batch(rows[unlabelled], labels[unlabelled], scores)
+            scores, refused = np.empty(len(unlabelled)), np.empty(len(unlabelled), dtype=np.int8)
+            outputs = self.model.score_then_learn_batch(rows[unlabelled], labels[unlabelled], scores, refused)
             versions = np.full(len(unlabelled), self.model.n_updates)
-            out.append(Scored([refs[i] for i in unlabelled], labels[unlabelled], scores, outputs, versions))
+            out.append(
+                Scored([refs[i] for i in unlabelled], labels[unlabelled], scores, outputs, versions, refused)
+            )
         if labelled.all():
             labelled_rows, labelled_labels, labelled_refs = rows, labels, refs
         else:
@@ -132,9 +137,9 @@ class MiniBatchLearner(Generic[Ref]):
 
     def _score_batch(self, rows: FloatArray, labels: FloatArray, refs: list[Ref]) -> Scored[Ref]:
         version = self.model.n_updates
-        scores = np.empty(len(refs))
-        outputs = self.model.score_then_learn_batch(rows, labels, scores)
-        return Scored(refs, labels, scores, outputs, np.full(len(refs), version))
+        scores, refused = np.empty(len(refs)), np.empty(len(refs), dtype=np.int8)
+        outputs = self.model.score_then_learn_batch(rows, labels, scores, refused)
+        return Scored(refs, labels, scores, outputs, np.full(len(refs), version), refused)
 
     def pending_state(self) -> dict[str, Any] | None:
         """The buffered rows, for a snapshot: they are consumed but not yet learned from."""
@@ -154,8 +159,12 @@ class MiniBatchLearner(Generic[Ref]):
         n = len(refs)
         if n > self.batch_size:
             raise ValueError(f"snapshot holds {n} pending rows, more than --batch-size {self.batch_size}")
-        self._rows[:n] = state["rows"]
-        self._labels[:n] = state["labels"]
+        rows = np.asarray(state["rows"], dtype=np.float64).reshape(n, self.model.n_features)
+        labels = np.asarray(state["labels"], dtype=np.float64).reshape(n)
+        if not (np.isfinite(rows).all() and np.isin(labels, self.model.labels).all()):
+            raise ValueError("pending rows must hold finite features and accepted labels")
+        self._rows[:n] = rows
+        self._labels[:n] = labels
         self._refs = refs
         self._oldest = now
 
@@ -168,4 +177,5 @@ def _merge(chunks: list[Scored[Ref]]) -> Scored[Ref]:
         np.concatenate([chunk.scores for chunk in chunks]),
         np.concatenate([chunk.outputs for chunk in chunks]),
         np.concatenate([chunk.versions for chunk in chunks]),
+        np.concatenate([chunk.refused for chunk in chunks]),
     )

@@ -1,7 +1,13 @@
 """Prequential metrics: every labelled event's cost and hit, with the weights from before it.
 
 The model supplies the terms (its loss and its right answers, :meth:`LinearNeuron.prequential_terms`);
-this module only sums them into windows and the cumulative tally, and writes the metrics record.
+this module only sums them into windows and the cumulative tally, and writes the metrics record. Every
+figure in a record is finite or null: the record is always valid JSON.
+
+``diverging`` flags a learning rate far too large, as the lecture describes it: the cost bounces
+instead of falling while the weights keep growing. Read as: the window's log loss is over
+:data:`DIVERGING_LOG_LOSS` (three times a coin toss) and the weight norm grew over the window, or the
+norm is beyond :data:`DIVERGING_WEIGHT_NORM` whatever the model.
 """
 
 from __future__ import annotations
@@ -10,6 +16,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+DIVERGING_LOG_LOSS = 2.0
+DIVERGING_WEIGHT_NORM = 1e12
+_LARGEST = 1.7976931348623157e308
 
 
 @dataclass
@@ -37,6 +47,18 @@ class MetricsTracker:
     window: Tally = field(default_factory=Tally)
     dead_letters: int = 0
     window_started: float = 0.0
+    last_weight_norm: float | None = None
+
+    def diverging(self, window_loss: float | None, weight_norm: float | None, growth: float | None) -> bool:
+        if weight_norm is None or weight_norm > DIVERGING_WEIGHT_NORM:
+            return True
+        return (
+            self.log_loss
+            and window_loss is not None
+            and window_loss > DIVERGING_LOG_LOSS
+            and growth is not None
+            and growth > 1.0
+        )
 
     def count_events(self, n: int, busy_s: float) -> None:
         """``n`` input records taken in ``busy_s`` seconds of input flowing."""
@@ -53,7 +75,9 @@ class MetricsTracker:
             return
         for tally in (self.cumulative, self.window):
             tally.labelled += labelled
-            tally.loss_sum += loss_sum
+            # A confident mistake costs |logit|, which can be near the float64 limit: the sum saturates
+            # at the largest float instead of overflowing.
+            tally.loss_sum = min(tally.loss_sum + loss_sum, _LARGEST)
             tally.correct += correct
 
     def due(self, every: int, interval_s: float, now: float) -> bool:
@@ -67,6 +91,10 @@ class MetricsTracker:
         """The metrics record for the current window; starts a new window."""
         window, cumulative = self.window, self.cumulative
         rate = window.events / window.busy_s if window.busy_s > 0 else 0.0
+        norm = weight_norm if math.isfinite(weight_norm) else None
+        previous, self.last_weight_norm = self.last_weight_norm, norm
+        growth = norm / previous if norm is not None and previous else None
+        window_loss = window.mean_loss() if self.log_loss else None
         record = {
             "model_version": model_version,
             "events": cumulative.events,
@@ -74,7 +102,7 @@ class MetricsTracker:
             "dead_letters": self.dead_letters,
             "window": {
                 "events": window.events,
-                "log_loss": window.mean_loss() if self.log_loss else None,
+                "log_loss": window_loss,
                 "accuracy": window.accuracy(),
             },
             "cumulative": {
@@ -82,7 +110,9 @@ class MetricsTracker:
                 "accuracy": cumulative.accuracy(),
             },
             "learning_rate": learning_rate,
-            "weight_norm": weight_norm if math.isfinite(weight_norm) else None,
+            "weight_norm": norm,
+            "weight_growth": growth if growth is None or math.isfinite(growth) else None,
+            "diverging": self.diverging(window_loss, norm, growth),
             "events_per_second": round(rate, 1),
             "lag": lag,
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -102,7 +132,16 @@ class MetricsTracker:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.cumulative = Tally(
+        """Continue from :meth:`state`'s output; ``ValueError`` for counts or sums that cannot be."""
+        tally = Tally(
             int(state["events"]), int(state["labelled"]), float(state["loss_sum"]), int(state["correct"])
         )
-        self.dead_letters = int(state["dead_letters"])
+        dead_letters = int(state["dead_letters"])
+        if not (
+            math.isfinite(tally.loss_sum)
+            and tally.loss_sum >= 0
+            and tally.events >= tally.labelled >= tally.correct >= 0
+            and dead_letters >= 0
+        ):
+            raise ValueError(f"metrics state is inconsistent: {state}")
+        self.cumulative, self.dead_letters = tally, dead_letters

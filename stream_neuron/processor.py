@@ -4,11 +4,17 @@ decode + validate -> score with the weights from before each event (or batch) ->
 labelled ones -> predictions, dead letters, metrics and snapshots to emit. The processor also owns
 the input position: the next offset of every partition it has consumed, which its snapshots record,
 so a restored model resumes exactly where its state ends.
+
+Whatever cannot be decoded, scored, learned from or published becomes a dead letter, before it can
+touch the model: an undecodable value, a feature a float64 cannot hold, a row whose logit or step
+would not be finite, an event whose prediction would not fit the predictions topic, a first event
+whose features would make a snapshot too large for the model topic.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -16,17 +22,12 @@ from typing import Any
 import numpy as np
 
 from stream_neuron.config import Settings
-from stream_neuron.contracts import (
-    ERROR_CLASS_HEADER,
-    ERROR_REASON_HEADER,
-    SOURCE_OFFSET_HEADER,
-    SOURCE_PARTITION_HEADER,
-    SOURCE_TOPIC_HEADER,
-)
-from stream_neuron.decode import BadEventError, decode_event
+from stream_neuron.decode import BadEventError, Event, decode_event, diagnose
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
+from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
+from stream_neuron.outputs import OutputLimits, dead_letter
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from stream_neuron.schema import FeatureSchema, label_of
 from stream_neuron.snapshots import (
@@ -35,11 +36,18 @@ from stream_neuron.snapshots import (
     check_snapshot,
     neuron_state,
     ref_from_json,
+    snapshot_bytes_bound,
     snapshot_positions,
 )
 
+log = logging.getLogger("stream_neuron")
+
 LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
 """Records behind the end of the input, given the processor's positions (``None``: unknown)."""
+
+# A prediction's JSON around its id: the fields, two floats, counters, the source (topic apart).
+PREDICTION_FIXED_BYTES = 400
+REFUSAL_CLASSES = {REFUSED_SCORE: "NonFiniteScore"}
 
 
 def build_model(settings: Settings, n_features: int) -> LinearNeuron:
@@ -53,12 +61,25 @@ def build_model(settings: Settings, n_features: int) -> LinearNeuron:
     )
 
 
+def _robust_norm(weights: np.ndarray) -> float:
+    """The Euclidean norm without overflowing for weights near the float64 limit."""
+    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
+    return 0.0 if scale == 0.0 else scale * float(np.linalg.norm(weights / scale))
+
+
 class Processor:
     """One model's streaming state: schema, neuron, update policy, metrics and input position."""
 
-    def __init__(self, settings: Settings, now: float, lag: LagSource = lambda positions: None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        now: float,
+        lag: LagSource = lambda positions: None,
+        limits: OutputLimits | None = None,
+    ) -> None:
         self.settings = settings
         self.kind = MODEL_KINDS[settings.model]
+        self.limits = limits or OutputLimits()
         self.schema = FeatureSchema(settings.feature_names)
         self.model: LinearNeuron | None = None
         self.learner: PerEventLearner[EventRef] | MiniBatchLearner[EventRef] | None = None
@@ -68,17 +89,30 @@ class Processor:
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
         self._snapshot_version = 0
         self._last_step = now
+        self._warned_diverging = False
+        # Input records whose outputs the broker refused inside a transaction, left out when replayed:
+        # (reason, bare), bare when what was refused was the dead letter itself.
+        self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
+        self._prediction_budget = (
+            self.limits.predictions - PREDICTION_FIXED_BYTES - 6 * len(settings.predictions_topic)
+        )
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
         if self.schema.n_features is not None:
+            self._check_snapshot_fits(self.schema, SnapshotError)
             self._build(self.schema.n_features)
 
     @classmethod
     def restored(
-        cls, settings: Settings, snapshot: dict[str, Any] | None, now: float, lag: LagSource
+        cls,
+        settings: Settings,
+        snapshot: dict[str, Any] | None,
+        now: float,
+        lag: LagSource,
+        limits: OutputLimits | None = None,
     ) -> Processor:
         """A processor continuing from ``snapshot`` (a new model when it is ``None``)."""
-        processor = cls(settings, now, lag)
+        processor = cls(settings, now, lag, limits)
         if snapshot is not None:
             processor._restore(snapshot, now)
         return processor
@@ -91,6 +125,20 @@ class Processor:
             )
         else:
             self.learner = PerEventLearner(self.model)
+
+    def _check_snapshot_fits(self, schema: FeatureSchema, error: Callable[[str], Exception]) -> None:
+        settings = self.settings
+        n_features = schema.n_features or 0
+        pending = settings.batch_size if settings.mode == "minibatch" else 0
+        bound = snapshot_bytes_bound(
+            n_features, schema.names, settings.standardize, pending, settings.model_name
+        )
+        if bound > self.limits.model:
+            raise error(
+                f"a model of {n_features} features would make snapshots of up to {bound:,} bytes, over "
+                f"the model topic's max.message.bytes of {self.limits.model:,}: raise that topic setting"
+                + (" or use a smaller --batch-size" if pending else "")
+            )
 
     def _buffers(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None
@@ -119,27 +167,87 @@ class Processor:
         rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
         refs: list[EventRef] = []
         max_bytes, kind = self.settings.max_record_bytes, self.kind
+        quarantine = self.quarantine
         for record in records:
             self.positions[(record.topic, record.partition)] = record.offset + 1
+            if quarantine and (record.topic, record.partition, record.offset) in quarantine:
+                reason, bare = quarantine[(record.topic, record.partition, record.offset)]
+                out.dead_letters.append(self._dead_letter(record, reason, "RefusedByBroker", bare=bare))
+                continue
             try:
                 event = decode_event(record.value, max_bytes)
-                label = label_of(event.label, kind)
+                label = label_of(event.get("label"), kind)
+                event_id = event.get("id")
+                if event_id is not None and type(event_id) is not str:
+                    event_id = str(event_id)
+                self._check_prediction_fits(event_id, record.key)
                 if self.model is None:  # the first valid event fixes the feature order
-                    self.schema.fix_from(event)
-                    assert self.schema.n_features is not None
-                    self._build(self.schema.n_features)
+                    self._fix_schema(event)
                     rows, labels = self._buffers(len(records))
                 n = len(refs)
                 self.schema.fill_row(event, rows[n])
                 labels[n] = label
             except BadEventError as bad:
-                out.dead_letters.append(self._dead_letter(record, bad))
+                out.dead_letters.append(self._dead_letter(record, bad.reason, bad.error_class))
                 continue
-            event_id = event.id if event.id is None or isinstance(event.id, str) else str(event.id)
-            refs.append(EventRef(record.topic, record.partition, record.offset, record.key, event_id))
+            refs.append(EventRef(record.topic, record.partition, record.offset, record.key, event_id, record))
+        if refs and not np.isfinite(rows[: len(refs)]).all():
+            finite = np.asarray(np.isfinite(rows[: len(refs)]).all(axis=1))
+            refs = self._drop_rows(finite, rows, labels, refs, out, None)
+        bound = self.settings.max_feature_abs
+        if refs and bound is not None and np.abs(rows[: len(refs)]).max() > bound:
+            reason = f"a feature is beyond +/-{bound:g} (--max-feature-abs)"
+            within = np.asarray((np.abs(rows[: len(refs)]) <= bound).all(axis=1))
+            refs = self._drop_rows(within, rows, labels, refs, out, reason)
         if refs and self.learner is not None:
             for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
+
+    def _fix_schema(self, event: Event) -> None:
+        schema = FeatureSchema.proposed_by(event)
+        assert schema.n_features is not None
+        self._check_snapshot_fits(schema, _too_many_features)
+        self.schema = schema
+        self._build(schema.n_features)
+
+    def _check_prediction_fits(self, event_id: str | None, key: bytes | None) -> None:
+        """The prediction carries the event's id (escaped: up to 6 bytes a character) and key."""
+        budget = self._prediction_budget - len(key or b"")
+        if 6 * len(event_id or "") <= budget:
+            return
+        size = len(encode_basestring_ascii(event_id)) if event_id is not None else 0
+        if size > budget:
+            total = size + PREDICTION_FIXED_BYTES + len(key or b"")
+            raise BadEventError(
+                f"its prediction would be about {total:,} bytes, over the predictions topic's "
+                f"max.message.bytes of {self.limits.predictions:,} (a long id or key)",
+                "PredictionTooLarge",
+            )
+
+    def _drop_rows(
+        self,
+        keep: np.ndarray,
+        rows: np.ndarray,
+        labels: np.ndarray,
+        refs: list[EventRef],
+        out: Emitted,
+        reason: str | None,
+    ) -> list[EventRef]:
+        """The rows not to ``keep`` become dead letters, with ``reason`` (out of range), or else the
+        reason a slow parse finds (a JSON 1e400 reads as infinity); the rest close up in order."""
+        kept: list[EventRef] = []
+        for i, ref in enumerate(refs):
+            if keep[i]:
+                rows[len(kept)], labels[len(kept)] = rows[i], labels[i]
+                kept.append(ref)
+                continue
+            assert ref.record is not None and ref.record.value is not None
+            if reason is None:
+                bad = diagnose(ref.record.value)
+                out.dead_letters.append(self._dead_letter(ref.record, bad.reason, bad.error_class))
+            else:
+                out.dead_letters.append(self._dead_letter(ref.record, reason, "FeatureOutOfRange"))
+        return kept
 
     def tick(self, now: float) -> Emitted:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
@@ -166,18 +274,19 @@ class Processor:
         return out
 
     def _emit(self, chunk: Scored[EventRef], out: Emitted) -> None:
+        if chunk.refused.any():
+            chunk = self._refused_to_dead_letters(chunk, out)
         model = self.model
         assert model is not None
         labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
         if labelled:
-            self.metrics.add_terms(
-                labelled, *model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
-            )
+            loss, correct = model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
+            self.metrics.add_terms(labelled, loss, correct)
         topic = self.settings.predictions_topic
         append, quote = out.predictions.append, encode_basestring_ascii
         quoted: dict[str, str] = {}
         # Written by template, not json.dumps of a dict: it is most of the per-event cost otherwise.
-        # repr() of a finite float is valid JSON and round-trips exactly.
+        # repr() of a finite float is valid JSON and round-trips exactly (refused rows are gone).
         for ref, head, score, version, label in zip(
             chunk.refs,
             model.prediction_fields(chunk.outputs.tolist()),
@@ -194,32 +303,74 @@ class Processor:
                 f'{{{head}, "score": {score!r}, "label": {label_text}, "model_version": {version}, '
                 f'"id": {event_id}, "source": {where}}}'
             )
-            append(OutputRecord(topic, ref.key, value.encode(), []))
+            append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
 
-    def _dead_letter(self, record: InputRecord, bad: BadEventError) -> OutputRecord:
-        self.metrics.count_dead_letter()
-        headers = [
-            *record.headers,
-            (ERROR_REASON_HEADER, bad.reason.encode()),
-            (ERROR_CLASS_HEADER, bad.error_class.encode()),
-            (SOURCE_TOPIC_HEADER, record.topic.encode()),
-            (SOURCE_PARTITION_HEADER, str(record.partition).encode()),
-            (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
-        ]
-        return OutputRecord(self.settings.dead_letter_topic, record.key, record.value, headers)
+    def _refused_to_dead_letters(self, chunk: Scored[EventRef], out: Emitted) -> Scored[EventRef]:
+        """Rows the model refused (their logit or step would not be finite) become dead letters; the
+        chunk keeps the others."""
+        keep = chunk.refused == ACCEPTED
+        for i in np.flatnonzero(~keep):
+            ref, code = chunk.refs[i], int(chunk.refused[i])
+            record = ref.record or InputRecord(ref.topic, ref.partition, ref.offset, ref.key, None, [])
+            reason = REFUSAL_REASONS[code]
+            out.dead_letters.append(
+                self._dead_letter(record, reason, REFUSAL_CLASSES.get(code, "NonFiniteUpdate"))
+            )
+        return Scored(
+            [ref for ref, kept in zip(chunk.refs, keep.tolist(), strict=True) if kept],
+            chunk.labels[keep],
+            chunk.scores[keep],
+            chunk.outputs[keep],
+            chunk.versions[keep],
+            chunk.refused[keep],
+        )
+
+    def _dead_letter(
+        self, record: InputRecord, reason: str, error_class: str, bare: bool = False, count: bool = True
+    ) -> OutputRecord:
+        """``bare``: without the original key, value and headers (when the broker refused them)."""
+        if count:
+            self.metrics.count_dead_letter()
+        if bare:  # an empty key: a Kafka record needs a key or a value
+            record = InputRecord(record.topic, record.partition, record.offset, b"", None, [])
+        return dead_letter(
+            self.settings.dead_letter_topic, record, reason, error_class, self.limits.dead_letters
+        )
+
+    def replacement(self, refused: OutputRecord, error: str) -> OutputRecord | None:
+        """What to publish instead of an output the broker refused for what it is (at-least-once: the
+        event was learned from already): a dead letter of its input, bare if that was refused too.
+        ``None``: the output answers no input (a metrics record, a snapshot) and nothing replaces it."""
+        origin = refused.origin
+        if origin is None:
+            return None
+        reason = f"the broker refused its {refused.topic!r} record: {error}"
+        bare = refused.topic == self.settings.dead_letter_topic
+        replacement = self._dead_letter(origin, reason, "RefusedByBroker", bare=bare, count=not bare)
+        return replacement._replace(origin=None if bare else origin)
 
     def _metrics_record(self, now: float) -> OutputRecord:
         model = self.model
         record = self.metrics.record(
             model_version=model.n_updates if model else 0,
             learning_rate=model.learning_rate if model else self.settings.learning_rate,
-            weight_norm=float(np.linalg.norm(model.weights)) if model else 0.0,
+            weight_norm=_robust_norm(model.weights) if model else 0.0,
             lag=self.lag(self.positions),
             now=now,
         )
+        if record["diverging"] and not self._warned_diverging:
+            self._warned_diverging = True
+            log.warning(
+                "the weights of model %r keep growing (|w| = %s, window log loss %s): the learning rate "
+                "%g may be far too large (or the features need --standardize)",
+                self.settings.model_name, record["weight_norm"], record["window"]["log_loss"],
+                record["learning_rate"],
+            )  # fmt: skip
         self.last_window = record["window"]
         key = self.settings.model_name.encode()
-        return OutputRecord(self.settings.metrics_topic, key, json.dumps(record).encode(), [])
+        return OutputRecord(
+            self.settings.metrics_topic, key, json.dumps(record, allow_nan=False).encode(), []
+        )
 
     def snapshot_state(self) -> dict[str, Any]:
         assert self.model is not None and self.learner is not None
@@ -238,25 +389,27 @@ class Processor:
             return None
         state = self.snapshot_state()
         self._snapshot_version = state["version"]
-        return OutputRecord(
-            self.settings.model_topic, self.settings.model_name.encode(), json.dumps(state).encode(), []
-        )
+        value = json.dumps(state, allow_nan=False).encode()
+        return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, [])
 
     def _restore(self, snapshot: dict[str, Any], now: float) -> None:
         """Continue from a snapshot: model, metrics, pending batch and input positions."""
-        check_snapshot(snapshot, self.settings)
-        self.schema = FeatureSchema(
-            tuple(snapshot["feature_names"]) if snapshot["feature_names"] is not None else None,
-            int(snapshot["n_features"]),
-        )
-        assert self.schema.n_features is not None
-        self._build(self.schema.n_features)
+        snapshot = check_snapshot(snapshot, self.settings)
+        n_features = int(snapshot["n_features"])
+        names = snapshot["feature_names"]
+        self.schema = FeatureSchema(tuple(names) if names is not None else None, n_features)
+        self._check_snapshot_fits(self.schema, SnapshotError)
+        self._build(n_features)
         assert self.model is not None and self.learner is not None
         try:
             self.model.load_dict(neuron_state(snapshot, self.settings))
             self.learner.restore_pending(snapshot.get("pending"), ref_from_json, now)
+            self.metrics.restore(snapshot["metrics_state"])
         except (KeyError, TypeError, ValueError) as error:
             raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
-        self.metrics.restore(snapshot["metrics_state"])
         self.positions = snapshot_positions(snapshot)
         self._snapshot_version = self.model.n_updates
+
+
+def _too_many_features(message: str) -> BadEventError:
+    return BadEventError(f"this first event cannot fix the features: {message}", "TooManyFeatures")

@@ -18,21 +18,27 @@ class InputRecord(NamedTuple):
 
 
 class OutputRecord(NamedTuple):
+    """A record to publish; ``origin`` is the input record it answers (a prediction's event), so a
+    record the broker refuses can be dead-lettered as that input."""
+
     topic: str
     key: bytes | None
     value: bytes | None
     headers: Headers
+    origin: InputRecord | None = None
 
 
 class EventRef(NamedTuple):
     """Which input record a scored row is: it rides along with the row through the learner, and its
-    prediction is keyed and sourced from it."""
+    prediction is keyed and sourced from it. ``record`` is the input record itself, for a dead letter
+    should the model refuse the row (``None`` for a row restored from a snapshot)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     event_id: str | None
+    record: InputRecord | None = None
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The runner owns the input consumer, the processor and the checkpoint. What a commit means is the
 checkpoint's business (``checkpoints.py``); after an exactly-once rollback the runner rebuilds the
-processor from the committed snapshot and moves the input back to the positions it covers.
+processor from the committed snapshot and moves the input back to the positions it covers. Start-up
+(topics, their limits, the snapshot and the operator's choice about a bad one) is ``startup.py``.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ from types import FrameType
 
 from kafka.errors import KafkaError
 
-from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence, Committed, ExactlyOnceCheckpoint
+from stream_neuron.checkpoints import (
+    AtLeastOnceCheckpoint,
+    Cadence,
+    Committed,
+    ExactlyOnceCheckpoint,
+    culprit,
+    refused_error,
+)
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
+from stream_neuron.kafka_io import client_log
+from stream_neuron.kafka_io.admin import missing_topics
 from stream_neuron.kafka_io.consumer import InputConsumer
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES
+from stream_neuron.kafka_io.errors import PublishError, StartupError
 from stream_neuron.kafka_io.producer import OutputProducer
-from stream_neuron.kafka_io.reachability import require_broker
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactions import TransactionalOutput, TransactionFailedError
+from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
+from stream_neuron.startup import output_limits, prepare_topics, restored_processor, settle_positions
 
 log = logging.getLogger("stream_neuron")
 
 RETRY_BACKOFF_S = 1.0
+# Exactly-once: after this many failed attempts in a row at one transaction, stopping is not retried.
+FINAL_COMMIT_ATTEMPTS = 3
 
 
 @dataclass
@@ -61,45 +72,38 @@ class StopFlag:
         self.stopping = True
 
 
-def output_topics(settings: Settings) -> list[TopicSpec]:
-    """The output topics a run creates when missing: the model topic compacted, one partition."""
-    partitions = settings.topic_partitions
-    return [
-        TopicSpec(settings.predictions_topic, partitions),
-        TopicSpec(settings.metrics_topic, partitions),
-        TopicSpec(settings.dead_letter_topic, partitions, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
-        TopicSpec(settings.model_topic, 1, {"cleanup.policy": "compact"}),
-    ]
-
-
 class Runner:
     """One run of one model: start-up, the loop, recovery and the final checkpoint."""
 
     def __init__(self, settings: Settings, stop: StopFlag) -> None:
         self.settings = settings
         self.stop = stop
-        connection = settings.connection
+        self.connection = connection = settings.connection
         name = settings.model_name
-        require_broker(connection.bootstrap_servers, settings.connect_timeout_s)
-        ensure_topics(
-            connection,
-            f"{name}-admin",
-            required={settings.input_topic: ("input topic", "create it, or set --input-topic")},
-            wanted=output_topics(settings),
-            create=settings.create_topics,
-        )
+        prepare_topics(settings)
+        self.limits = output_limits(settings)
         now = time.monotonic()
         cadence = Cadence(settings.snapshot_every, settings.commit_every, settings.commit_interval_s)
+        # Input records whose outputs the broker refused inside a transaction: left out when replayed.
+        self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
+        self.claim: WriterClaim | None = None
         # Exactly-once: the transactional producer comes first, so it fences older instances before
-        # their last snapshot is read.
-        transactional = (
-            TransactionalOutput(connection, f"{name}-txn", name, settings.transaction_timeout_s)
-            if settings.guarantee == "exactly-once"
-            else None
-        )
+        # their last snapshot is read; at-least-once claims the model the same way.
+        transactional: TransactionalOutput | None = None
         try:
-            snapshot = load_snapshot(connection, settings.model_topic, name)
-            self.processor = Processor.restored(settings, snapshot, now, self._lag)
+            if settings.guarantee == "exactly-once":
+                transactional = TransactionalOutput(
+                    connection,
+                    f"{name}-txn",
+                    name,
+                    settings.transaction_timeout_s,
+                    settings.compression_type,
+                    self.limits.smallest,
+                )
+            else:
+                self.claim = WriterClaim(connection, settings.model_topic, name)
+            stored = load_snapshot(connection, settings.model_topic, name)
+            self.processor = restored_processor(settings, stored, now, self._lag, self.limits)
             self.input = InputConsumer(
                 connection,
                 settings.input_topic,
@@ -108,36 +112,78 @@ class Runner:
                 settings.poll_max_records,
                 self.processor.positions,
             )
+            self.processor = settle_positions(
+                settings, self.processor, self.input, now, self._lag, self.limits
+            )
         except BaseException:
             if transactional is not None:
                 transactional.close()
+            if self.claim is not None:
+                self.claim.close()
             raise
         self.checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint
         if transactional is not None:
             self.checkpoint = ExactlyOnceCheckpoint(
-                cadence,
-                now,
-                transactional,
-                self.input,
-                lambda: load_snapshot(connection, settings.model_topic, name),
+                cadence, now, transactional, self.input, self._committed_snapshot
             )
         else:
+            producer = OutputProducer(
+                connection,
+                f"{name}-output",
+                settings.compression_type,
+                self.limits.smallest,
+                self._check_outputs,
+                lambda: stop.stopping,
+            )
             self.checkpoint = AtLeastOnceCheckpoint(
-                cadence, now, OutputProducer(connection, f"{name}-output"), self.input
+                cadence,
+                now,
+                producer,
+                self.input,
+                lambda record, error: self.processor.replacement(record, error),
             )
 
     def _lag(self, positions: Mapping[tuple[str, int], int]) -> int | None:
         return self.input.lag(positions)
 
+    def _committed_snapshot(self) -> dict[str, object] | None:
+        stored = load_snapshot(self.connection, self.settings.model_topic, self.settings.model_name)
+        if stored is None or stored.value is None:
+            return None
+        import json
+
+        snapshot: dict[str, object] = json.loads(stored.value)
+        return snapshot
+
+    def _check_outputs(self, topics: set[str]) -> None:
+        """While publishing waits: a topic that no longer exists is an error naming it, not a wait."""
+        gone = missing_topics(self.connection, f"{self.settings.model_name}-check", topics)
+        if gone:
+            raise PublishError(
+                f"output topic {sorted(gone)[0]!r} no longer exists: recreate it (a restart creates the "
+                "missing output topics unless --no-create-topics)"
+            )
+
     def _restore(self, committed: Committed, now: float) -> None:
-        self.processor = Processor.restored(self.settings, committed.snapshot, now, self._lag)
+        self.processor = Processor.restored(self.settings, committed.snapshot, now, self._lag, self.limits)
+        self.processor.quarantine = self.quarantine
         self.input.seek(committed.positions)
 
-    def _recover(self, error: Exception) -> None:
-        """Roll back to the committed state; while the broker is away, keep trying (a stop request
-        ends the wait)."""
+    def _recover(self, error: TransactionFailedError) -> None:
+        """Leave out what the broker refused, roll back to the committed state; while the broker is
+        away, keep trying (a stop request ends the wait)."""
         assert isinstance(self.checkpoint, ExactlyOnceCheckpoint)
-        log.warning("transaction failed (%s): rolling back to the last committed snapshot", error)
+        if error.refused:
+            (record, refusal), _ = culprit(error.refused)
+            origin, what = record.origin, f"{refusal.__class__.__name__}: {refusal}"
+            if origin is None:
+                raise refused_error(record, what)
+            bare = record.topic == self.settings.dead_letter_topic
+            where = (origin.topic, origin.partition, origin.offset)
+            self.quarantine[where] = (f"the broker refused its {record.topic!r} record: {what}", bare)
+            log.warning("transaction failed (%s): replaying it without input %s:%d:%d", error, *where)
+        else:
+            log.warning("transaction failed (%s): rolling back to the last committed snapshot", error)
         while True:
             try:
                 now = time.monotonic()
@@ -146,12 +192,20 @@ class Runner:
             except (KafkaError, TimeoutError, StartupError) as retry_error:
                 if self.stop.stopping:
                     raise
+                self._check_outputs(set(self._output_topics()))
                 log.warning("recovery failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
                 time.sleep(RETRY_BACKOFF_S)
 
+    def _output_topics(self) -> list[str]:
+        s = self.settings
+        return [s.predictions_topic, s.metrics_topic, s.dead_letter_topic, s.model_topic]
+
     def _commit(self, now: float, final: bool = False) -> None:
         processor = self.processor
+        if self.claim is not None:
+            self.claim.check()
         self.checkpoint.commit(processor.snapshot_record(), processor.positions, now, final)
+        client_log.recovered()
 
     def loop(self, exporter: PrometheusExporter | None) -> RunSummary:
         settings, stop = self.settings, self.stop
@@ -189,16 +243,20 @@ class Runner:
                 log.info("consumed %d events (--max-events): stopping", consumed)
                 break
             if settings.idle_timeout_s is not None and now - last_input >= settings.idle_timeout_s:
-                log.info("no input for %.1f s (--idle-timeout-s): stopping", settings.idle_timeout_s)
-                break
+                # Idle means the input is read to its end: a paused process or broker is not idle.
+                if self.input.exhausted():
+                    log.info("no input for %.1f s (--idle-timeout-s): stopping", settings.idle_timeout_s)
+                    break
+                last_input = time.monotonic()
         final_metrics = self._close()
         model = self.processor.model
         log.info("stopped after %d events; model version %s", consumed, model.n_updates if model else 0)
         return RunSummary(consumed, final_metrics, first_input_at, time.monotonic())
 
     def _close(self) -> bytes | None:
-        """Learn what is buffered, publish the final metrics, checkpoint."""
-        while True:
+        """Learn what is buffered, publish the final metrics, checkpoint. A final transaction that
+        keeps failing ends the run non-zero instead of looping."""
+        for attempt in range(1, FINAL_COMMIT_ATTEMPTS + 1):
             now = time.monotonic()
             closing = self.processor.close(now)
             try:
@@ -206,15 +264,24 @@ class Runner:
                 self._commit(now, final=True)
                 return closing.metrics[-1].value if closing.metrics else None
             except TransactionFailedError as error:
+                if attempt == FINAL_COMMIT_ATTEMPTS:
+                    raise PublishError(
+                        f"the final checkpoint failed {attempt} times ({error}): nothing after the last "
+                        "committed one was committed; a restart resumes there"
+                    ) from error
                 self._recover(error)
+        return None
 
     def release(self) -> None:
         self.input.close()
         self.checkpoint.close()
+        if self.claim is not None:
+            self.claim.close()
 
 
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
+    client_log.install()
     runner = Runner(settings, stop or StopFlag())
     # Start-up objects (clients, schemas) live for the whole run: keep the cyclic collector off them,
     # so its full passes stay short on the hot loop.

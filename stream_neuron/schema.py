@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from operator import itemgetter
 
-from stream_neuron.contracts import InputEvent
-from stream_neuron.decode import BadEventError
+from stream_neuron.decode import BadEventError, Event, shown
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+
+MAX_NAME_CHARS = 200
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a feature (``None`` when it can): names end up in snapshots, metrics
+    and operators' terminals, so they are short and printable."""
+    if not name:
+        return "a feature name is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"a feature name is {len(name)} characters long, over the limit of {MAX_NAME_CHARS}"
+    if not name.isprintable():
+        return f"the feature name {shown(name)} holds control characters"
+    return None
+
+
+def check_names(names: Sequence[str]) -> None:
+    """``ValueError`` naming the first unusable name."""
+    for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
 
 
 class FeatureSchema:
@@ -26,22 +48,33 @@ class FeatureSchema:
     def fixed(self) -> bool:
         return self.n_features is not None
 
-    def fix_from(self, event: InputEvent) -> None:
-        """Fix the schema from the first valid event (no-op once fixed)."""
-        if self.fixed:
-            return
-        if isinstance(event.features, dict):
-            if not event.features:
-                raise BadEventError('"features" is empty', "InvalidFeatures")
-            self.__init__(tuple(event.features))  # type: ignore[misc]
-        else:
-            if not event.features:
-                raise BadEventError('"features" is empty', "InvalidFeatures")
-            self.__init__(None, len(event.features))  # type: ignore[misc]
+    @staticmethod
+    def proposed_by(event: Event) -> FeatureSchema:
+        """The schema the first valid event would fix, or :class:`BadEventError` when its names
+        cannot name features (so one bad event cannot poison every later one)."""
+        features = event["features"]
+        if not features:
+            raise BadEventError('"features" is empty', "InvalidFeatures")
+        if isinstance(features, list):
+            return FeatureSchema(None, len(features))
+        for name in features:
+            problem = name_problem(name)
+            if problem is not None:
+                raise BadEventError(
+                    f"{problem}: this event cannot fix the feature names", "InvalidFeatureName"
+                )
+        return FeatureSchema(tuple(features))
 
-    def fill_row(self, event: InputEvent, row: FloatArray) -> None:
-        """Write the event's features into ``row`` in schema order, or raise :class:`BadEventError`."""
-        features = event.features
+    def fill_row(self, event: Event, row: FloatArray) -> None:
+        """Write the event's features into ``row`` in schema order, or raise :class:`BadEventError`.
+        A number a float64 cannot hold (1e400, a 400-digit integer) is caught by the caller's check of
+        the filled rows, or here when numpy refuses it."""
+        try:
+            self._fill(event["features"], row)
+        except OverflowError:
+            raise BadEventError("a feature is too large for a float64", "InvalidFeature") from None
+
+    def _fill(self, features: dict[str, float | int] | list[float | int], row: FloatArray) -> None:
         n = self.n_features
         if isinstance(features, list):
             if len(features) != n:
@@ -63,12 +96,13 @@ class FeatureSchema:
             )
         unknown = [name for name in features if name not in index]
         if unknown:
+            expected = ", ".join(index) if len(index) <= 20 else ", ".join(list(index)[:20]) + ", ..."
             raise BadEventError(
-                f'unknown feature "{unknown[0]}" (expected: {", ".join(index)})', "UnknownFeature"
+                f"unknown feature {shown(unknown[0], 60)} (expected: {expected})", "UnknownFeature"
             )
         if len(features) != n:
             missing = next(name for name in index if name not in features)
-            raise BadEventError(f'missing feature "{missing}"', "MissingFeature")
+            raise BadEventError(f"missing feature {shown(missing, 60)}", "MissingFeature")
         for name, value in features.items():
             row[index[name]] = value
 
@@ -80,7 +114,8 @@ def label_of(label: bool | float | None, model: type[LinearNeuron]) -> float:
         return math.nan
     try:
         return model.check_label(float(label))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadEventError(
-            f"label must be {model.label_domain} for the {model.kind} model, got {label!r}", "InvalidLabel"
+            f"label must be {model.label_domain} for the {model.kind} model, got {shown(label)}",
+            "InvalidLabel",
         ) from None

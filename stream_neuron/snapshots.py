@@ -1,18 +1,53 @@
-"""Model snapshots as plain JSON-able dicts (the model topic's contract), and their checks."""
+"""Model snapshots as plain JSON-able dicts (the model topic's contract), and their checks.
+
+A snapshot read back at a start or a rollback is checked whole before anything is built from it: its
+shape against the contract (``contracts.Snapshot``), every number finite, the lengths consistent, the
+offsets non-negative, and the model it describes against the settings. A snapshot that fails ends
+the start with one line (:class:`SnapshotError`) that names the operator's choice
+(``--on-bad-snapshot``); it is never silently replaced.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from stream_neuron.config import Settings
+from stream_neuron.contracts import Snapshot
 from stream_neuron.errors import OperatorError
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.records import EventRef
+from stream_neuron.schema import name_problem
+
+# JSON of one float64 (repr: up to 24 characters) and its separator.
+BYTES_PER_NUMBER = 26
+SNAPSHOT_FIXED_BYTES = 4096
+NEW_MODEL_HINT = "to start a new model under this name, run once with --on-bad-snapshot new-model"
 
 
 class SnapshotError(OperatorError):
     """A snapshot that cannot continue under the current settings (a startup error)."""
+
+
+def snapshot_bytes_bound(
+    n_features: int, names: Sequence[str] | None, standardize: bool, pending_rows: int, model_name: str
+) -> int:
+    """An upper bound of a snapshot's size: weights, the scaler's two vectors, pending mini-batch rows
+    (and their references), the feature names."""
+    numbers = n_features * (1 + 2 * standardize + pending_rows)
+    name_bytes = sum(len(json.dumps(name)) + 2 for name in names) if names else 0
+    return (
+        SNAPSHOT_FIXED_BYTES
+        + numbers * BYTES_PER_NUMBER
+        + name_bytes
+        + pending_rows * 600
+        + 6 * len(model_name)
+    )
 
 
 def ref_to_json(source: EventRef) -> list[Any]:
@@ -96,27 +131,69 @@ def neuron_state(snapshot: dict[str, Any], settings: Settings) -> dict[str, Any]
     }
 
 
-def check_snapshot(snapshot: dict[str, Any], settings: Settings) -> None:
-    """Refuse to continue a snapshot whose model differs from what the settings ask for."""
-    name = snapshot.get("model")
-    if snapshot.get("kind") != settings.model:
+def _finite(values: Any) -> bool:
+    return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
+
+
+def _shape_problem(raw: Any) -> tuple[str | None, dict[str, Any]]:
+    """What makes ``raw`` unusable as a snapshot (``None`` when it is sound), and its contract form."""
+    if not isinstance(raw, dict):
+        return f"it is not a JSON object but {type(raw).__name__}", {}
+    try:
+        snapshot = Snapshot.model_validate(raw).model_dump()
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "snapshot"
+        return f"{where}: {first['msg']}", {}
+    return _value_problem(snapshot), snapshot
+
+
+def _value_problem(snapshot: dict[str, Any]) -> str | None:
+    n = snapshot["n_features"]
+    if n < 1 or len(snapshot["weights"]) != n:
+        return f"it has {len(snapshot['weights'])} weights for {n} features"
+    if not _finite([*snapshot["weights"], snapshot["bias"], snapshot["learning_rate"]]):
+        return "its weights, bias or learning rate are not all finite numbers"
+    names = snapshot["feature_names"]
+    if names is not None and (len(names) != n or len(set(names)) != n or any(map(name_problem, names))):
+        return "its feature names do not name its features once each"
+    offsets = snapshot["offsets"]
+    for topic_partition, offset in offsets.items():
+        topic, _, partition = topic_partition.rpartition(":")
+        if not topic or not partition.isdigit() or offset < 0:
+            return f"its offset {topic_partition!r}: {offset} is not a topic:partition and a position >= 0"
+    updates = snapshot["schedule_state"].get("n_updates")
+    if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
+        return "its update count (schedule_state.n_updates) is not a count"
+    return None
+
+
+def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
+    """The snapshot with its values in their contract types; :class:`SnapshotError` (one line naming
+    the way out) for one that is not a snapshot, or whose model differs from what the settings ask."""
+    name = settings.model_name
+    problem, snapshot = _shape_problem(raw)
+    if problem is not None:
+        raise SnapshotError(f"the newest snapshot of model {name!r} is unusable: {problem}; {NEW_MODEL_HINT}")
+    if snapshot["kind"] != settings.model:
         raise SnapshotError(
-            f"snapshot of model {name!r} is a {snapshot.get('kind')} model but --model is {settings.model}: "
-            "use another --model-name or the same --model"
+            f"snapshot of model {name!r} is a {snapshot['kind']} model but --model is {settings.model}: "
+            f"use another --model-name or the same --model ({NEW_MODEL_HINT})"
         )
-    names = snapshot.get("feature_names")
+    names = snapshot["feature_names"]
     if settings.feature_names is not None and names is not None and tuple(names) != settings.feature_names:
         raise SnapshotError(
             f"snapshot of model {name!r} has features {names}, but --feature-names says "
-            f"{list(settings.feature_names)}: use another --model-name"
+            f"{list(settings.feature_names)}: use another --model-name ({NEW_MODEL_HINT})"
         )
     if settings.feature_names is not None and names is None:
         raise SnapshotError(
             f"snapshot of model {name!r} has positional features (its first event was an array), but "
             "--feature-names names them: use another --model-name, or drop --feature-names"
         )
-    if (snapshot.get("scaler_state") is not None) != settings.standardize:
+    if (snapshot["scaler_state"] is not None) != settings.standardize:
         raise SnapshotError(
-            f"snapshot of model {name!r} was trained {'with' if snapshot.get('scaler_state') else 'without'} "
-            "--standardize: keep that setting or use another --model-name"
+            f"snapshot of model {name!r} was trained {'with' if snapshot['scaler_state'] else 'without'} "
+            f"--standardize: keep that setting or use another --model-name ({NEW_MODEL_HINT})"
         )
+    return snapshot

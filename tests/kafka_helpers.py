@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from stream_neuron.kafka_io import header_keys_fix
+
+header_keys_fix.install()  # the tests read topics where producers wrote header keys that are not UTF-8
+
 
 @dataclass(frozen=True)
 class Record:
@@ -23,8 +27,14 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1, compacted: bool = False) -> str:
-    configs = {"cleanup.policy": "compact"} if compacted else {}
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int = 1,
+    compacted: bool = False,
+    configs: dict[str, str] | None = None,
+) -> str:
+    configs = {**({"cleanup.policy": "compact"} if compacted else {}), **(configs or {})}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
     try:
         admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
@@ -62,3 +72,38 @@ def read_to_end(
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close(autocommit=False)
+
+
+def alter_topic(bootstrap: str, name: str, configs: dict[str, str]) -> None:
+    """Change topic settings now (as an operator would with kafka-configs)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs)])
+    finally:
+        admin.close()
+
+
+def delete_topic(bootstrap: str, name: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    try:
+        admin.delete_topics([name])
+    finally:
+        admin.close()
+
+
+def kcat_produce(bootstrap: str, topic: str, lines: list[str], *options: str) -> None:
+    """Produce one record per line with kcat (librdkafka: a client we did not write); ``options`` such
+    as ``-z snappy`` or ``-H key=value`` apply to every record."""
+    import shutil
+    import subprocess
+
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    assert kcat is not None, "kcat is not installed: deploy/install-system-deps installs it"
+    subprocess.run(
+        [kcat, "-b", bootstrap, "-t", topic, "-P", *options],
+        input="".join(line + "\n" for line in lines).encode(),
+        check=True,
+        timeout=120,
+    )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from stream_neuron.kafka_io.connection import Connection
@@ -68,3 +68,38 @@ def ensure_topics(
         raise StartupError(f"topic set-up failed on {where}: {error}") from error
     finally:
         admin.close()
+
+
+def topic_configs(connection: Connection, client_id: str, names: Sequence[str], key: str) -> dict[str, str]:
+    """The effective value of the topic setting ``key`` (the broker's default included) of each topic."""
+    admin = admin_client(connection, client_id)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, [key]) for name in names], config_filter="all"
+        )
+    except KafkaError as error:
+        raise StartupError(f"cannot read the settings of topics {', '.join(names)}: {error}") from error
+    finally:
+        admin.close()
+    values: dict[str, str] = {}
+    for name, configs in described.get("topic", {}).items():
+        entry = configs.get(key)
+        if isinstance(entry, dict) and entry.get("value") is not None:
+            values[name] = str(entry["value"])
+    return values
+
+
+def missing_topics(connection: Connection, client_id: str, names: Iterable[str]) -> set[str] | None:
+    """Which of ``names`` do not exist; ``None`` when the broker does not answer (an outage, not a
+    missing topic)."""
+    try:
+        admin = KafkaAdminClient(**connection.client_config(client_id), request_timeout_ms=5_000)
+    except KafkaError:
+        return None
+    try:
+        existing = set(admin.list_topics())
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    return set(names) - existing

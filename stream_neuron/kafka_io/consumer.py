@@ -4,10 +4,14 @@ One model learns from the whole stream, so it reads all partitions itself (manua
 than sharing them with a consumer group; the group id holds its committed offsets (for lag tools and
 as the start of a model without a snapshot). Auto-commit is off: offsets are committed only by a
 checkpoint. ``read_committed``: aborted transactions of upstream producers are never learned from.
+
+Partitions added to the input topic while the component runs are picked up within
+:data:`PARTITION_CHECK_S` (read from their beginning) and counted in the lag.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +19,7 @@ from typing import Any
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
+from stream_neuron.kafka_io import header_keys_fix
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.limits import (
@@ -24,6 +29,11 @@ from stream_neuron.kafka_io.limits import (
     RECONNECT_BACKOFF_MAX_MS,
 )
 from stream_neuron.records import InputRecord
+
+log = logging.getLogger(__name__)
+
+PARTITION_CHECK_S = 10.0
+OFFSETS_TIMEOUT_MS = 10_000
 
 Positions = Mapping[tuple[str, int], int]
 """The next offset to read, by (topic, partition)."""
@@ -42,6 +52,7 @@ class InputConsumer:
         max_poll_records: int,
         positions: Positions,
     ) -> None:
+        header_keys_fix.install()
         try:
             self._consumer = KafkaConsumer(
                 **connection.client_config(client_id),
@@ -53,10 +64,14 @@ class InputConsumer:
                 fetch_max_bytes=FETCH_MAX_BYTES,
                 max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
                 reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+                # Cached metadata refreshes this often: partitions added to the input show up in it.
+                metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
             )
         except KafkaError as error:
             raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
         self.topic = topic
+        self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
+        self._unread: dict[TopicPartition, int | None] = {}  # start positions of partitions not read yet
         deadline = time.monotonic() + INPUT_METADATA_WAIT_S
         partitions = self._consumer.partitions_for_topic(topic)
         while not partitions and time.monotonic() < deadline:
@@ -72,6 +87,8 @@ class InputConsumer:
         return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
+        if time.monotonic() >= self._next_partition_check:
+            self._pick_up_new_partitions()
         polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         return [
             InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
@@ -79,8 +96,48 @@ class InputConsumer:
             for r in batch
         ]
 
+    def _pick_up_new_partitions(self) -> None:
+        """Partitions the (periodically refreshed) metadata shows that are not read yet: from their
+        beginning, since their records were all produced after this run started reading."""
+        self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
+        known = self._consumer.assignment()
+        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        new = [
+            TopicPartition(self.topic, p)
+            for p in sorted(partitions)
+            if TopicPartition(self.topic, p) not in known
+        ]
+        if not new:
+            return
+        self._consumer.assign([*known, *new])
+        self._consumer.seek_to_beginning(*new)
+        log.info(
+            "input topic %s has new partitions %s: reading them", self.topic, [tp.partition for tp in new]
+        )
+
+    def offset_ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(first offset, end offset) of every assigned partition, asked of the broker now."""
+        partitions = list(self._consumer.assignment())
+        begins = self._consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        return {(tp.topic, tp.partition): (begins[tp], ends[tp]) for tp in partitions}
+
+    def exhausted(self) -> bool:
+        """True when every partition has been read to its end, as the broker says now; False when it
+        has not, or the broker does not answer (a pause is not the end of the input)."""
+        self._pick_up_new_partitions()
+        partitions = list(self._consumer.assignment())
+        try:
+            ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+            return all(
+                self._consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS) >= ends[tp] for tp in partitions
+            )
+        except KafkaError:
+            return False
+
     def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
         """Move to ``positions``; ``None`` means the beginning."""
+        self._unread.clear()
         for (topic, partition), offset in positions.items():
             tp = TopicPartition(topic, partition)
             if offset is None:
@@ -111,9 +168,15 @@ class InputConsumer:
         total = 0
         for tp in self._consumer.assignment():
             highwater = self._consumer.highwater(tp)
-            position = positions.get((tp.topic, tp.partition))
-            if highwater is None or position is None:
+            if highwater is None:
                 return None
+            position = positions.get((tp.topic, tp.partition))
+            if position is None:  # nothing read from it yet: from where the consumer stands
+                position = self._unread.get(tp)
+                if position is None:
+                    position = self._unread[tp] = self._consumer.position(tp, timeout_ms=0)
+                if position is None:
+                    return None
             total += max(highwater - position, 0)
         return total
 

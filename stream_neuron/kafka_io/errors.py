@@ -11,3 +11,9 @@ class StartupError(OperatorError):
 
 class PublishError(OperatorError):
     """The broker did not acknowledge an output record: nothing past it may be committed."""
+
+
+class TakenOverError(OperatorError):
+    """Another instance took over this model: this one stops without writing (status 3)."""
+
+    exit_code = 3

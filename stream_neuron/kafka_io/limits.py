@@ -4,8 +4,10 @@ from __future__ import annotations
 
 # Dead letters carry the original value, so their topic must take whatever the input topic took.
 DEAD_LETTER_MAX_BYTES = 16 * 1024 * 1024
+# A snapshot holds a few numbers a feature: this takes models of hundreds of thousands of features.
+MODEL_TOPIC_MAX_BYTES = 16 * 1024 * 1024
 # A producer request must hold the largest record any output topic accepts, plus its framing.
-MAX_REQUEST_BYTES = DEAD_LETTER_MAX_BYTES + 1024 * 1024
+MAX_REQUEST_BYTES = max(DEAD_LETTER_MAX_BYTES, MODEL_TOPIC_MAX_BYTES) + 1024 * 1024
 
 # Outputs are sent per poll batch; a short linger lets one request carry a whole batch.
 PRODUCER_LINGER_MS = 5

@@ -2,33 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import logging
-from typing import Any
+from dataclasses import dataclass
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.topic_reader import read_topic
 
-log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    """The newest record keyed by the model's name: ``value`` is ``None`` for a tombstone (someone
+    deleted the model); no record at all is a new model (:func:`load_snapshot` returns ``None``)."""
+
+    value: bytes | None
+    topic: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.value is None
 
 
 def load_snapshot(
     connection: Connection, model_topic: str, model_name: str, timeout_s: float = 60.0
-) -> dict[str, Any] | None:
-    """The last committed snapshot keyed ``model_name`` (None when the model is new)."""
+) -> StoredSnapshot | None:
+    """The last committed record keyed ``model_name`` (``None`` when the model is new)."""
     key = model_name.encode()
-    latest: bytes | None = None
+    latest: StoredSnapshot | None = None
     for record_key, value in read_topic(connection, model_topic, f"{model_name}-snapshot-reader", timeout_s):
         if record_key == key:
-            latest = value  # None: a tombstone deleted the model
-    if latest is None:
-        return None
-    try:
-        snapshot: dict[str, Any] = json.loads(latest)
-    except ValueError as error:
-        raise StartupError(
-            f"the newest snapshot of {model_name!r} in {model_topic} is not valid JSON: {error}"
-        ) from error
-    log.info("restoring model %r version %s from %s", model_name, snapshot.get("version"), model_topic)
-    return snapshot
+            latest = StoredSnapshot(value, model_topic)
+    return latest

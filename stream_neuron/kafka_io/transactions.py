@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -27,9 +27,17 @@ from kafka.errors import (
 
 from stream_neuron.kafka_io import fencing_fix
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.limits import TRANSACTION_TIMEOUT_MS
+from stream_neuron.kafka_io.errors import TakenOverError
+from stream_neuron.kafka_io.limits import PRODUCER_BATCH_BYTES, TRANSACTION_TIMEOUT_MS
 from stream_neuron.kafka_io.partitions import PartitionHints
-from stream_neuron.kafka_io.producer import new_producer, producer_config, send_records
+from stream_neuron.kafka_io.producer import (
+    Refused,
+    await_sent,
+    new_producer,
+    producer_config,
+    refused_for_itself,
+    send_records,
+)
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -47,12 +55,18 @@ def is_fenced(error: BaseException) -> bool:
     return any(cls.__name__ in str(error) for cls in FENCING_ERRORS)
 
 
-class FencedError(RuntimeError):
+class FencedError(TakenOverError):
     """Another instance with the same model name took over: this one must exit without writing."""
 
 
 class TransactionFailedError(RuntimeError):
-    """The open transaction could not commit; it was aborted (or abandoned to the broker)."""
+    """The open transaction could not commit; it was aborted (or abandoned to the broker).
+    ``refused``: the records the broker refused for what they are (too large, invalid), which will
+    fail the same way in every retry of the transaction unless they are left out."""
+
+    def __init__(self, message: str, refused: Sequence[Refused] = ()) -> None:
+        super().__init__(message)
+        self.refused = list(refused)
 
 
 def transactional_id(model_name: str) -> str:
@@ -106,8 +120,18 @@ def retire_producer(producer: KafkaProducer, timeout_s: float) -> None:
 class TransactionalOutput:
     """Outputs, a snapshot and the input offsets of one commit interval, committed atomically."""
 
-    def __init__(self, connection: Connection, client_id: str, model_name: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        client_id: str,
+        model_name: str,
+        timeout_s: float,
+        compression: str = "none",
+        smallest_topic_limit: int = PRODUCER_BATCH_BYTES,
+    ) -> None:
         self.connection = connection
+        self.compression = compression
+        self.smallest_topic_limit = smallest_topic_limit
         self.client_id = client_id
         self.model_name = model_name
         self.timeout_s = timeout_s
@@ -116,7 +140,11 @@ class TransactionalOutput:
         self.hints = PartitionHints(self.producer)
         self.healthy = True  # False while the producer was lost and not yet replaced
         self.open = False
-        self._failures: list[BaseException] = []
+        self._failures: list[Refused] = []
+        self._sent: list[Any] = []  # futures of the open transaction's records
+
+    def _failed(self, record: OutputRecord, error: BaseException) -> None:
+        self._failures.append(Refused(record, error))
 
     def _new_producer(self) -> KafkaProducer:
         fencing_fix.install()
@@ -124,6 +152,8 @@ class TransactionalOutput:
         config = producer_config(
             self.connection,
             self.client_id,
+            self.compression,
+            self.smallest_topic_limit,
             transactional_id=self.transactional_id,
             max_block_ms=timeout_ms,
             request_timeout_ms=timeout_ms // 2,
@@ -145,7 +175,7 @@ class TransactionalOutput:
     def send(self, records: Iterable[OutputRecord]) -> None:
         self._begin()
         try:
-            send_records(self.producer, records, self.hints, self._failures.append)
+            send_records(self.producer, records, self.hints, self._failed, self._sent)
         except KafkaError as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
@@ -173,12 +203,14 @@ class TransactionalOutput:
         cannot."""
         self._begin()
         try:
-            _guarded(lambda: self.producer.flush(timeout=self.timeout_s), self.timeout_s + 5, "flush")
+            if not await_sent(self._sent, self.timeout_s):
+                raise TimeoutError(f"the outputs were not acknowledged within {self.timeout_s:.0f} s")
             if self._failures:
-                failure = self._failures[0]
+                failure = self._failures[0].error
                 if is_fenced(failure):
                     raise FencedError(self._fenced_message(failure))
-                raise TransactionFailedError(f"an output record was not acknowledged: {failure!r}")
+                refused = [f for f in self._failures if refused_for_itself(f.error)]
+                raise TransactionFailedError(f"an output record was not acknowledged: {failure!r}", refused)
             before_offsets()
             if offsets:
                 to_commit = {
@@ -195,16 +227,18 @@ class TransactionalOutput:
         except (KafkaError, TimeoutError, TransactionFailedError) as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
+            refused = error.refused if isinstance(error, TransactionFailedError) else []
             try:
                 self.abort()
             except (KafkaError, TimeoutError) as abort_error:
                 # Not even a new producer now (the broker is away): recovery replaces it later.
                 log.warning("abort failed too (%s)", abort_error)
-            raise TransactionFailedError(f"transaction aborted: {error}") from error
+            raise TransactionFailedError(f"transaction aborted: {error}", refused) from error
 
     def abort(self) -> None:
         """Abort the open transaction; a producer that cannot is replaced (its successor aborts it)."""
         self._failures.clear()
+        self._sent.clear()
         if not self.open:
             return
         self.open = False
@@ -226,6 +260,7 @@ class TransactionalOutput:
     def reconnect(self) -> None:
         """After a failure: a fresh producer (its init aborts anything the old one left open)."""
         self._failures.clear()
+        self._sent.clear()
         self.open = False
         if self.healthy:
             self.healthy = False

@@ -15,7 +15,7 @@ import math
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from stream_neuron.neuron import accel
 from stream_neuron.neuron.losses import Loss
@@ -29,6 +29,19 @@ from stream_neuron.neuron.numeric import (
 )
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
+
+ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
+
+
+# The guard looks at every result for overflow itself: numpy's warnings would only repeat it.
+def _quiet_overflow() -> np.errstate:
+    return np.errstate(over="ignore", invalid="ignore")
+
+
+REFUSAL_REASONS = {
+    REFUSED_SCORE: "the logit is not finite: the features are too large for the model's weights",
+    REFUSED_STEP: "the step would make the model non-finite: the features are too large to learn from",
+}
 
 
 class LinearNeuron:
@@ -127,102 +140,181 @@ class LinearNeuron:
         return int(labels[0]) if np.ndim(X) == 1 else labels
 
     def learn_one(self, x: ArrayLike, y: float | bool) -> None:
-        """One SGD step on one event: ``w -= lr * dC/dz * x``, ``b -= lr_b * dC/dz``."""
+        """One SGD step on one event: ``w -= lr * dC/dz * x``, ``b -= lr_b * dC/dz``. ``ValueError``
+        (and no change) when the step would leave the model non-finite."""
         row = as_row(x, self.n_features)
-        self._score_and_learn_row(row, as_label(y, self.labels))
+        with _quiet_overflow():
+            _, refused = self._score_and_learn_row(row, as_label(y, self.labels))
+        if refused:
+            raise ValueError(REFUSAL_REASONS[refused])
 
     def learn_batch(self, X: ArrayLike, y: ArrayLike) -> None:
-        """ONE step with the mean gradient of the batch (river's ``learn_many``)."""
+        """ONE step with the mean gradient of the batch (river's ``learn_many``). ``ValueError`` (and
+        no change) when the step would leave the model non-finite."""
         rows = as_matrix(X, self.n_features)
         labels = as_labels(y, rows.shape[0], self.labels, allow_missing=False)
-        if rows.shape[0]:
-            self._batch_step(rows, labels, None)
+        with _quiet_overflow():
+            if rows.shape[0] and not self._try_batch_step(rows, labels, None):
+                raise ValueError(REFUSAL_REASONS[REFUSED_STEP])
 
     def score_then_learn(
-        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        scores_out: FloatArray | None = None,
+        refused_out: NDArray[np.int8] | None = None,
     ) -> FloatArray:
         """The per-event hot path: for each row in order, the output with the weights from before that
         row, then one SGD step on it. ``y`` is float with NaN for an unlabelled row (scored, not
-        learned). Returns the outputs; the logits go to ``scores_out`` when given."""
-        compiled = self._compiled_hot_path(X, y, scores_out, per_event=True)
+        learned). Returns the outputs; the logits go to ``scores_out`` when given.
+
+        A row whose logit is not finite, or whose step would leave the model non-finite, changes
+        nothing: its output is NaN and ``refused_out`` (when given) marks it ``REFUSED_SCORE`` or
+        ``REFUSED_STEP`` (0 for the rows taken)."""
+        rows = self._rows_of(X)
+        n = rows.shape[0]
+        z, refused = self._scores_buffer(n, scores_out), self._refused_buffer(n, refused_out)
+        compiled = self._compiled_per_event(rows, y, z, refused)
         if compiled is not None:
             return compiled
-        rows = as_matrix(X, self.n_features)
-        labels = self._checked_labels(y, rows.shape[0])
-        z = self._scores_buffer(rows.shape[0], scores_out)
-        for t in range(rows.shape[0]):
-            z[t] = self._score_and_learn_row(rows[t], labels[t])
-        return self.outputs(z)
+        rows = as_matrix(rows, self.n_features)
+        labels = self._checked_labels(y, n)
+        with _quiet_overflow():
+            for t in range(n):
+                z[t], refused[t] = self._score_and_learn_row(rows[t], labels[t])
+        return self._outputs_of(z, refused)
 
     def score_then_learn_batch(
-        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None = None
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        scores_out: FloatArray | None = None,
+        refused_out: NDArray[np.int8] | None = None,
     ) -> FloatArray:
         """The mini-batch hot path: outputs with the weights from before the batch, then one
-        mean-gradient step over its labelled rows."""
-        compiled = self._compiled_hot_path(X, y, scores_out, per_event=False)
+        mean-gradient step over its labelled rows. Refusals as in :meth:`score_then_learn`: a row
+        whose own step would make the model non-finite is left out of the batch's step."""
+        rows = self._rows_of(X)
+        n = rows.shape[0]
+        z, refused = self._scores_buffer(n, scores_out), self._refused_buffer(n, refused_out)
+        compiled = self._compiled_mini_batch(rows, y, z, refused)
         if compiled is not None:
             return compiled
-        rows = np.asarray(X, dtype=np.float64)
-        if rows.ndim != 2 or rows.shape[1] != self.n_features or self.scaler is not None:
+        if self.scaler is not None:
             # The scaler maps zero-variance features to 0 (NaN included), so it needs the full check.
             rows = as_matrix(rows, self.n_features)
-        n = rows.shape[0]
         labels = self._checked_labels(y, n)
-        z = self._scores_buffer(n, scores_out)
-        np.matmul(self._scaled(rows), self._weights, out=z)
-        z += self.bias
-        # A NaN or infinite feature makes its logit non-finite, even at zero weights (0 * inf is
-        # NaN), so one dot product screens the batch; as_matrix then names the culprit.
-        if not math.isfinite(z @ z):
-            as_matrix(rows, self.n_features)
+        with _quiet_overflow():
+            np.matmul(self._scaled(rows), self._weights, out=z)
+            z += self.bias
+            # A NaN or infinite feature makes its logit non-finite, even at zero weights (0 * inf is
+            # NaN), so one dot product screens the batch; as_matrix then names the culprit.
+            if not math.isfinite(z @ z):
+                as_matrix(rows, self.n_features)
+            np.copyto(refused, np.where(np.isfinite(z), ACCEPTED, REFUSED_SCORE))
+            outputs = self._outputs_of(z, refused)
+            usable = (labels == labels) & (refused == ACCEPTED)
+            if usable.any():
+                self._guarded_batch_step(rows, labels, z, refused, usable)
+        return outputs
+
+    def _rows_of(self, X: ArrayLike) -> FloatArray:
+        """``X`` as a C-contiguous float64 matrix of this model's width (its values not yet checked)."""
+        rows = np.ascontiguousarray(X, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.n_features:
+            rows = as_matrix(rows, self.n_features)
+        return rows
+
+    def _outputs_of(self, z: FloatArray, refused: NDArray[np.int8]) -> FloatArray:
         outputs = self.outputs(z)
-        labelled = labels == labels
-        if labelled.all():
-            self._batch_step(rows, labels, z)
-        elif labelled.any():
-            self._batch_step(rows[labelled], labels[labelled], None)
+        if refused.any():
+            outputs[refused != ACCEPTED] = np.nan
         return outputs
 
     # -- the reference update rules (numpy); _kernels.c computes the same ---------------------------
 
-    def _score_and_learn_row(self, x: FloatArray, label: float) -> float:
+    def _score_and_learn_row(self, x: FloatArray, label: float) -> tuple[float, int]:
         """The logit of ``x`` with the current weights; then, when ``label`` is not NaN, one SGD step.
+        Returns the logit and ``ACCEPTED``, or the refusal that left the model as it was.
 
         ``label`` is an accepted label (it is made canonical here). With a scaler, ``x`` is scored with
         the statistics from before it and learned with the statistics after it (river's order)."""
         scaler = self.scaler
         scored = x if scaler is None else scaler.transform(x)
         z = float(scored @ self._weights) + self.bias
+        if not math.isfinite(z):
+            return z, REFUSED_SCORE
         if label != label:
-            return z
+            return z, ACCEPTED
+        stats = None
         if scaler is None:
             learned, z_learned = scored, z
         else:
-            scaler.learn_one(x)
-            learned = scaler.transform(x)
+            stats = scaler.absorbed(x)
+            learned = scaler.transform(x, stats)
             z_learned = float(learned @ self._weights) + self.bias
+        t = self.n_updates
         g = float(self.loss.gradient(z_learned, self.loss.canonical_one(float(label))))
-        self._step(learned * g, g)
-        return z
+        weights = self._weights - self.schedule.rate(t) * (g * learned)
+        bias = self.bias - self.intercept_schedule.rate(t) * g
+        if not (math.isfinite(bias) and np.isfinite(weights).all()):
+            return z, REFUSED_STEP
+        if stats is not None:
+            if not (np.isfinite(stats[0]).all() and np.isfinite(stats[1]).all()):
+                return z, REFUSED_STEP
+            scaler.accept(*stats)  # type: ignore[union-attr]
+        self._weights, self.bias, self.n_updates = weights, bias, t + 1
+        return z, ACCEPTED
 
-    def _batch_step(self, rows: FloatArray, labels: FloatArray, z: FloatArray | None) -> None:
-        """One step with the mean gradient of validated ``rows`` (river's ``learn_many``). ``z``: the
-        rows' logits when the caller already has them (no scaler: they are the pre-step logits)."""
-        if self.scaler is not None:
+    def _guarded_batch_step(
+        self,
+        rows: FloatArray,
+        labels: FloatArray,
+        z: FloatArray,
+        refused: NDArray[np.int8],
+        usable: NDArray[np.bool_],
+    ) -> None:
+        """One step over the ``usable`` rows (``z``: the batch's logits); if it would leave the model
+        non-finite, the rows whose step alone would are refused and the step is taken over the rest
+        (or over none)."""
+        if usable.all():
+            if self._try_batch_step(rows, labels, z):
+                return
+        elif self._try_batch_step(rows[usable], labels[usable], None):
+            return
+        for i in np.flatnonzero(usable):
+            if not self._try_batch_step(rows[i : i + 1], labels[i : i + 1], None, commit=False):
+                refused[i], usable[i] = REFUSED_STEP, False
+        if usable.any() and not self._try_batch_step(rows[usable], labels[usable], None):
+            refused[usable] = REFUSED_STEP
+
+    def _try_batch_step(
+        self, rows: FloatArray, labels: FloatArray, z: FloatArray | None, commit: bool = True
+    ) -> bool:
+        """One step with the mean gradient of validated ``rows`` (river's ``learn_many``), taken (when
+        ``commit``) only if the model stays finite. ``z``: the rows' logits when the caller already has
+        them (no scaler: they are the pre-step logits)."""
+        scaler = None if self.scaler is None else self.scaler.copy()
+        if scaler is not None:
             for row in rows:
-                self.scaler.learn_one(row)
-            rows = self.scaler.transform(rows)
+                scaler.learn_one(row)
+            if not scaler.finite():
+                return False
+            rows = scaler.transform(rows)
             z = None
         if z is None:
             z = rows @ self._weights + self.bias
+        n, t = rows.shape[0], self.n_updates
         g = np.asarray(self.loss.gradient(z, self.loss.canonical(labels)))
-        self._step(g @ rows / rows.shape[0], float(g.sum()) / rows.shape[0])
-
-    def _step(self, weight_gradient: FloatArray, bias_gradient: float) -> None:
-        t = self.n_updates
-        self._weights -= self.schedule.rate(t) * weight_gradient
-        self.bias -= self.intercept_schedule.rate(t) * bias_gradient
-        self.n_updates = t + 1
+        weights = self._weights - self.schedule.rate(t) * (g @ rows / n)
+        bias = self.bias - self.intercept_schedule.rate(t) * (float(g.sum()) / n)
+        if not (math.isfinite(bias) and np.isfinite(weights).all()):
+            return False
+        if commit:
+            self._weights, self.bias, self.n_updates = weights, bias, t + 1
+            if scaler is not None:
+                self.scaler = scaler
+        return True
 
     def _scaled(self, rows: FloatArray) -> FloatArray:
         return rows if self.scaler is None else self.scaler.transform(rows)
@@ -237,57 +329,65 @@ class LinearNeuron:
 
     # -- the compiled kernels -----------------------------------------------------------------------
 
-    def _per_row_rates(self, labels: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The weight and intercept rates of each row's step: one value for all under a constant
-        schedule, else each labelled row's own update number, so a schedule decays as in learn_one."""
-        if self.schedule.name == "constant":
-            return (
-                np.array([self.schedule.learning_rate]),
-                np.array([self.intercept_schedule.learning_rate]),
-            )
-        labelled = labels == labels
-        count = max(int(np.count_nonzero(labelled)), 1)
-        update_index = np.maximum(np.cumsum(labelled) - 1, 0)
-        return (
-            self.schedule.rates(self.n_updates, count)[update_index],
-            self.intercept_schedule.rates(self.n_updates, count)[update_index],
-        )
-
-    def _compiled_hot_path(
-        self, X: ArrayLike, y: ArrayLike, scores_out: FloatArray | None, per_event: bool
-    ) -> FloatArray | None:
-        """Both hot paths through the compiled kernels; ``None`` hands the batch to the numpy reference
-        (which raises the precise error for a bad batch; the kernels change nothing in that case)."""
+    def _kernel_inputs(self, X: ArrayLike, y: ArrayLike) -> tuple[Any, FloatArray, FloatArray] | None:
+        """The compiled kernels and the batch as they take it; ``None`` hands the batch to the numpy
+        reference (which raises the precise error for a bad batch; the kernels change nothing then)."""
         kernels = accel.compiled
-        if kernels is None or self.scaler is not None or self.loss.kernel_code is None:
+        if kernels is None or self.loss.kernel_code is None:
             return None
         rows = np.ascontiguousarray(X, dtype=np.float64)
         labels = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
         if rows.ndim != 2 or rows.shape[1] != self.n_features or labels.shape[0] != rows.shape[0]:
             return None
-        z = self._scores_buffer(rows.shape[0], scores_out)
+        return kernels, rows, labels
+
+    def _compiled_per_event(
+        self, X: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
+    ) -> FloatArray | None:
+        inputs = self._kernel_inputs(X, y)
+        if inputs is None:
+            return None
+        kernels, rows, labels = inputs
+        scaler, schedule = self.scaler, self.schedule
         outputs = np.empty(rows.shape[0])
-        code, t = self.loss.kernel_code, self.n_updates
-        if per_event:
-            rates_w, rates_b = self._per_row_rates(labels)
-            bias, labelled = kernels.score_then_learn(
-                rows, labels, self._weights, self.bias, rates_w, rates_b, z, outputs, code
-            )
-        else:
-            rate_w, rate_b = self.schedule.rate(t), self.intercept_schedule.rate(t)
-            bias, labelled = kernels.score_then_step(
-                rows, labels, self._weights, self.bias, rate_w, rate_b, z, outputs, code
-            )
-        if labelled < 0:
+        bias, learned, count = kernels.score_then_learn(
+            rows, labels, self._weights, self.bias, self.n_updates,
+            schedule.learning_rate, self.intercept_schedule.learning_rate, schedule.power,
+            schedule.name == "invscaling", z, outputs, refused, self.loss.kernel_code,
+            None if scaler is None else scaler.mean, None if scaler is None else scaler.var,
+            0 if scaler is None else scaler.count,
+        )  # fmt: skip
+        if learned < 0:
             return None
         self.bias = bias
-        self.n_updates = t + (labelled if per_event else int(labelled > 0))
+        self.n_updates += learned
+        if scaler is not None:
+            scaler.count = count
+        return outputs
+
+    def _compiled_mini_batch(
+        self, X: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
+    ) -> FloatArray | None:
+        inputs = self._kernel_inputs(X, y)
+        if inputs is None or self.scaler is not None:
+            return None
+        kernels, rows, labels = inputs
+        t = self.n_updates
+        outputs = np.empty(rows.shape[0])
+        bias, learned = kernels.score_then_step(
+            rows, labels, self._weights, self.bias, self.schedule.rate(t),
+            self.intercept_schedule.rate(t), z, outputs, refused, self.loss.kernel_code,
+        )  # fmt: skip
+        if learned < 0:  # -3: a step that would not be finite; the reference finds the rows to blame
+            return None
+        self.bias = bias
+        self.n_updates = t + int(learned > 0)
         return outputs
 
     @staticmethod
     def _scores_buffer(n_rows: int, scores_out: FloatArray | None) -> FloatArray:
         if scores_out is None:
-            return np.empty(n_rows)
+            return np.empty(max(n_rows, 0))
         if (
             scores_out.shape != (n_rows,)
             or scores_out.dtype != np.float64
@@ -295,6 +395,18 @@ class LinearNeuron:
         ):
             raise ValueError(f"scores_out must be a contiguous float64 array of shape ({n_rows},)")
         return scores_out
+
+    @staticmethod
+    def _refused_buffer(n_rows: int, refused_out: NDArray[np.int8] | None) -> NDArray[np.int8]:
+        if refused_out is None:
+            return np.zeros(max(n_rows, 0), dtype=np.int8)
+        if (
+            refused_out.shape != (n_rows,)
+            or refused_out.dtype != np.int8
+            or not refused_out.flags.c_contiguous
+        ):
+            raise ValueError(f"refused_out must be a contiguous int8 array of shape ({n_rows},)")
+        return refused_out
 
     # -- state ---------------------------------------------------------------------------------------
 

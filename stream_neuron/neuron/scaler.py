@@ -30,20 +30,40 @@ class OnlineStandardScaler:
         self.count = 0
         self.mean = np.zeros(n_features)
         self.var = np.zeros(n_features)
-        self._old_mean = np.zeros(n_features)
+
+    def absorbed(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The mean and variance after absorbing row ``x`` (river's recurrence, operation for
+        operation), without changing the scaler: :meth:`accept` them, or drop them."""
+        count = self.count + 1
+        mean = self.mean + (x - self.mean) / count
+        var = self.var + ((x - self.mean) * (x - mean) - self.var) / count
+        return mean, var
+
+    def accept(self, mean: FloatArray, var: FloatArray) -> None:
+        """Take the statistics :meth:`absorbed` computed for the next row."""
+        self.count += 1
+        np.copyto(self.mean, mean)
+        np.copyto(self.var, var)
 
     def learn_one(self, x: FloatArray) -> None:
-        """Absorb one row (river's recurrence, operation for operation)."""
-        self.count += 1
-        np.copyto(self._old_mean, self.mean)
-        self.mean += (x - self._old_mean) / self.count
-        self.var += ((x - self._old_mean) * (x - self.mean) - self.var) / self.count
+        """Absorb one row."""
+        self.accept(*self.absorbed(x))
 
-    def transform(self, X: FloatArray) -> FloatArray:
-        """Scale rows (or one row) with the current statistics; zero-variance features become 0."""
-        std = np.sqrt(self.var)
+    def transform(self, X: FloatArray, stats: tuple[FloatArray, FloatArray] | None = None) -> FloatArray:
+        """Scale rows (or one row) with the current statistics, or with ``stats`` (mean, variance);
+        zero-variance features become 0."""
+        mean, var = (self.mean, self.var) if stats is None else stats
+        std = np.sqrt(var)
         safe = np.where(std > 0, std, 1.0)
-        return np.where(std > 0, (X - self.mean) / safe, 0.0)
+        return np.where(std > 0, (X - mean) / safe, 0.0)
+
+    def copy(self) -> OnlineStandardScaler:
+        twin = OnlineStandardScaler(self.n_features)
+        twin.count, twin.mean, twin.var = self.count, self.mean.copy(), self.var.copy()
+        return twin
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self.var).all())
 
     def to_dict(self) -> dict[str, Any]:
         return {"count": self.count, "mean": self.mean.tolist(), "var": self.var.tolist()}
@@ -55,6 +75,8 @@ class OnlineStandardScaler:
         scaler.count = int(state["count"])
         scaler.mean = mean.copy()
         scaler.var = np.asarray(state["var"], dtype=np.float64).copy()
-        if scaler.var.shape != mean.shape:
-            raise ValueError("scaler state: mean and var differ in length")
+        if scaler.var.shape != mean.shape or mean.ndim != 1:
+            raise ValueError("scaler state: mean and var must be lists of one length")
+        if scaler.count < 0 or not scaler.finite() or (scaler.var < 0).any():
+            raise ValueError("scaler state: count, mean and var must be finite (var and count >= 0)")
         return scaler

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stream_neuron.errors import OperatorError
+from stream_neuron.tools.metrics_view import Malformed
 
 
 @dataclass
@@ -30,9 +31,12 @@ class LearningCurve:
 MAX_MARKED_CHANGES = 10
 
 
-def learning_curve(records: list[dict[str, Any]]) -> LearningCurve:
+def learning_curve(records: list[dict[str, Any] | Malformed]) -> LearningCurve:
+    """The curve of the well-formed records (``metrics_view.clean_record``); the others add no point."""
     curve = LearningCurve()
     for record in records:
+        if isinstance(record, Malformed) or record.get("learning_rate") is None:
+            continue
         if not record.get("window", {}).get("events"):
             continue  # a shutdown record after an exact window adds no point
         events = int(record["events"])

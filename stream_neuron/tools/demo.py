@@ -18,6 +18,7 @@ from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
 from stream_neuron.kafka_io.reachability import require_broker
 from stream_neuron.runner import StopFlag, run
+from stream_neuron.tools.metrics_view import Malformed
 from stream_neuron.tools.monitor import format_metrics, read_metrics
 from stream_neuron.tools.produce import produce_events
 from stream_neuron.tools.sources import river_dataset
@@ -60,8 +61,11 @@ def demo() -> int:
         f"{len(metrics)} metrics records on {settings.metrics_topic}"
     )
     print("final metrics (prequential: every event scored before it was learned from):\n")
-    print(format_metrics(metrics[-1]))
-    accuracy = metrics[-1]["cumulative"]["accuracy"]
+    final = metrics[-1]
+    print(format_metrics(final))
+    if isinstance(final, Malformed):
+        raise OperatorError(f"the final metrics record on {settings.metrics_topic} is malformed: {final}")
+    accuracy = final["cumulative"]["accuracy"]
     print(f"\nprogressive accuracy {accuracy:.2%} (river's documented figure for this model: 89.28%)")
     print(f"predictions: {settings.predictions_topic}   model snapshots: {settings.model_topic}")
     return 0

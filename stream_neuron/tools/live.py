@@ -11,6 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from stream_neuron.tools.metrics_view import Malformed
+
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
@@ -29,14 +31,19 @@ def sparkline(values: Iterable[float | None]) -> str:
 
 
 def view(record: dict[str, Any], losses: deque[float | None], accuracies: deque[float | None]) -> Group:
-    table = Table(title=f"stream-neuron  model version {record.get('model_version')}", title_justify="left")
+    """A cleaned record (``metrics_view.clean_record``) as a table; every cell is plain text, never
+    markup."""
+    title = Text(f"stream-neuron  model version {record.get('model_version')}")
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
     table.add_column("window", justify="right")
     table.add_column("cumulative", justify="right")
     window, cumulative = record.get("window", {}), record.get("cumulative", {})
 
-    def fmt(value: Any, digits: int = 4) -> str:
-        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    def fmt(value: Any, digits: int = 4) -> Text:
+        return Text(
+            "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+        )
 
     table.add_row("log loss", fmt(window.get("log_loss")), fmt(cumulative.get("log_loss")))
     table.add_row("accuracy", fmt(window.get("accuracy")), fmt(cumulative.get("accuracy")))
@@ -45,17 +52,18 @@ def view(record: dict[str, Any], losses: deque[float | None], accuracies: deque[
     table.add_row("dead letters", "", fmt(record.get("dead_letters")))
     table.add_row("learning rate", fmt(record.get("learning_rate"), 6), "")
     table.add_row("weight norm", fmt(record.get("weight_norm")), "")
+    table.add_row("diverging", fmt(record.get("diverging")), "")
     table.add_row("events/s", fmt(record.get("events_per_second"), 0), "")
     table.add_row("lag", fmt(record.get("lag")), "")
     trend = Text.assemble(
         ("log loss trend  ", "bold"), (sparkline(losses), "red"), "\n",
         ("accuracy trend  ", "bold"), (sparkline(accuracies), "blue"), "\n",
-        (f"at {record.get('ts')}", "dim"),
+        Text(f"at {record.get('ts')}", "dim"),
     )  # fmt: skip
     return Group(table, trend)
 
 
-def follow(records: Iterable[dict[str, Any]], history: int = 60) -> None:
+def follow(records: Iterable[dict[str, Any] | Malformed], history: int = 60) -> None:
     losses: deque[float | None] = deque(maxlen=history)
     accuracies: deque[float | None] = deque(maxlen=history)
     console = Console()
@@ -67,6 +75,9 @@ def follow(records: Iterable[dict[str, Any]], history: int = 60) -> None:
         return
     with Live(console=console, auto_refresh=False) as live:
         for record in records:
+            if isinstance(record, Malformed):
+                console.print(Text(f"a malformed metrics record ({record})", "yellow"))
+                continue
             losses.append(record.get("window", {}).get("log_loss"))
             accuracies.append(record.get("window", {}).get("accuracy"))
             live.update(view(record, losses, accuracies), refresh=True)

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.topic_reader import MissingTopicError, assigned_consumer, read_topic
+from stream_neuron.tools.metrics_view import Malformed, clean_record
 
 
-def read_metrics(connection: Connection, topic: str, timeout_s: float = 30.0) -> list[dict[str, Any]]:
-    """Every metrics record on ``topic`` from the beginning, in order."""
-    records: list[dict[str, Any]] = []
+def read_metrics(
+    connection: Connection, topic: str, timeout_s: float = 30.0
+) -> list[dict[str, Any] | Malformed]:
+    """Every record on ``topic`` from the beginning, in order, cleaned (:func:`clean_record`)."""
     try:
-        for _, value in read_topic(connection, topic, "stream-neuron-monitor", timeout_s, required=True):
-            try:
-                records.append(json.loads(value or b""))
-            except ValueError:
-                continue
+        return [
+            clean_record(value)
+            for _, value in read_topic(connection, topic, "stream-neuron-monitor", timeout_s, required=True)
+        ]
     except MissingTopicError:
         raise OperatorError(f"metrics topic {topic!r} does not exist") from None
-    return records
 
 
-def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any]]:
-    """Every metrics record as it arrives, from the newest one on (runs until interrupted)."""
+def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any] | Malformed]:
+    """Every record as it arrives, cleaned, from the newest one on (runs until interrupted)."""
     with assigned_consumer(connection, topic, "stream-neuron-monitor") as (consumer, partitions):
         if not partitions:
             raise OperatorError(f"metrics topic {topic!r} does not exist")
@@ -35,10 +34,7 @@ def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any
         while True:
             for batch in consumer.poll(timeout_ms=1000).values():
                 for record in batch:
-                    try:
-                        yield json.loads(record.value or b"")
-                    except ValueError:
-                        continue
+                    yield clean_record(record.value)
 
 
 def _fmt(value: Any) -> str:
@@ -49,8 +45,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def format_metrics(record: dict[str, Any]) -> str:
-    """One metrics record as an aligned two-column table."""
+def format_metrics(record: dict[str, Any] | Malformed) -> str:
+    """One (cleaned) metrics record as an aligned two-column table."""
+    if isinstance(record, Malformed):
+        return f"a malformed metrics record ({record})"
     rows = [
         ("model version", record.get("model_version")),
         ("events", record.get("events")),
@@ -63,6 +61,7 @@ def format_metrics(record: dict[str, Any]) -> str:
         ("cumulative accuracy", record.get("cumulative", {}).get("accuracy")),
         ("learning rate", record.get("learning_rate")),
         ("weight norm", record.get("weight_norm")),
+        ("diverging", record.get("diverging")),
         ("events/s", record.get("events_per_second")),
         ("lag", record.get("lag")),
         ("at", record.get("ts")),

@@ -1,0 +1,96 @@
+"""One model, one writer, for at-least-once runs (exactly-once has its producer fencing).
+
+Two at-least-once instances with the same model name would both publish: predictions doubled,
+snapshots interleaved. So each instance, at start, writes a claim on the model topic (key
+``<model name>#writer``, beside the snapshots, which readers pick by the plain model name) and, at
+every checkpoint before its snapshot, looks for a claim written after its own. When it finds one it
+stops with status 3 without publishing that snapshot: the newer instance wins, as with fencing.
+Detection takes one or two checkpoint intervals (a second or two by default).
+
+Cost: one small record per start, and a consumer of the model topic polled without waiting at each
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.errors import StartupError, TakenOverError
+
+
+def claim_key(model_name: str) -> bytes:
+    return f"{model_name}#writer".encode()
+
+
+class WriterClaim:
+    """This instance's claim to write ``model_name``, and the watch for a newer one."""
+
+    def __init__(self, connection: Connection, model_topic: str, model_name: str) -> None:
+        self.model_name = model_name
+        self.key = claim_key(model_name)
+        self.instance = uuid.uuid4().hex
+        self._consumer = KafkaConsumer(
+            **connection.client_config(f"{model_name}-writer-watch"), enable_auto_commit=False
+        )
+        partitions = [
+            TopicPartition(model_topic, p) for p in self._consumer.partitions_for_topic(model_topic) or ()
+        ]
+        if not partitions:
+            self._consumer.close(autocommit=False)
+            raise StartupError(f"model topic {model_topic!r} has no partitions")
+        self._consumer.assign(partitions)
+        self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end now, so the watch starts before the claim
+            self._consumer.position(tp)
+        claim = {
+            "model": model_name,
+            "instance": self.instance,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        producer = KafkaProducer(**connection.client_config(f"{model_name}-writer-claim"), acks="all")
+        try:
+            sent = producer.send(model_topic, key=self.key, value=json.dumps(claim).encode()).get(timeout=30)
+        except KafkaError as error:
+            raise StartupError(
+                f"cannot write the writer claim of {model_name!r} to {model_topic!r}: {error}"
+            ) from error
+        finally:
+            producer.close(timeout=5)
+        self.claimed_at = (sent.partition, sent.offset)
+
+    def check(self) -> None:
+        """:class:`TakenOverError` when another instance claimed the model after this one did."""
+        for records in self._consumer.poll(timeout_ms=0).values():
+            for record in records:
+                if record.key != self.key or record.value is None:
+                    continue
+                claim = _claim(record.value)
+                later = record.partition != self.claimed_at[0] or record.offset > self.claimed_at[1]
+                if later and claim.get("instance") != self.instance:
+                    raise TakenOverError(
+                        f"another instance took over model {self.model_name!r} (host {claim.get('host')}, "
+                        f"pid {claim.get('pid')}, since {claim.get('since')}): this one stops without "
+                        "publishing its last snapshot; one model is written by one instance"
+                    )
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+def _claim(value: bytes) -> dict[str, Any]:
+    try:
+        claim = json.loads(value)
+    except ValueError:
+        return {}
+    return claim if isinstance(claim, dict) else {}

@@ -1,0 +1,172 @@
+"""What ``run`` settles before its first poll: the topics and their limits, the model to continue and
+where its input resumes. Every problem here ends the start with one line; where the operator must
+choose (a deleted, unusable or out-of-range snapshot), the line names ``--on-bad-snapshot``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from stream_neuron.config import Settings
+from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics, topic_configs
+from stream_neuron.kafka_io.consumer import InputConsumer
+from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.reachability import require_broker
+from stream_neuron.kafka_io.snapshot_store import StoredSnapshot
+from stream_neuron.outputs import OutputLimits
+from stream_neuron.processor import LagSource, Processor
+from stream_neuron.snapshots import NEW_MODEL_HINT, SnapshotError
+
+log = logging.getLogger("stream_neuron")
+
+# The producer's own framing inside a request: a record may take what is left.
+REQUEST_MARGIN_BYTES = 64 * 1024
+
+
+def output_topics(settings: Settings) -> list[TopicSpec]:
+    """The output topics a run creates when missing: the model topic compacted, one partition, sized
+    for large models; the dead-letter topic sized for whatever the input takes."""
+    partitions = settings.topic_partitions
+    return [
+        TopicSpec(settings.predictions_topic, partitions),
+        TopicSpec(settings.metrics_topic, partitions),
+        TopicSpec(settings.dead_letter_topic, partitions, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
+        TopicSpec(
+            settings.model_topic,
+            1,
+            {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)},
+        ),
+    ]
+
+
+def prepare_topics(settings: Settings) -> None:
+    """The broker answers, the input topic exists, the output topics exist (created when missing)."""
+    connection = settings.connection
+    require_broker(connection.bootstrap_servers, settings.connect_timeout_s)
+    ensure_topics(
+        connection,
+        f"{settings.model_name}-admin",
+        required={settings.input_topic: ("input topic", "create it, or set --input-topic")},
+        wanted=output_topics(settings),
+        create=settings.create_topics,
+    )
+    policy = topic_configs(
+        connection, f"{settings.model_name}-admin", [settings.model_topic], "cleanup.policy"
+    )
+    if "compact" not in policy.get(settings.model_topic, "compact"):
+        log.warning(
+            "model topic %s is not compacted (cleanup.policy=%s): old snapshots are deleted by retention, "
+            "and the newest with them once it ages out",
+            settings.model_topic,
+            policy[settings.model_topic],
+        )
+
+
+def output_limits(settings: Settings) -> OutputLimits:
+    """The largest record each output topic takes (its max.message.bytes, within what one producer
+    request can carry)."""
+    names = [
+        settings.predictions_topic,
+        settings.dead_letter_topic,
+        settings.metrics_topic,
+        settings.model_topic,
+    ]
+    limits = topic_configs(settings.connection, f"{settings.model_name}-admin", names, "max.message.bytes")
+    ceiling = MAX_REQUEST_BYTES - REQUEST_MARGIN_BYTES
+
+    def limit(topic: str) -> int:
+        value = limits.get(topic)
+        return min(int(value), ceiling) if value is not None and value.isdigit() else ceiling
+
+    return OutputLimits(
+        predictions=limit(settings.predictions_topic),
+        dead_letters=limit(settings.dead_letter_topic),
+        metrics=limit(settings.metrics_topic),
+        model=limit(settings.model_topic),
+    )
+
+
+def restored_processor(
+    settings: Settings, stored: StoredSnapshot | None, now: float, lag: LagSource, limits: OutputLimits
+) -> Processor:
+    """The processor continuing the newest snapshot; a deleted or unusable one ends the start, unless
+    the operator chose ``--on-bad-snapshot new-model``."""
+    name, topic = settings.model_name, settings.model_topic
+    try:
+        if stored is None:
+            return Processor.restored(settings, None, now, lag, limits)
+        if stored.value is None:
+            raise SnapshotError(
+                f"model {name!r} was deleted (its newest record on {topic} is a tombstone); {NEW_MODEL_HINT}"
+            )
+        try:
+            snapshot = json.loads(stored.value)
+        except (ValueError, RecursionError) as error:
+            raise SnapshotError(
+                f"the newest snapshot of model {name!r} on {topic} is not valid JSON ({error}); "
+                + NEW_MODEL_HINT
+            ) from None
+        processor = Processor.restored(settings, snapshot, now, lag, limits)
+        log.info("restoring model %r version %s from %s", name, snapshot.get("version"), topic)
+        return processor
+    except SnapshotError as error:
+        if settings.on_bad_snapshot != "new-model":
+            raise
+        log.warning("%s: starting a new model (--on-bad-snapshot new-model)", error)
+        return Processor.restored(settings, None, now, lag, limits)
+
+
+def settle_positions(
+    settings: Settings,
+    processor: Processor,
+    input: InputConsumer,
+    now: float,
+    lag: LagSource,
+    limits: OutputLimits,
+) -> Processor:
+    """Check the snapshot's positions against the input as it is now. Beyond a partition's end (the
+    topic was deleted and created again) is the operator's choice: refuse, a new model, or keep the
+    model and read those partitions from their beginning. Below a partition's start (retention deleted
+    records never read) the input resumes at the start, with a warning."""
+    if not processor.positions:
+        return processor
+    ranges = input.offset_ranges()
+    beyond = {
+        tp: position
+        for tp, position in processor.positions.items()
+        if tp not in ranges or position > ranges[tp][1]
+    }
+    for tp, position in processor.positions.items():
+        if tp in ranges and position < ranges[tp][0]:
+            log.warning(
+                "%s:%d starts at %d, after the snapshot's position %d: records were deleted before they "
+                "were read (retention); resuming at %d",
+                *tp, ranges[tp][0], position, ranges[tp][0],
+            )  # fmt: skip
+    if not beyond:
+        return processor
+    (topic, partition), position = next(iter(beyond.items()))
+    end = ranges.get((topic, partition), (0, 0))[1]
+    choice = settings.on_bad_snapshot
+    if choice == "refuse":
+        raise SnapshotError(
+            f"the snapshot of model {settings.model_name!r} resumes {topic}:{partition} at offset "
+            f"{position}, beyond its end {end} (was the topic deleted and created again?): run once with "
+            "--on-bad-snapshot keep-model to keep the model and read such partitions from their "
+            "beginning, or --on-bad-snapshot new-model to start a new model"
+        )
+    if choice == "new-model":
+        log.warning("the snapshot's positions lie beyond the input's end: starting a new model")
+        fresh = Processor.restored(settings, None, now, lag, limits)
+        input.seek(input.committed_positions())
+        return fresh
+    log.warning(
+        "the snapshot's positions of %s lie beyond the input's end: keeping the model, reading them "
+        "from their beginning (--on-bad-snapshot keep-model)",
+        ", ".join(f"{t}:{p}" for t, p in beyond),
+    )
+    for tp in beyond:
+        del processor.positions[tp]
+    input.seek({tp: None for tp in beyond if tp in ranges})
+    return processor
