@@ -12,10 +12,13 @@ norm is beyond :data:`DIVERGING_WEIGHT_NORM` whatever the model.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+log = logging.getLogger("stream_neuron")
 
 DIVERGING_LOG_LOSS = 2.0
 DIVERGING_WEIGHT_NORM = 1e12
@@ -48,6 +51,7 @@ class MetricsTracker:
     dead_letters: int = 0
     window_started: float = 0.0
     last_weight_norm: float | None = None
+    warned_diverging: bool = False
 
     def diverging(self, window_loss: float | None, weight_norm: float | None, growth: float | None) -> bool:
         if weight_norm is None or weight_norm > DIVERGING_WEIGHT_NORM:
@@ -117,6 +121,13 @@ class MetricsTracker:
             "lag": lag,
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+        if record["diverging"] and not self.warned_diverging:
+            self.warned_diverging = True
+            log.warning(
+                "the weights keep growing (|w| = %s, window log loss %s): the learning rate %g may be "
+                "far too large (or the features need --standardize)",
+                norm, window_loss, learning_rate,
+            )  # fmt: skip
         self.window = Tally()
         self.window_started = now
         return record

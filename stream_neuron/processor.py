@@ -27,6 +27,7 @@ from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
+from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.outputs import OutputLimits, dead_letter
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from stream_neuron.schema import FeatureSchema, label_of
@@ -61,12 +62,6 @@ def build_model(settings: Settings, n_features: int) -> LinearNeuron:
     )
 
 
-def _robust_norm(weights: np.ndarray) -> float:
-    """The Euclidean norm without overflowing for weights near the float64 limit."""
-    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
-    return 0.0 if scale == 0.0 else scale * float(np.linalg.norm(weights / scale))
-
-
 class Processor:
     """One model's streaming state: schema, neuron, update policy, metrics and input position."""
 
@@ -89,7 +84,6 @@ class Processor:
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
         self._snapshot_version = 0
         self._last_step = now
-        self._warned_diverging = False
         # Input records whose outputs the broker refused inside a transaction, left out when replayed:
         # (reason, bare), bare when what was refused was the dead letter itself.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
@@ -354,18 +348,10 @@ class Processor:
         record = self.metrics.record(
             model_version=model.n_updates if model else 0,
             learning_rate=model.learning_rate if model else self.settings.learning_rate,
-            weight_norm=_robust_norm(model.weights) if model else 0.0,
+            weight_norm=robust_norm(model.weights) if model else 0.0,
             lag=self.lag(self.positions),
             now=now,
         )
-        if record["diverging"] and not self._warned_diverging:
-            self._warned_diverging = True
-            log.warning(
-                "the weights of model %r keep growing (|w| = %s, window log loss %s): the learning rate "
-                "%g may be far too large (or the features need --standardize)",
-                self.settings.model_name, record["weight_norm"], record["window"]["log_loss"],
-                record["learning_rate"],
-            )  # fmt: skip
         self.last_window = record["window"]
         key = self.settings.model_name.encode()
         return OutputRecord(

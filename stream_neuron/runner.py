@@ -173,6 +173,7 @@ class Runner:
         """Leave out what the broker refused, roll back to the committed state; while the broker is
         away, keep trying (a stop request ends the wait)."""
         assert isinstance(self.checkpoint, ExactlyOnceCheckpoint)
+        self._check_outputs(set(self._output_topics()))  # a deleted topic is no reason to retry
         if error.refused:
             (record, refusal), _ = culprit(error.refused)
             origin, what = record.origin, f"{refusal.__class__.__name__}: {refusal}"
@@ -236,6 +237,8 @@ class Runner:
                 consumed = committed  # the rolled-back records will be read again
                 last_input = time.monotonic()  # so is input the rollback rewound: not idle time
                 continue
+            if self.claim is not None:
+                self.claim.check_due(now)
             if records:
                 last_input = now
                 first_input_at = now if first_input_at is None else first_input_at

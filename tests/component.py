@@ -151,13 +151,10 @@ def raw_records(bootstrap: str, topic: str) -> list[Record]:
 
 
 def last_snapshot(bootstrap: str, topics: Topics) -> dict[str, Any]:
-    snapshots = [
-        json.loads(r.value)
-        for r in read_to_end(bootstrap, topics.model)
-        if r.key == topics.model_name.encode()
-    ]
-    assert snapshots, "no snapshot was published"
-    return snapshots[-1]
+    snapshots = [r.value for r in read_to_end(bootstrap, topics.model) if r.key == topics.model_name.encode()]
+    assert snapshots and snapshots[-1] is not None, "no snapshot was published"
+    snapshot: dict[str, Any] = json.loads(snapshots[-1])
+    return snapshot
 
 
 def wait_for(predicate: Any, timeout_s: float = 120, interval_s: float = 0.2) -> None:

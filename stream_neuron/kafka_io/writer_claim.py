@@ -3,9 +3,9 @@
 Two at-least-once instances with the same model name would both publish: predictions doubled,
 snapshots interleaved. So each instance, at start, writes a claim on the model topic (key
 ``<model name>#writer``, beside the snapshots, which readers pick by the plain model name) and, at
-every checkpoint before its snapshot, looks for a claim written after its own. When it finds one it
-stops with status 3 without publishing that snapshot: the newer instance wins, as with fencing.
-Detection takes one or two checkpoint intervals (a second or two by default).
+every checkpoint before its snapshot (and every :data:`CHECK_INTERVAL_S` while idle), looks for a
+claim written after its own. When it finds one it stops with status 3 without publishing that
+snapshot: the newer instance wins, as with fencing. Detection takes a second or two.
 
 Cost: one small record per start, and a consumer of the model topic polled without waiting at each
 checkpoint.
@@ -25,6 +25,8 @@ from kafka.errors import KafkaError
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError, TakenOverError
+
+CHECK_INTERVAL_S = 1.0
 
 
 def claim_key(model_name: str) -> bytes:
@@ -68,6 +70,13 @@ class WriterClaim:
         finally:
             producer.close(timeout=5)
         self.claimed_at = (sent.partition, sent.offset)
+        self._next_check = 0.0
+
+    def check_due(self, now: float) -> None:
+        """:meth:`check`, at most every :data:`CHECK_INTERVAL_S` (the loop calls it at every turn)."""
+        if now >= self._next_check:
+            self._next_check = now + CHECK_INTERVAL_S
+            self.check()
 
     def check(self) -> None:
         """:class:`TakenOverError` when another instance claimed the model after this one did."""

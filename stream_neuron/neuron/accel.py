@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from stream_neuron.neuron.numeric import FloatArray
+
+if TYPE_CHECKING:
+    from stream_neuron.neuron.scaler import OnlineStandardScaler
+    from stream_neuron.neuron.schedules import Schedule
 
 
 def _load() -> ModuleType | None:
@@ -26,3 +36,68 @@ compiled: ModuleType | None = _load()
 def name() -> str:
     """``"compiled"`` or ``"numpy"``: what the hot paths use now (reported by benchmarks and logs)."""
     return "numpy" if compiled is None else "compiled"
+
+
+def _batch(X: FloatArray, y: ArrayLike, n_features: int) -> tuple[FloatArray, FloatArray] | None:
+    labels = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
+    if X.ndim != 2 or X.shape[1] != n_features or labels.shape[0] != X.shape[0]:
+        return None
+    return X, labels
+
+
+def per_event(
+    rows: FloatArray,
+    y: ArrayLike,
+    weights: FloatArray,
+    bias: float,
+    t: int,
+    schedule: Schedule,
+    intercept_schedule: Schedule,
+    loss_code: int | None,
+    scaler: OnlineStandardScaler | None,
+    scores_out: FloatArray,
+    refused_out: NDArray[np.int8],
+) -> tuple[FloatArray, float, int] | None:
+    """The per-event kernel over ``rows`` (C-contiguous): outputs, the new bias, the rows learned.
+    ``weights`` and the scaler change in place. ``None``: no kernel for this batch or loss, or a bad
+    batch, which the numpy reference then names (the kernel changed nothing)."""
+    batch = _batch(rows, y, weights.shape[0])
+    if compiled is None or loss_code is None or batch is None:
+        return None
+    outputs = np.empty(rows.shape[0])
+    new_bias, learned, count = compiled.score_then_learn(
+        rows, batch[1], weights, bias, t, schedule.learning_rate, intercept_schedule.learning_rate,
+        schedule.power, schedule.name == "invscaling", scores_out, outputs, refused_out, loss_code,
+        None if scaler is None else scaler.mean, None if scaler is None else scaler.var,
+        0 if scaler is None else scaler.count,
+    )  # fmt: skip
+    if learned < 0:
+        return None
+    if scaler is not None:
+        scaler.count = count
+    return outputs, new_bias, learned
+
+
+def mini_batch(
+    rows: FloatArray,
+    y: ArrayLike,
+    weights: FloatArray,
+    bias: float,
+    rate: float,
+    intercept_rate: float,
+    loss_code: int | None,
+    scores_out: FloatArray,
+    refused_out: NDArray[np.int8],
+) -> tuple[FloatArray, float, int] | None:
+    """The mini-batch kernel: outputs, the new bias, the rows the step used. ``None`` as in
+    :func:`per_event`, and when the step would not be finite (the reference finds the rows to blame)."""
+    batch = _batch(rows, y, weights.shape[0])
+    if compiled is None or loss_code is None or batch is None:
+        return None
+    outputs = np.empty(rows.shape[0])
+    new_bias, used = compiled.score_then_step(
+        rows, batch[1], weights, bias, rate, intercept_rate, scores_out, outputs, refused_out, loss_code
+    )
+    if used < 0:
+        return None
+    return outputs, new_bias, used

@@ -26,6 +26,7 @@ from stream_neuron.neuron.numeric import (
     as_matrix,
     as_row,
     labels_all_valid,
+    out_buffer,
 )
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
@@ -173,7 +174,7 @@ class LinearNeuron:
         ``REFUSED_STEP`` (0 for the rows taken)."""
         rows = self._rows_of(X)
         n = rows.shape[0]
-        z, refused = self._scores_buffer(n, scores_out), self._refused_buffer(n, refused_out)
+        z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
         compiled = self._compiled_per_event(rows, y, z, refused)
         if compiled is not None:
             return compiled
@@ -196,7 +197,7 @@ class LinearNeuron:
         whose own step would make the model non-finite is left out of the batch's step."""
         rows = self._rows_of(X)
         n = rows.shape[0]
-        z, refused = self._scores_buffer(n, scores_out), self._refused_buffer(n, refused_out)
+        z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
         compiled = self._compiled_mini_batch(rows, y, z, refused)
         if compiled is not None:
             return compiled
@@ -327,86 +328,36 @@ class LinearNeuron:
             return labels
         return as_labels(labels, n_rows, self.labels, allow_missing=True)
 
-    # -- the compiled kernels -----------------------------------------------------------------------
-
-    def _kernel_inputs(self, X: ArrayLike, y: ArrayLike) -> tuple[Any, FloatArray, FloatArray] | None:
-        """The compiled kernels and the batch as they take it; ``None`` hands the batch to the numpy
-        reference (which raises the precise error for a bad batch; the kernels change nothing then)."""
-        kernels = accel.compiled
-        if kernels is None or self.loss.kernel_code is None:
-            return None
-        rows = np.ascontiguousarray(X, dtype=np.float64)
-        labels = np.ascontiguousarray(y, dtype=np.float64).reshape(-1)
-        if rows.ndim != 2 or rows.shape[1] != self.n_features or labels.shape[0] != rows.shape[0]:
-            return None
-        return kernels, rows, labels
+    # -- the compiled kernels (accel.py), when built ------------------------------------------------
 
     def _compiled_per_event(
-        self, X: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
+        self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
     ) -> FloatArray | None:
-        inputs = self._kernel_inputs(X, y)
-        if inputs is None:
-            return None
-        kernels, rows, labels = inputs
-        scaler, schedule = self.scaler, self.schedule
-        outputs = np.empty(rows.shape[0])
-        bias, learned, count = kernels.score_then_learn(
-            rows, labels, self._weights, self.bias, self.n_updates,
-            schedule.learning_rate, self.intercept_schedule.learning_rate, schedule.power,
-            schedule.name == "invscaling", z, outputs, refused, self.loss.kernel_code,
-            None if scaler is None else scaler.mean, None if scaler is None else scaler.var,
-            0 if scaler is None else scaler.count,
+        ran = accel.per_event(
+            rows, y, self._weights, self.bias, self.n_updates, self.schedule, self.intercept_schedule,
+            self.loss.kernel_code, self.scaler, z, refused,
         )  # fmt: skip
-        if learned < 0:
+        if ran is None:
             return None
-        self.bias = bias
+        outputs, self.bias, learned = ran
         self.n_updates += learned
-        if scaler is not None:
-            scaler.count = count
         return outputs
 
     def _compiled_mini_batch(
-        self, X: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
+        self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
     ) -> FloatArray | None:
-        inputs = self._kernel_inputs(X, y)
-        if inputs is None or self.scaler is not None:
+        if self.scaler is not None:
             return None
-        kernels, rows, labels = inputs
         t = self.n_updates
-        outputs = np.empty(rows.shape[0])
-        bias, learned = kernels.score_then_step(
-            rows, labels, self._weights, self.bias, self.schedule.rate(t),
-            self.intercept_schedule.rate(t), z, outputs, refused, self.loss.kernel_code,
+        ran = accel.mini_batch(
+            rows, y, self._weights, self.bias, self.schedule.rate(t), self.intercept_schedule.rate(t),
+            self.loss.kernel_code, z, refused,
         )  # fmt: skip
-        if learned < 0:  # -3: a step that would not be finite; the reference finds the rows to blame
+        if ran is None:
             return None
-        self.bias = bias
+        outputs, self.bias, learned = ran
         self.n_updates = t + int(learned > 0)
         return outputs
-
-    @staticmethod
-    def _scores_buffer(n_rows: int, scores_out: FloatArray | None) -> FloatArray:
-        if scores_out is None:
-            return np.empty(max(n_rows, 0))
-        if (
-            scores_out.shape != (n_rows,)
-            or scores_out.dtype != np.float64
-            or not scores_out.flags.c_contiguous
-        ):
-            raise ValueError(f"scores_out must be a contiguous float64 array of shape ({n_rows},)")
-        return scores_out
-
-    @staticmethod
-    def _refused_buffer(n_rows: int, refused_out: NDArray[np.int8] | None) -> NDArray[np.int8]:
-        if refused_out is None:
-            return np.zeros(max(n_rows, 0), dtype=np.int8)
-        if (
-            refused_out.shape != (n_rows,)
-            or refused_out.dtype != np.int8
-            or not refused_out.flags.c_contiguous
-        ):
-            raise ValueError(f"refused_out must be a contiguous int8 array of shape ({n_rows},)")
-        return refused_out
 
     # -- state ---------------------------------------------------------------------------------------
 

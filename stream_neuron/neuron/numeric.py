@@ -34,6 +34,16 @@ def sigmoid(z: Any) -> Any:
     return p
 
 
+def robust_norm(weights: FloatArray) -> float:
+    """The Euclidean norm, without overflowing for weights near the float64 limit.
+
+    >>> robust_norm(np.array([3e300, 4e300]))
+    5e+300
+    """
+    scale = float(np.max(np.abs(weights))) if weights.size else 0.0
+    return 0.0 if scale == 0.0 else scale * float(np.linalg.norm(weights / scale))
+
+
 def log_loss_from_scores(z: FloatArray, y: FloatArray) -> FloatArray:
     """Per-row log loss of labels ``y`` in {0, 1} given logits ``z``.
 
@@ -101,3 +111,14 @@ def as_label(y: float | bool, allowed: tuple[float, ...]) -> float:
     if value not in allowed:
         raise ValueError(f"label {y!r} is not one of {', '.join(f'{a:g}' for a in allowed)}")
     return value
+
+
+def out_buffer(n_rows: int, given: NDArray[Any] | None, dtype: type[np.generic]) -> NDArray[Any]:
+    """``given`` when it is a contiguous array of ``n_rows`` ``dtype``, a new one when it is ``None``."""
+    if given is None:
+        return np.zeros(n_rows, dtype=dtype)
+    if given.shape != (n_rows,) or given.dtype != dtype or not given.flags.c_contiguous:
+        raise ValueError(
+            f"an output buffer must be a contiguous {np.dtype(dtype).name} array of shape ({n_rows},)"
+        )
+    return given
