@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import Any, NamedTuple
 
 from kafka import KafkaProducer
@@ -99,17 +98,24 @@ def new_producer(connection: Connection, config: dict[str, Any]) -> KafkaProduce
         raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
 
 
+class Sent:
+    """The records handed to a producer since they were last settled, with their futures."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Any, OutputRecord]] = []
+        self.failed: list[Refused] = []  # refused at once, by the client
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.failed.clear()
+
+
 def send_records(
-    producer: KafkaProducer,
-    records: Iterable[OutputRecord],
-    hints: PartitionHints,
-    failed: Callable[[OutputRecord, BaseException], Any],
-    sent: list[Any] | None = None,
+    producer: KafkaProducer, records: Iterable[OutputRecord], hints: PartitionHints, sent: Sent
 ) -> None:
-    """Hand ``records`` to the producer in order; ``failed(record, error)`` hears of each one that is
-    not delivered, whether the client refuses it at once or the broker later. Each record's future is
-    appended to ``sent`` when given."""
-    send, hint = producer.send, hints.for_topic
+    """Hand ``records`` to the producer in order (no callback per record: :func:`settle` reads each
+    record's future once it is done)."""
+    send, hint, pending = producer.send, hints.for_topic, sent.pending
     for record in records:
         try:
             future = send(
@@ -117,33 +123,39 @@ def send_records(
                 partition=hint(record.topic),
             )  # fmt: skip
         except RECORD_ERRORS as error:  # larger than max_request_size, say: refused before sending
-            failed(record, error)
+            sent.failed.append(Refused(record, error))
             continue
-        future.add_errback(partial(failed, record))
-        if sent is not None:
-            sent.append(future)
+        pending.append((future, record))
 
 
-def await_sent(sent: list[Any], timeout_s: float) -> bool:
-    """Wait until every future in ``sent`` is done (its outcome told to its callbacks); False when
-    ``timeout_s`` passes first. The undone ones stay in ``sent``.
+def settle(producer: KafkaProducer, sent: Sent, timeout_s: float) -> list[Refused] | None:
+    """Send what lingers and wait until every record in ``sent`` is done; the ones that failed, and
+    ``sent`` emptied. ``None`` when ``timeout_s`` passes first (the undone ones stay in ``sent``).
 
-    This waits on the records' own futures rather than ``KafkaProducer.flush``: kafka-python 3.0's
-    flush raises "Future not done" for ever once it has split a batch the broker found too large (the
-    old batch's future is left undone), while each record's future is rebound to its new batch."""
+    ``KafkaProducer.flush`` alone will not do: kafka-python 3.0's flush raises "Future not done" for
+    ever once it has split a batch the broker found too large (the old batch's future is left undone),
+    while each record's future is rebound to its new batch. So flush sends, and the records' own
+    futures say when they are done."""
+    try:
+        producer.flush(timeout=timeout_s)
+    except KafkaTimeoutError:
+        return None
+    except KafkaError:
+        pass  # that flush: the futures below tell
     deadline = time.monotonic() + timeout_s
-    while sent:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        try:
-            sent[-1].get(timeout=remaining)
-        except KafkaTimeoutError:
-            return False
-        except KafkaError:
-            pass  # told to the errback
-        sent.pop()
-    return True
+    for future, _ in sent.pending:
+        if not future.is_done:
+            try:
+                future.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except KafkaTimeoutError:
+                return None
+            except KafkaError:
+                pass  # read below
+    failed = sent.failed + [
+        Refused(record, future.exception) for future, record in sent.pending if future.exception
+    ]
+    sent.clear()
+    return failed
 
 
 class OutputProducer:
@@ -152,9 +164,10 @@ class OutputProducer:
     Not idempotent, on purpose: kafka-python 3.0 (``TransactionManager.classify_batch_error``) puts an
     idempotent producer in a fatal state for good after one record the broker refuses for what it is
     (too large, invalid), and every later send then fails with that record's error; the Java client
-    fails only that batch. Idempotence would only keep a retried batch from being written twice, and
-    at least once allows such repeats, so it is off (its in-flight requests stay at one per
-    connection to keep each partition's records in order across retries).
+    fails only that batch. Idempotence would only keep a retried batch from being written twice (and
+    in order), and at least once allows such repeats, so it is off. (A retried batch may then land
+    after a later one; every output carries what it answers, and a snapshot is sent only once the
+    outputs before it are acknowledged.)
 
     While the broker is away, :meth:`flush` keeps waiting and sends again what timed out (at least
     once allows the repeats): a pause of the broker never ends the run. ``check(topics)`` is asked
@@ -176,21 +189,16 @@ class OutputProducer:
             compression,
             smallest_topic_limit,
             enable_idempotence=False,
-            max_in_flight_requests_per_connection=1,
         )
         self.producer = new_producer(connection, config)
         self.check = check
         self.stopping = stopping
-        self._failures: list[Refused] = []
-        self._sent: list[Any] = []  # futures of records sent since the last flush
+        self._sent = Sent()
         self._hints = PartitionHints(self.producer)
-
-    def _failed(self, record: OutputRecord, error: BaseException) -> None:
-        self._failures.append(Refused(record, error))
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         try:
-            send_records(self.producer, records, self._hints, self._failed, self._sent)
+            send_records(self.producer, records, self._hints, self._sent)
         except KafkaError as error:
             topic = next(iter(records), None)
             where = f" to {topic.topic!r}" if isinstance(topic, OutputRecord) else ""
@@ -202,10 +210,10 @@ class OutputProducer:
         refused: list[Refused] = []
         waited_since: float | None = None
         while True:
-            pending = not await_sent(self._sent, FLUSH_WAIT_S)  # still in flight: the broker is slow or away
-            failures, self._failures = self._failures, []
+            failures = settle(self.producer, self._sent, FLUSH_WAIT_S)
+            pending = failures is None  # the broker is slow or away
             again: list[OutputRecord] = []
-            for record, error in failures:
+            for record, error in failures or ():
                 if refused_for_itself(error):
                     refused.append(Refused(record, error))
                 elif getattr(error, "retriable", False):

@@ -32,11 +32,12 @@ from stream_neuron.kafka_io.limits import PRODUCER_BATCH_BYTES, TRANSACTION_TIME
 from stream_neuron.kafka_io.partitions import PartitionHints
 from stream_neuron.kafka_io.producer import (
     Refused,
-    await_sent,
+    Sent,
     new_producer,
     producer_config,
     refused_for_itself,
     send_records,
+    settle,
 )
 from stream_neuron.records import OutputRecord
 
@@ -140,11 +141,7 @@ class TransactionalOutput:
         self.hints = PartitionHints(self.producer)
         self.healthy = True  # False while the producer was lost and not yet replaced
         self.open = False
-        self._failures: list[Refused] = []
-        self._sent: list[Any] = []  # futures of the open transaction's records
-
-    def _failed(self, record: OutputRecord, error: BaseException) -> None:
-        self._failures.append(Refused(record, error))
+        self._sent = Sent()  # the open transaction's records
 
     def _new_producer(self) -> KafkaProducer:
         fencing_fix.install()
@@ -175,7 +172,7 @@ class TransactionalOutput:
     def send(self, records: Iterable[OutputRecord]) -> None:
         self._begin()
         try:
-            send_records(self.producer, records, self.hints, self._failed, self._sent)
+            send_records(self.producer, records, self.hints, self._sent)
         except KafkaError as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
@@ -203,13 +200,14 @@ class TransactionalOutput:
         cannot."""
         self._begin()
         try:
-            if not await_sent(self._sent, self.timeout_s):
+            failures = settle(self.producer, self._sent, self.timeout_s)
+            if failures is None:
                 raise TimeoutError(f"the outputs were not acknowledged within {self.timeout_s:.0f} s")
-            if self._failures:
-                failure = self._failures[0].error
+            if failures:
+                failure = failures[0].error
                 if is_fenced(failure):
                     raise FencedError(self._fenced_message(failure))
-                refused = [f for f in self._failures if refused_for_itself(f.error)]
+                refused = [f for f in failures if refused_for_itself(f.error)]
                 raise TransactionFailedError(f"an output record was not acknowledged: {failure!r}", refused)
             before_offsets()
             if offsets:
@@ -237,7 +235,6 @@ class TransactionalOutput:
 
     def abort(self) -> None:
         """Abort the open transaction; a producer that cannot is replaced (its successor aborts it)."""
-        self._failures.clear()
         self._sent.clear()
         if not self.open:
             return
@@ -259,7 +256,6 @@ class TransactionalOutput:
 
     def reconnect(self) -> None:
         """After a failure: a fresh producer (its init aborts anything the old one left open)."""
-        self._failures.clear()
         self._sent.clear()
         self.open = False
         if self.healthy:
