@@ -122,8 +122,8 @@ def _run(settings: Settings) -> int:
 
 
 def _produce(settings: ProduceSettings) -> int:
-    from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
-    from stream_neuron.kafka_io.reachability import require_broker
+    from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+    from stream_neuron.kafka_io.probe import probe
     from stream_neuron.tools import sources
     from stream_neuron.tools.produce import produce_events
 
@@ -146,8 +146,11 @@ def _produce(settings: ProduceSettings) -> int:
         else:
             events = sources.csv_file(settings.file, settings.label_column)
     connection = settings.connection
-    require_broker(connection.bootstrap_servers)
-    ensure_topics(connection, "stream-neuron-produce", {}, [TopicSpec(settings.topic, settings.partitions)])
+    probe(connection)
+    topic = TopicNeed(
+        settings.topic, "topic", ("WRITE", "DESCRIBE"), TopicSpec(settings.topic, settings.partitions)
+    )
+    ensure_topics(connection, "stream-neuron-produce", [topic])
     summary = produce_events(
         connection,
         settings.topic,
@@ -167,12 +170,26 @@ def _produce(settings: ProduceSettings) -> int:
 
 
 def _monitor(settings: MonitorSettings) -> int:
-    from stream_neuron.kafka_io.reachability import require_broker
+    from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics
+    from stream_neuron.kafka_io.probe import probe
     from stream_neuron.tools.metrics_view import Malformed
     from stream_neuron.tools.monitor import follow_metrics, format_metrics, read_metrics
 
     connection = settings.connection
-    require_broker(connection.bootstrap_servers)
+    probe(connection)
+    ensure_topics(
+        connection,
+        "stream-neuron-monitor",
+        [
+            TopicNeed(
+                settings.metrics_topic,
+                "metrics topic",
+                ("READ", "DESCRIBE"),
+                None,
+                "is --metrics-topic right?",
+            )
+        ],
+    )
     if settings.follow:
         from stream_neuron.tools.live import follow
 

@@ -9,10 +9,10 @@ import json
 import logging
 
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics, topic_configs
+from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics, topic_configs
 from stream_neuron.kafka_io.consumer import InputConsumer
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
-from stream_neuron.kafka_io.reachability import require_broker
+from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import StoredSnapshot
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import LagSource, Processor
@@ -24,18 +24,37 @@ log = logging.getLogger("stream_neuron")
 REQUEST_MARGIN_BYTES = 64 * 1024
 
 
-def output_topics(settings: Settings) -> list[TopicSpec]:
-    """The output topics a run creates when missing: the model topic compacted, one partition, sized
-    for large models; the dead-letter topic sized for whatever the input takes."""
+# What a run does with each topic, as Kafka ACL operations.
+READS = ("READ", "DESCRIBE")
+WRITES = ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")
+
+
+def run_topics(settings: Settings) -> list[TopicNeed]:
+    """The topics a run uses: the input must exist; the outputs are created when missing (the model
+    topic compacted, one partition, sized for large models; the dead-letter topic sized for whatever
+    the input takes). The run reads the model topic back too."""
     partitions = settings.topic_partitions
+    dead_letters = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
+    model = {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)}
     return [
-        TopicSpec(settings.predictions_topic, partitions),
-        TopicSpec(settings.metrics_topic, partitions),
-        TopicSpec(settings.dead_letter_topic, partitions, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}),
-        TopicSpec(
-            settings.model_topic,
-            1,
-            {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)},
+        TopicNeed(settings.input_topic, "input topic", READS, None, "create it, or set --input-topic"),
+        TopicNeed(
+            settings.predictions_topic,
+            "predictions topic",
+            WRITES,
+            TopicSpec(settings.predictions_topic, partitions),
+        ),
+        TopicNeed(
+            settings.metrics_topic, "metrics topic", WRITES, TopicSpec(settings.metrics_topic, partitions)
+        ),
+        TopicNeed(
+            settings.dead_letter_topic,
+            "dead-letter topic",
+            WRITES,
+            TopicSpec(settings.dead_letter_topic, partitions, dead_letters),
+        ),
+        TopicNeed(
+            settings.model_topic, "model topic", (*WRITES, "READ"), TopicSpec(settings.model_topic, 1, model)
         ),
     ]
 
@@ -43,14 +62,8 @@ def output_topics(settings: Settings) -> list[TopicSpec]:
 def prepare_topics(settings: Settings) -> None:
     """The broker answers, the input topic exists, the output topics exist (created when missing)."""
     connection = settings.connection
-    require_broker(connection.bootstrap_servers, settings.connect_timeout_s)
-    ensure_topics(
-        connection,
-        f"{settings.model_name}-admin",
-        required={settings.input_topic: ("input topic", "create it, or set --input-topic")},
-        wanted=output_topics(settings),
-        create=settings.create_topics,
-    )
+    probe(connection, settings.connect_timeout_s)
+    ensure_topics(connection, f"{settings.model_name}-admin", run_topics(settings), settings.create_topics)
     policy = topic_configs(
         connection, f"{settings.model_name}-admin", [settings.model_topic], "cleanup.policy"
     )

@@ -133,16 +133,22 @@ def free_port_pair(seed: int) -> int:
 
 
 @contextmanager
-def private_broker(home: Path, seed: int) -> Iterator[tuple[str, Callable[[str], str]]]:
+def private_broker(home: Path, seed: int, **settings: str) -> Iterator[tuple[str, Callable[[str], str]]]:
     """A broker of its own (port chosen by :func:`free_port_pair`) sharing the session's jar cache,
-    for tests that stop and restart it; yields the bootstrap address and ``control(action) -> stdout``."""
+    for tests that stop and restart it; yields the bootstrap address and ``control(action) -> stdout``.
+    ``settings``: more of local-kafka's environment (``KAFKA_SECURITY="sasl_ssl"``, say)."""
     home.mkdir(parents=True)
     shared = Path(os.path.expanduser("~/.cache/stream-neuron/local-kafka"))
     for entry in shared.iterdir() if shared.is_dir() else []:
         if entry.name.startswith(("lib-", "m2")):
             (home / entry.name).symlink_to(entry)
     port = free_port_pair(seed)
-    env = {"KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1), "LOCAL_KAFKA_HOME": str(home)}
+    env = {
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(port + 1),
+        "LOCAL_KAFKA_HOME": str(home),
+        **settings,
+    }
 
     def control(action: str) -> str:
         done = local_kafka(action, **env)

@@ -16,7 +16,7 @@ import numpy as np
 from kafka import KafkaProducer
 
 from tests.datasets import phishing
-from tests.kafka_helpers import Record, create_topic, read_to_end, unique_name
+from tests.kafka_helpers import Record, client, create_topic, read_to_end, unique_name
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,7 @@ def send(
     keys: Sequence[bytes | None] | None = None,
     headers: Sequence[list[tuple[str, bytes]]] | None = None,
 ) -> int:
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=20 * 1024 * 1024
-    )
+    producer = KafkaProducer(**client(bootstrap), acks="all", linger_ms=5, max_request_size=20 * 1024 * 1024)
     count = 0
     for i, value in enumerate(values):
         payload = json.dumps(value).encode() if isinstance(value, dict) else value
@@ -176,7 +174,7 @@ class EndWatcher:
         from kafka import KafkaConsumer
 
         self.topic = topic
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(**client(bootstrap), enable_auto_commit=False)
 
     def end(self) -> int:
         from kafka import TopicPartition
@@ -196,7 +194,7 @@ class EndWatcher:
 def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(**client(bootstrap), group_id=group, enable_auto_commit=False)
     try:
         return consumer.committed(TopicPartition(topic, partition))
     finally:

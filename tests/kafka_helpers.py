@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -12,6 +13,15 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from stream_neuron.kafka_io import header_keys_fix
 
 header_keys_fix.install()  # the tests read topics where producers wrote header keys that are not UTF-8
+
+# Client settings beyond the address, by bootstrap address: a secured broker's TLS and SASL settings
+# (registered by the fixture that starts it), so every helper below works against it too.
+CLIENT_SETTINGS: dict[str, dict[str, Any]] = {}
+
+
+def client(bootstrap: str) -> dict[str, Any]:
+    """The kafka-python configuration of a test client of the broker at ``bootstrap``."""
+    return {"bootstrap_servers": bootstrap, **CLIENT_SETTINGS.get(bootstrap, {})}
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ def create_topic(
     configs: dict[str, str] | None = None,
 ) -> str:
     configs = {**({"cleanup.policy": "compact"} if compacted else {}), **(configs or {})}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    admin = KafkaAdminClient(**client(bootstrap), client_id="stream-neuron-tests")
     try:
         admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
     finally:
@@ -48,7 +58,7 @@ def read_to_end(
 ) -> list[Record]:
     """Every record of ``topic`` from the beginning to the current end, in partition order."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client(bootstrap),
         enable_auto_commit=False,
         isolation_level=isolation_level,
         consumer_timeout_ms=1000,
@@ -78,7 +88,7 @@ def alter_topic(bootstrap: str, name: str, configs: dict[str, str]) -> None:
     """Change topic settings now (as an operator would with kafka-configs)."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    admin = KafkaAdminClient(**client(bootstrap), client_id="stream-neuron-tests")
     try:
         admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, configs)])
     finally:
@@ -86,7 +96,7 @@ def alter_topic(bootstrap: str, name: str, configs: dict[str, str]) -> None:
 
 
 def delete_topic(bootstrap: str, name: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="stream-neuron-tests")
+    admin = KafkaAdminClient(**client(bootstrap), client_id="stream-neuron-tests")
     try:
         admin.delete_topics([name])
     finally:

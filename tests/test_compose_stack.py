@@ -95,3 +95,23 @@ def test_service_commands_parse_with_the_cli(compose: dict[str, Any], service: s
 
     args = build_parser().parse_args(compose["services"][service]["command"])
     assert args.command in {"run", "produce", "monitor"}
+
+
+def test_the_secured_override_passes_credentials_as_secrets() -> None:
+    override = yaml.safe_load((REPO / "docker-compose.secured.yml").read_text())
+    fields = Settings.model_fields
+    for service in ("stream-neuron", "demo-producer", "monitor"):
+        spec = override["services"][service]
+        env = spec["environment"]
+        for key in env:
+            assert key.removeprefix("STREAM_NEURON_").lower() in fields, key
+        assert env["STREAM_NEURON_SASL_PASSWORD_FILE"].startswith("/run/secrets/")
+        assert not any("PASSWORD" in key and not key.endswith("_FILE") for key in env)
+        assert set(spec["secrets"]) <= set(override["secrets"])
+    assert all(secret["file"].startswith("./secrets/") for secret in override["secrets"].values())
+    # Those settings load (the variables filled in); the password comes from the file when connecting.
+    env = {
+        key.removeprefix("STREAM_NEURON_").lower(): value
+        for key, value in override["services"]["monitor"]["environment"].items()
+    }
+    Settings(**env | {"bootstrap_servers": "broker1:9093", "sasl_username": "app"})

@@ -22,7 +22,7 @@ from tests.component import (
     synthetic_events,
     weights,
 )
-from tests.kafka_helpers import create_topic, delete_topic, read_to_end
+from tests.kafka_helpers import client, create_topic, delete_topic, read_to_end
 
 pytestmark = pytest.mark.kafka
 
@@ -36,7 +36,7 @@ def run_cli(bootstrap: str, topics: Topics, *extra: str) -> subprocess.Completed
 
 
 def write_snapshot(bootstrap: str, topics: Topics, value: bytes | None) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**client(bootstrap), acks="all")
     producer.send(topics.model, key=topics.model_name.encode(), value=value)
     producer.flush()
     producer.close()

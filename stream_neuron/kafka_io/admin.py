@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+)
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
@@ -26,6 +31,22 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class TopicNeed:
+    """A topic a command uses: what it is (for messages), what it must be allowed to do with it
+    (Kafka ACL operations), and how to create it when it is missing (``None``: it must exist, and
+    ``remedy`` says what to do)."""
+
+    name: str
+    what: str
+    operations: tuple[str, ...]
+    create: TopicSpec | None = None
+    remedy: str = "create it"
+
+
+TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC = 29, 3
+
+
 def admin_client(connection: Connection, client_id: str) -> KafkaAdminClient:
     try:
         return KafkaAdminClient(
@@ -38,36 +59,76 @@ def admin_client(connection: Connection, client_id: str) -> KafkaAdminClient:
 
 
 def ensure_topics(
-    connection: Connection,
-    client_id: str,
-    required: Mapping[str, tuple[str, str]],
-    wanted: Sequence[TopicSpec],
-    create: bool = True,
+    connection: Connection, client_id: str, needs: Sequence[TopicNeed], create: bool = True
 ) -> list[str]:
-    """Every ``required`` topic (name -> what it is, what to do when it is missing) must exist; each
-    ``wanted`` one is created when missing (or, with ``create=False``, its absence is a
-    :class:`StartupError`). Returns the names created."""
+    """Every topic in ``needs`` exists and may be used as it needs, or :class:`StartupError` says
+    which and why (missing, or the user's ACLs); a missing one with a ``create`` spec is created
+    unless ``create`` is False. Returns the names created."""
     admin = admin_client(connection, client_id)
-    where = connection.bootstrap_servers
+    where, user = connection.bootstrap_servers, connection.sasl_username or "this client"
     try:
-        existing = set(admin.list_topics())
-        for name, (what, remedy) in required.items():
-            if name not in existing:
-                raise StartupError(f"{what} {name!r} does not exist on {where}: {remedy}")
-        missing = [spec for spec in wanted if spec.name not in existing]
+        described = {
+            entry.get("topic") or entry.get("name"): entry
+            for entry in admin.describe_topics([n.name for n in needs])
+        }
+        missing: list[TopicNeed] = []
+        for need in needs:
+            entry = described.get(need.name, {})
+            error = entry.get("error_code", UNKNOWN_TOPIC)
+            if error == TOPIC_AUTHORIZATION_FAILED:
+                raise StartupError(
+                    f"{need.what} {need.name!r}: user {user!r} is not authorized for it on {where} "
+                    f"(grant {', '.join(need.operations)} on it, or use another topic)"
+                )
+            if error == UNKNOWN_TOPIC:
+                missing.append(need)
+                continue
+            _check_operations(need, entry.get("authorized_operations"), user)
+        for need in missing:
+            if need.create is None:
+                raise StartupError(f"{need.what} {need.name!r} does not exist on {where}: {need.remedy}")
         if missing and not create:
-            names = ", ".join(spec.name for spec in missing)
-            raise StartupError(f"topics missing on {where}: {names}")
+            names = ", ".join(need.name for need in missing)
+            raise StartupError(
+                f"topics missing on {where}: {names} (create them, or drop --no-create-topics)"
+            )
         if missing:
-            new = [NewTopic(s.name, s.partitions, -1, topic_configs=s.configs) for s in missing]
-            with contextlib.suppress(TopicAlreadyExistsError):  # another client created them first
-                admin.create_topics(new)
-            log.info("created topics %s", ", ".join(spec.name for spec in missing))
-        return [spec.name for spec in missing]
+            _create(admin, [need for need in missing if need.create is not None], user)
+            log.info("created topics %s", ", ".join(need.name for need in missing))
+        return [need.name for need in missing]
     except KafkaError as error:
         raise StartupError(f"topic set-up failed on {where}: {error}") from error
     finally:
         admin.close()
+
+
+def _check_operations(need: TopicNeed, allowed: list[str] | None, user: str) -> None:
+    """``allowed`` is what the broker says the user may do (``None`` when it has no authorizer)."""
+    if allowed is None:
+        return
+    lacking = [
+        operation for operation in need.operations if operation not in allowed and "ALL" not in allowed
+    ]
+    if lacking:
+        verbs = " or ".join(op.lower() for op in lacking)
+        raise StartupError(
+            f"{need.what} {need.name!r}: user {user!r} may not {verbs} it "
+            f"(its ACLs allow {', '.join(allowed) or 'nothing'}): grant {', '.join(lacking)} on it"
+        )
+
+
+def _create(admin: KafkaAdminClient, needs: Sequence[TopicNeed], user: str) -> None:
+    specs = [need.create for need in needs if need.create is not None]
+    new = [NewTopic(s.name, s.partitions, -1, topic_configs=s.configs) for s in specs]
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another client created them first
+            admin.create_topics(new)
+    except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as error:
+        names = ", ".join(s.name for s in specs)
+        raise StartupError(
+            f"topics {names} are missing and user {user!r} may not create them ({error.__class__.__name__}): "
+            "create them, or grant CREATE"
+        ) from None
 
 
 def topic_configs(connection: Connection, client_id: str, names: Sequence[str], key: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
 
 from stream_neuron.kafka_io import header_keys_fix
 from stream_neuron.kafka_io.connection import Connection
@@ -81,6 +81,15 @@ class InputConsumer:
             self._consumer.close(autocommit=False)
             raise StartupError(f"input topic {topic!r} has no partitions")
         self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        try:  # the group's offsets: the start of partitions the model has no position for
+            self.committed_positions()
+        except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as error:
+            self._consumer.close(autocommit=False)
+            who = connection.sasl_username or "this client"
+            raise StartupError(
+                f"user {who!r} may not use consumer group {group_id!r} ({error.__class__.__name__}): grant "
+                "READ and DESCRIBE on that group, or set --group-id"
+            ) from None
         self.seek({tp: offset for tp, offset in positions.items() if tp[0] == topic})
 
     def assignment(self) -> list[tuple[str, int]]:

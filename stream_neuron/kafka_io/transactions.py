@@ -27,7 +27,7 @@ from kafka.errors import (
 
 from stream_neuron.kafka_io import fencing_fix
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import TakenOverError
+from stream_neuron.kafka_io.errors import StartupError, TakenOverError
 from stream_neuron.kafka_io.limits import PRODUCER_BATCH_BYTES, TRANSACTION_TIMEOUT_MS
 from stream_neuron.kafka_io.partitions import PartitionHints
 from stream_neuron.kafka_io.producer import (
@@ -44,7 +44,7 @@ from stream_neuron.records import OutputRecord
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError, TransactionalIdAuthorizationFailedError)
+FENCING_ERRORS = (ProducerFencedError, InvalidProducerEpochError)
 RETIRE_ATTEMPTS = 10
 
 
@@ -160,6 +160,13 @@ class TransactionalOutput:
         producer = new_producer(self.connection, config)
         try:
             _guarded(producer.init_transactions, self.timeout_s, "init_transactions")
+        except TransactionalIdAuthorizationFailedError:
+            producer.close(timeout=0)
+            who = self.connection.sasl_username or "this client"
+            raise StartupError(
+                f"user {who!r} may not use transactional id {self.transactional_id!r} (exactly-once): grant "
+                "WRITE and DESCRIBE on it, or use --guarantee at-least-once"
+            ) from None
         except FENCING_ERRORS as error:
             raise FencedError(
                 f"cannot take over transactional id {self.transactional_id}: {error}"

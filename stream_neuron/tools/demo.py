@@ -15,8 +15,8 @@ from typing import Any
 
 from stream_neuron.config import Settings, run_names
 from stream_neuron.errors import OperatorError
-from stream_neuron.kafka_io.admin import TopicSpec, ensure_topics
-from stream_neuron.kafka_io.reachability import require_broker
+from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.probe import probe
 from stream_neuron.runner import StopFlag, run
 from stream_neuron.tools.metrics_view import Malformed
 from stream_neuron.tools.monitor import format_metrics, read_metrics
@@ -36,7 +36,6 @@ def demo() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    require_broker(bootstrap)
     run_id = time.strftime("%Y%m%d-%H%M%S")
     base = f"demo-{run_id}"
     options: dict[str, Any] = {
@@ -49,7 +48,11 @@ def demo() -> int:
     }
     settings = Settings(**options)
     connection = settings.connection
-    ensure_topics(connection, "stream-neuron-demo", {}, [TopicSpec(settings.input_topic)])
+    probe(connection)
+    topic = settings.input_topic
+    ensure_topics(
+        connection, "stream-neuron-demo", [TopicNeed(topic, "input topic", ("WRITE",), TopicSpec(topic))]
+    )
     sent = produce_events(connection, settings.input_topic, river_dataset("phishing"))
     print(f"loaded {sent.sent:,} Phishing events into {settings.input_topic}", flush=True)
     stop = StopFlag()
