@@ -20,9 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import fit_descent
 import latency
 import neuron_vs_peers
 import pipeline_vs_bare
+import scoring
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -96,6 +98,19 @@ def main() -> None:
     print("latency ...", flush=True)
     latencies = latency_table(args.bootstrap_servers, 1 if quick else 3, 5 if quick else 12)
     print(latencies, flush=True)
+    print("scorer replicas ...", flush=True)
+    requests = 50_000 if quick else 200_000
+    scored, delays = scoring.measure(args.bootstrap_servers, requests, 1 if quick else 2, 10 if quick else 30)
+    scorers = scoring.format_results(scored, delays, requests)
+    print(scorers, flush=True)
+    print("fit: batch and mini-batch descent ...", flush=True)
+    fit_events = 200_000 if quick else 1_000_000
+    descent = fit_descent.format_results(
+        fit_descent.measure_memory(fit_events, 1 if quick else 3),
+        fit_events,
+        fit_descent.measure_load(args.bootstrap_servers, fit_events),
+    )
+    print(descent, flush=True)
 
     RESULTS.write_text(
         "# Benchmark results\n\n"
@@ -112,7 +127,16 @@ def main() -> None:
         "final checkpoint); client start-up is outside the figure on both sides.\n\n"
         f"{pipeline}\n\n"
         "## Latency: event produced to prediction readable\n\n"
-        f"{latencies}\n"
+        f"{latencies}\n\n"
+        "## Scorer replicas (`stream-neuron score`)\n\n"
+        "The same requests scored from the start by a fresh consumer group of 1 and of 2 replicas,\n"
+        "alternated; events per second from the first prediction written to the last, and each\n"
+        "replica's CPU seconds (start-up included). The broker runs on the same 2 cores.\n\n"
+        f"{scorers}\n\n"
+        "## Batch descent (`stream-neuron fit`)\n\n"
+        "Events per second per epoch over a set held in memory (medians of alternated rounds); the\n"
+        "cost pass each epoch is what `fit` prints and publishes. `benchmarks/fit_descent.py`.\n\n"
+        f"{descent}\n"
     )
     print(f"wrote {RESULTS}")
 

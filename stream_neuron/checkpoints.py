@@ -85,11 +85,14 @@ class TransactionalOutput(Output, Protocol):
 @dataclass(frozen=True)
 class Cadence:
     """Commit every ``snapshot_every`` model updates, ``commit_every`` input records or ``interval_s``
-    seconds, whichever comes first (the last only once something was consumed or emitted)."""
+    seconds, whichever comes first (the last only once something was consumed or emitted); and
+    ``snapshot_interval_s`` after the model last changed, so scorers following the model topic see
+    a learning model's changes that soon."""
 
     snapshot_every: int
     commit_every: int
     interval_s: float
+    snapshot_interval_s: float = float("inf")
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class Checkpoint:
     def due(self, now: float, updates_since_snapshot: int) -> bool:
         cadence = self.cadence
         if updates_since_snapshot >= cadence.snapshot_every or self.events >= cadence.commit_every:
+            return True
+        if updates_since_snapshot > 0 and now - self.last >= cadence.snapshot_interval_s:
             return True
         return (self.dirty or self.events > 0) and now - self.last >= cadence.interval_s
 

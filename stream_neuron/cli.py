@@ -22,8 +22,10 @@ from stream_neuron.config import (
     COMMAND_SETTINGS,
     CheckRiverSettings,
     CommonSettings,
+    FitSettings,
     MonitorSettings,
     ProduceSettings,
+    ScoreSettings,
     Settings,
 )
 from stream_neuron.errors import OperatorError
@@ -56,7 +58,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, settings_class: type[Com
         default_described = isinstance(extra, dict) and extra.get("default_in_description")
         is_bool = field.annotation is bool
         if field.default is not None and not is_bool and not default_described:
-            help_text = f"{help_text} (default: {field.default})".strip()
+            shown = ",".join(map(str, field.default)) if isinstance(field.default, tuple) else field.default
+            help_text = f"{help_text} (default: {shown})".strip()
         if is_bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
@@ -121,6 +124,39 @@ def _run(settings: Settings) -> int:
     return 0
 
 
+def _score(settings: ScoreSettings) -> int:
+    from kafka.errors import KafkaError
+
+    from stream_neuron.kafka_io.errors import PublishError
+    from stream_neuron.runner import StopFlag
+    from stream_neuron.scorer import score
+
+    stop = StopFlag()
+    stop.install()
+    try:
+        score(settings, stop)
+    except (PublishError, KafkaError) as error:
+        print(
+            f"stream-neuron score: stopped: {error} (requests since the last commit are scored again)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _fit(settings: FitSettings) -> int:
+    from kafka.errors import KafkaError
+
+    from stream_neuron.fit import fit
+
+    try:
+        fit(settings)
+    except KafkaError as error:
+        print(f"stream-neuron fit: stopped: {error} (no snapshot was written)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _produce(settings: ProduceSettings) -> int:
     from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
     from stream_neuron.kafka_io.probe import probe
@@ -139,12 +175,7 @@ def _produce(settings: ProduceSettings) -> int:
         total = sources.DATASET_SIZES[settings.dataset]
     else:
         assert settings.file is not None
-        if not settings.file.is_file():
-            raise OperatorError(f"no such file: {settings.file}")
-        if settings.file.suffix in (".jsonl", ".ndjson", ".json"):
-            events = sources.jsonl_file(settings.file)
-        else:
-            events = sources.csv_file(settings.file, settings.label_column)
+        events = sources.events_file(settings.file, settings.label_column)
     connection = settings.connection
     probe(connection)
     topic = TopicNeed(
@@ -235,9 +266,11 @@ def _check_river(settings: CheckRiverSettings) -> int:
 
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "run": _run,
+    "score": _score,
     "produce": _produce,
     "monitor": _monitor,
     "check-river": _check_river,
+    "fit": _fit,
 }
 
 

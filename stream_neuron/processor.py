@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -71,8 +72,11 @@ class Processor:
         now: float,
         lag: LagSource = lambda positions: None,
         limits: OutputLimits | None = None,
+        learning: bool = True,
     ) -> None:
         self.settings = settings
+        # A scorer's processor (``learning=False``) ignores labels and publishes predictions only.
+        self.learning = learning
         self.kind = MODEL_KINDS[settings.model]
         self.limits = limits or OutputLimits()
         self.schema = FeatureSchema(settings.feature_names)
@@ -104,9 +108,10 @@ class Processor:
         now: float,
         lag: LagSource,
         limits: OutputLimits | None = None,
+        learning: bool = True,
     ) -> Processor:
         """A processor continuing from ``snapshot`` (a new model when it is ``None``)."""
-        processor = cls(settings, now, lag, limits)
+        processor = cls(settings, now, lag, limits, learning)
         if snapshot is not None:
             processor._restore(snapshot, now)
         return processor
@@ -152,7 +157,7 @@ class Processor:
             self._process_chunk(chunk, now, out)
             self.metrics.count_events(len(chunk), busy_s * len(chunk) / len(records))
             start += len(chunk)
-            if self.metrics.window.events >= every:
+            if self.metrics.window.events >= every and self.learning:
                 out.metrics.append(self._metrics_record(now))
         out.extend(self.tick(now))
         return out
@@ -170,7 +175,7 @@ class Processor:
                 continue
             try:
                 event = decode_event(record.value, max_bytes)
-                label = label_of(event.get("label"), kind)
+                label = label_of(event.get("label"), kind) if self.learning else math.nan
                 event_id = event.get("id")
                 if event_id is not None and type(event_id) is not str:
                     event_id = str(event_id)
@@ -250,7 +255,8 @@ class Processor:
         if self.learner is not None:
             for chunk in self.learner.due(now):
                 self._emit(chunk, out)
-        if self.metrics.due(self.settings.metrics_every, self.settings.metrics_interval_s, now):
+        metrics = self.metrics
+        if self.learning and metrics.due(self.settings.metrics_every, self.settings.metrics_interval_s, now):
             out.metrics.append(self._metrics_record(now))
         return out
 
@@ -264,7 +270,8 @@ class Processor:
         if self.learner is not None:
             for chunk in self.learner.drain():
                 self._emit(chunk, out)
-        out.metrics.append(self._metrics_record(now))
+        if self.learning:
+            out.metrics.append(self._metrics_record(now))
         return out
 
     def _emit(self, chunk: Scored[EventRef], out: Emitted) -> None:
@@ -276,6 +283,8 @@ class Processor:
         if labelled:
             loss, correct = model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
             self.metrics.add_terms(labelled, loss, correct)
+        if not self.settings.publish_predictions:
+            return  # scorers serve them; the metrics above still count them
         topic = self.settings.predictions_topic
         append, quote = out.predictions.append, encode_basestring_ascii
         quoted: dict[str, str] = {}

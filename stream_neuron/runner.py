@@ -83,7 +83,12 @@ class Runner:
         prepare_topics(settings)
         self.limits = output_limits(settings)
         now = time.monotonic()
-        cadence = Cadence(settings.snapshot_every, settings.commit_every, settings.commit_interval_s)
+        cadence = Cadence(
+            settings.snapshot_every,
+            settings.commit_every,
+            settings.commit_interval_s,
+            settings.snapshot_interval_s,
+        )
         # Input records whose outputs the broker refused inside a transaction: left out when replayed.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
         self.claim: WriterClaim | None = None

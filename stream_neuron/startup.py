@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics, topic_configs
+from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.consumer import InputConsumer
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
 from stream_neuron.kafka_io.probe import probe
@@ -76,28 +78,30 @@ def prepare_topics(settings: Settings) -> None:
         )
 
 
-def output_limits(settings: Settings) -> OutputLimits:
-    """The largest record each output topic takes (its max.message.bytes, within what one producer
-    request can carry)."""
-    names = [
-        settings.predictions_topic,
-        settings.dead_letter_topic,
-        settings.metrics_topic,
-        settings.model_topic,
-    ]
-    limits = topic_configs(settings.connection, f"{settings.model_name}-admin", names, "max.message.bytes")
+def topic_limits(connection: Connection, client: str, names: Sequence[str]) -> list[int]:
+    """The largest record each topic takes (its max.message.bytes, within what one producer request
+    can carry), in the order of ``names``."""
+    limits = topic_configs(connection, f"{client}-admin", names, "max.message.bytes")
     ceiling = MAX_REQUEST_BYTES - REQUEST_MARGIN_BYTES
+    return [
+        min(int(value), ceiling) if (value := limits.get(name)) is not None and value.isdigit() else ceiling
+        for name in names
+    ]
 
-    def limit(topic: str) -> int:
-        value = limits.get(topic)
-        return min(int(value), ceiling) if value is not None and value.isdigit() else ceiling
 
-    return OutputLimits(
-        predictions=limit(settings.predictions_topic),
-        dead_letters=limit(settings.dead_letter_topic),
-        metrics=limit(settings.metrics_topic),
-        model=limit(settings.model_topic),
+def output_limits(settings: Settings) -> OutputLimits:
+    """The largest record each output topic of a run takes."""
+    predictions, dead_letters, metrics, model = topic_limits(
+        settings.connection,
+        settings.model_name,
+        [
+            settings.predictions_topic,
+            settings.dead_letter_topic,
+            settings.metrics_topic,
+            settings.model_topic,
+        ],
     )
+    return OutputLimits(predictions, dead_letters, metrics, model)
 
 
 def restored_processor(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stream_neuron.config import DEFAULT_TOPICS, Settings
+from stream_neuron.config import COMMAND_SETTINGS, DEFAULT_REQUESTS_TOPIC, DEFAULT_TOPICS, Settings
 from tests.broker import kafka_version
 
 REPO = Path(__file__).resolve().parent.parent
@@ -22,7 +22,10 @@ def compose() -> dict[str, Any]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"kafka", "topics", "stream-neuron", "demo-producer", "monitor"}
+    assert set(compose["services"]) == {
+        "kafka", "topics", "stream-neuron", "scorer", "demo-producer", "request-producer", "monitor"
+    }  # fmt: skip
+    assert compose["services"]["scorer"]["deploy"]["replicas"] == 2
 
 
 def test_kafka_is_the_pinned_version_single_node_kraft(compose: dict[str, Any]) -> None:
@@ -56,28 +59,50 @@ def test_dependencies_are_health_gated(compose: dict[str, Any]) -> None:
 def test_topics_service_creates_the_five_default_topics(compose: dict[str, Any]) -> None:
     script = "\n".join(compose["services"]["topics"]["command"])
     created = dict(re.findall(r"--topic (\S+) --partitions \d+(.*)", script))
-    assert set(created) == set(DEFAULT_TOPICS.values())
+    assert set(created) == {*DEFAULT_TOPICS.values(), DEFAULT_REQUESTS_TOPIC}
+    assert f"--topic {DEFAULT_REQUESTS_TOPIC} --partitions 4" in script
     assert "cleanup.policy=compact" in created[DEFAULT_TOPICS["model_topic"]]
     assert all(
         "compact" not in extra for name, extra in created.items() if name != DEFAULT_TOPICS["model_topic"]
     )
 
 
-@pytest.mark.parametrize("service", ["stream-neuron", "demo-producer", "monitor"])
+NEURON_SERVICES = ["stream-neuron", "scorer", "demo-producer", "request-producer", "monitor"]
+
+
+@pytest.mark.parametrize("service", NEURON_SERVICES)
 def test_neuron_services_are_configured_by_matching_environment(
-    compose: dict[str, Any], service: str
+    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = compose["services"][service]["environment"]
-    fields = Settings.model_fields
+    from stream_neuron.cli import build_parser, settings_from_args
+
+    spec = compose["services"][service]
+    env = spec["environment"]
+    known = {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields}
     for key, value in env.items():
         assert key.startswith("STREAM_NEURON_"), key
-        assert key.removeprefix("STREAM_NEURON_").lower() in fields, f"{key} is not a setting"
         field = key.removeprefix("STREAM_NEURON_").lower()
-        if field in DEFAULT_TOPICS:
+        assert field in known, f"{key} is not a setting"
+        if field in DEFAULT_TOPICS and not (service == "scorer" and field == "input_topic"):
             assert value == DEFAULT_TOPICS[field]
     assert env["STREAM_NEURON_BOOTSTRAP_SERVERS"] == "kafka:19092"
-    # The same settings load cleanly from that environment.
-    Settings(**{k.removeprefix("STREAM_NEURON_").lower(): v for k, v in env.items()})
+    # The service's command with that environment: its settings load as they would in the container.
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(value))
+    args = build_parser().parse_args(spec["command"])
+    settings = settings_from_args(args, COMMAND_SETTINGS[args.command])
+    assert settings.bootstrap_servers == "kafka:19092"
+
+
+def test_scorers_follow_the_trainer_s_model_on_the_requests_topic(compose: dict[str, Any]) -> None:
+    trainer, scorer = (
+        compose["services"]["stream-neuron"]["environment"],
+        compose["services"]["scorer"]["environment"],
+    )
+    assert scorer["STREAM_NEURON_MODEL_NAME"] == trainer["STREAM_NEURON_MODEL_NAME"]
+    assert scorer["STREAM_NEURON_INPUT_TOPIC"] == DEFAULT_REQUESTS_TOPIC
+    assert trainer["STREAM_NEURON_PUBLISH_PREDICTIONS"] == "false"
+    assert compose["services"]["request-producer"]["command"][2] == DEFAULT_REQUESTS_TOPIC
 
 
 def test_the_image_is_built_from_deploy_dockerfile(compose: dict[str, Any]) -> None:
@@ -85,16 +110,16 @@ def test_the_image_is_built_from_deploy_dockerfile(compose: dict[str, Any]) -> N
     dockerfile = REPO / build["context"] / build["dockerfile"]
     assert dockerfile.is_file()
     assert 'ENTRYPOINT ["stream-neuron"]' in dockerfile.read_text()
-    images = {compose["services"][s].get("image") for s in ("stream-neuron", "demo-producer", "monitor")}
+    images = {compose["services"][s].get("image") for s in NEURON_SERVICES}
     assert images == {"stream-neuron:latest"}
 
 
-@pytest.mark.parametrize("service", ["stream-neuron", "demo-producer", "monitor"])
+@pytest.mark.parametrize("service", NEURON_SERVICES)
 def test_service_commands_parse_with_the_cli(compose: dict[str, Any], service: str) -> None:
     from stream_neuron.cli import build_parser
 
     args = build_parser().parse_args(compose["services"][service]["command"])
-    assert args.command in {"run", "produce", "monitor"}
+    assert args.command in {"run", "score", "produce", "monitor"}
 
 
 def test_the_secured_override_passes_credentials_as_secrets() -> None:

@@ -26,6 +26,7 @@ from stream_neuron.kafka_io.limits import (
     FETCH_MAX_BYTES,
     INPUT_METADATA_WAIT_S,
     MAX_PARTITION_FETCH_BYTES,
+    OFFSETS_TIMEOUT_MS,
     RECONNECT_BACKOFF_MAX_MS,
 )
 from stream_neuron.records import InputRecord
@@ -33,10 +34,40 @@ from stream_neuron.records import InputRecord
 log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 10.0
-OFFSETS_TIMEOUT_MS = 10_000
 
 Positions = Mapping[tuple[str, int], int]
 """The next offset to read, by (topic, partition)."""
+
+
+def input_consumer(
+    connection: Connection, client_id: str, group_id: str, max_poll_records: int, **overrides: Any
+) -> KafkaConsumer:
+    """A consumer of input records (the runner's and the scorers'): offsets committed only by their
+    owner, ``read_committed``, fetches sized for the largest records the input may hold."""
+    header_keys_fix.install()
+    try:
+        return KafkaConsumer(
+            **connection.client_config(client_id),
+            group_id=group_id,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_poll_records=max_poll_records,
+            fetch_max_bytes=FETCH_MAX_BYTES,
+            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+            **overrides,
+        )
+    except KafkaError as error:
+        raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+
+
+def input_records(polled: Mapping[TopicPartition, list[Any]]) -> list[InputRecord]:
+    return [
+        InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
+        for batch in polled.values()
+        for r in batch
+    ]
 
 
 class InputConsumer:
@@ -52,23 +83,11 @@ class InputConsumer:
         max_poll_records: int,
         positions: Positions,
     ) -> None:
-        header_keys_fix.install()
-        try:
-            self._consumer = KafkaConsumer(
-                **connection.client_config(client_id),
-                group_id=group_id,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                auto_offset_reset="earliest",
-                max_poll_records=max_poll_records,
-                fetch_max_bytes=FETCH_MAX_BYTES,
-                max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-                reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-                # Cached metadata refreshes this often: partitions added to the input show up in it.
-                metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
-            )
-        except KafkaError as error:
-            raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+        self._consumer = input_consumer(
+            connection, client_id, group_id, max_poll_records,
+            # Cached metadata refreshes this often: partitions added to the input show up in it.
+            metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
+        )  # fmt: skip
         self.topic = topic
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._unread: dict[TopicPartition, int | None] = {}  # start positions of partitions not read yet
@@ -98,19 +117,20 @@ class InputConsumer:
     def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
         if time.monotonic() >= self._next_partition_check:
             self._pick_up_new_partitions()
-        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        return [
-            InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
-            for batch in polled.values()
-            for r in batch
-        ]
+        return input_records(self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
 
     def _pick_up_new_partitions(self) -> None:
         """Partitions the (periodically refreshed) metadata shows that are not read yet: from their
         beginning, since their records were all produced after this run started reading."""
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         known = self._consumer.assignment()
-        partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        try:
+            # A broker just back may report the topic as unavailable for a moment; kafka-python then
+            # drops it from its metadata and asks the cluster again, which fails while it restarts.
+            partitions = self._consumer.partitions_for_topic(self.topic) or set()
+        except KafkaError as error:
+            log.debug("partition check of %s failed (%s): trying again later", self.topic, error)
+            return
         new = [
             TopicPartition(self.topic, p)
             for p in sorted(partitions)

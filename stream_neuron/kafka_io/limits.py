@@ -28,3 +28,5 @@ ADMIN_REQUEST_TIMEOUT_MS = 15_000
 TRANSACTION_TIMEOUT_MS = 60_000
 # How long a new input topic may take to show its partitions in the metadata.
 INPUT_METADATA_WAIT_S = 30.0
+# A request for offsets (ends of partitions, say) waits this long for the broker.
+OFFSETS_TIMEOUT_MS = 10_000

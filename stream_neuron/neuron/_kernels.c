@@ -298,7 +298,51 @@ done:
     return result;
 }
 
+/* welford(rows, mean, var, count) -> count
+ * Absorb every row into the running mean and population variance, in order (river's recurrence, as
+ * scaler.py's absorbed): the statistics an online scaler has after seeing these rows. */
+static PyObject *welford(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "welford takes 4 arguments");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) return NULL;
+    enum { ROWS, MEAN, VAR, N_BUFFERS };
+    Buffer b[N_BUFFERS] = {{{0}}};
+    PyObject *result = NULL;
+    if (get_buffer(args[0], &b[ROWS], 0, "d", 8, "rows") < 0 ||
+        get_buffer(args[1], &b[MEAN], 1, "d", 8, "mean") < 0 ||
+        get_buffer(args[2], &b[VAR], 1, "d", 8, "var") < 0)
+        goto done;
+    Py_ssize_t d = b[MEAN].view.len / 8;
+    if (b[VAR].view.len / 8 != d || d == 0 || b[ROWS].view.len / 8 % d != 0) {
+        PyErr_SetString(PyExc_ValueError, "welford: inconsistent array sizes");
+        goto done;
+    }
+    Py_ssize_t n = b[ROWS].view.len / 8 / d;
+    const double *X = b[ROWS].view.buf;
+    double *mean = b[MEAN].view.buf, *var = b[VAR].view.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < n; r++) {
+        const double *x = X + r * d;
+        double c = (double)(++count);
+        for (Py_ssize_t j = 0; j < d; j++) {
+            double old = mean[j];
+            mean[j] = old + (x[j] - old) / c;
+            var[j] = var[j] + ((x[j] - old) * (x[j] - mean[j]) - var[j]) / c;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromSsize_t(count);
+done:
+    release(b, N_BUFFERS);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"welford", (PyCFunction)(void (*)(void))welford, METH_FASTCALL,
+     "Absorb rows into running mean and variance."},
     {"score_then_learn", (PyCFunction)(void (*)(void))score_then_learn, METH_FASTCALL,
      "Per-event SGD over a batch (see the source)."},
     {"score_then_step", (PyCFunction)(void (*)(void))score_then_step, METH_FASTCALL,

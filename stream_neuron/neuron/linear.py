@@ -111,9 +111,11 @@ class LinearNeuron:
         """The summed loss and the count of right answers over the labelled rows (NaN = unlabelled)
         of outputs scored before their labels were learned: the terms of the prequential metrics."""
         labelled = labels == labels
-        y = self.loss.canonical(labels[labelled])
-        loss = float(self.loss.value(z[labelled], y).sum())
-        correct = int(np.count_nonzero(self.predicted_labels(outputs[labelled]) == y))
+        if not labelled.all():  # copies only when some rows are unlabelled (a fit's set never is)
+            z, outputs, labels = z[labelled], outputs[labelled], labels[labelled]
+        y = self.loss.canonical(labels)
+        loss = float(self.loss.value(z, y).sum())
+        correct = int(np.count_nonzero(self.predicted_labels(outputs) == y))
         return loss, correct
 
     # -- the model -----------------------------------------------------------------------------------
@@ -297,8 +299,7 @@ class LinearNeuron:
         them (no scaler: they are the pre-step logits)."""
         scaler = None if self.scaler is None else self.scaler.copy()
         if scaler is not None:
-            for row in rows:
-                scaler.learn_one(row)
+            scaler.learn_many(rows)
             if not scaler.finite():
                 return False
             rows = scaler.transform(rows)

@@ -49,6 +49,18 @@ class OnlineStandardScaler:
         """Absorb one row."""
         self.accept(*self.absorbed(x))
 
+    def learn_many(self, X: FloatArray) -> None:
+        """Absorb every row of ``X`` in order: the same statistics, bit for bit, as :meth:`learn_one`
+        row after row (the compiled kernel when built)."""
+        from stream_neuron.neuron import accel
+
+        rows = np.ascontiguousarray(X, dtype=np.float64)
+        if accel.compiled is not None and rows.ndim == 2 and rows.shape[1] == self.n_features and rows.size:
+            self.count = accel.compiled.welford(rows, self.mean, self.var, self.count)
+            return
+        for row in rows:
+            self.learn_one(row)
+
     def transform(self, X: FloatArray, stats: tuple[FloatArray, FloatArray] | None = None) -> FloatArray:
         """Scale rows (or one row) with the current statistics, or with ``stats`` (mean, variance);
         zero-variance features become 0."""

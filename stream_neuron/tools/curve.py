@@ -6,6 +6,7 @@ them with matplotlib (an optional dependency: ``pip install 'stream-neuron[plot]
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,45 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
     for axis in (loss_axis, accuracy_axis):
         axis.grid(alpha=0.3)
         axis.legend(loc="best", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def draw_rates(curves: list[tuple[float, Any]], path: Path, best: float) -> None:
+    """The learning-rate lesson: the cost after each epoch of every rate on one log-scale chart. A
+    rate that diverged is drawn until it leaves the chart and marked so in the legend; the best
+    (lowest final cost) is named. ``curves``: (rate, :class:`neuron.descent.Descent`) pairs."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise OperatorError("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
+
+    figure, axis = plt.subplots(figsize=(9, 5.5), dpi=110)
+    kept = [c for _, d in curves if not d.diverged for c in (d.initial, *d.costs) if math.isfinite(c)]
+    top = max(kept) * 10 if kept else 10.0
+    for rate, descent in curves:
+        costs = list(descent.costs)
+        if descent.diverged:
+            # Drawn until it leaves the chart: its first cost above the top, then nothing.
+            above = next((i for i, c in enumerate(costs) if not c <= top), len(costs))
+            if above < len(costs) or descent.overflowed:
+                costs = [*costs[:above], top * 10]
+        label = f"lr={rate:g}" + ("  (diverged)" if descent.diverged else f"  cost {descent.costs[-1]:.4g}")
+        if rate == best:
+            label += "  <- best"
+        axis.plot(range(1, len(costs) + 1), costs, label=label, linewidth=2.4 if rate == best else 1.4,
+                  linestyle="--" if descent.diverged else "-")  # fmt: skip
+    axis.set_yscale("log")
+    axis.set_ylim(top=top)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("cost (mean loss over the set)")
+    axis.set_title(f"batch gradient descent: the learning rate (best {best:g})")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(loc="best", fontsize=9)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

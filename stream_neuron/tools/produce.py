@@ -43,15 +43,17 @@ class ProgressBar:
         self.enabled = total is None or total >= min_total
         self.started = time.monotonic()
 
-    def update(self, sent: int) -> None:
+    def update(self, sent: int, detail: str = "") -> None:
         if self.enabled and sent % self.step == 0:
-            self._draw(sent, end="" if self.tty else "\n")
+            self._draw(sent, "" if self.tty else "\n", detail)
 
-    def finish(self, sent: int) -> None:
+    def finish(self, sent: int, detail: str = "") -> None:
         if self.enabled and sent >= self.step and sent % self.step:
-            self._draw(sent, end="\n")
+            self._draw(sent, "\n", detail)
+        elif self.enabled and self.tty and sent >= self.step:
+            print(file=self.stream)  # the bar's line, ended
 
-    def _draw(self, sent: int, end: str) -> None:
+    def _draw(self, sent: int, end: str, detail: str = "") -> None:
         rate = sent / max(time.monotonic() - self.started, 1e-9)
         if self.total:
             done = min(sent / self.total, 1.0)
@@ -60,7 +62,7 @@ class ProgressBar:
             text = f"[{bar}] {done:4.0%} {sent:,}/{self.total:,} ({rate:,.0f}/s)"
         else:
             text = f"{sent:,} events sent ({rate:,.0f}/s)"
-        print(("\r" if self.tty else "") + text, end=end, file=self.stream, flush=True)
+        print(("\r" if self.tty else "") + text + detail, end=end, file=self.stream, flush=True)
 
 
 def produce_events(

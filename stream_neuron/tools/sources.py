@@ -104,3 +104,12 @@ def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
                 yield BadRow(line, str(error))
                 continue
             yield event
+
+
+def events_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
+    """The events of a file by its suffix: JSON lines (``.jsonl``, ``.ndjson``, ``.json``), else CSV."""
+    if not path.is_file():
+        raise OperatorError(f"no such file: {path}")
+    if path.suffix in (".jsonl", ".ndjson", ".json"):
+        return jsonl_file(path)
+    return csv_file(path, label_column)

@@ -1,0 +1,285 @@
+"""``stream-neuron fit``: warm a model up from history by batch (or mini-batch) gradient descent, then
+hand it to ``run``.
+
+The history is read whole (``training_set.py``); with ``--standardize`` it is scaled by its own mean
+and variance, which become the online scaler's state. Each learning rate given is fitted from zero
+weights; the cost of every epoch goes to the terminal and to the metrics topic (so ``monitor`` and its
+plot show it), and ``--plot`` draws all the rates' curves on one chart. The best rate's model is
+written as a snapshot of ``--model-name``: the same contract as ``run``'s, with the offsets the fit
+covered, so ``run`` starts right after them, continues scaling as if its scaler had seen those events,
+and never learns an event twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from stream_neuron.config import FitSettings
+from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.limits import MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.probe import probe
+from stream_neuron.kafka_io.snapshot_store import load_snapshot
+from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
+from stream_neuron.neuron.descent import Descent, descend
+from stream_neuron.neuron.numeric import robust_norm
+from stream_neuron.neuron.scaler import OnlineStandardScaler
+from stream_neuron.snapshots import build_snapshot
+from stream_neuron.tools.produce import ProgressBar
+from stream_neuron.training_set import TrainingSet, from_events, from_values, scaled
+
+log = logging.getLogger("stream_neuron")
+
+STALL_S = 60.0  # no new record for this long while the range is not read: the broker is gone
+
+
+@dataclass
+class Fitted:
+    rate: float
+    model: LinearNeuron
+    descent: Descent
+
+
+def _millis(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise OperatorError(f"not a time: {text!r} (ISO 8601, or epoch milliseconds)") from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _topic_values(settings: FitSettings, connection: Connection, covered: dict[tuple[str, int], int]) -> Any:
+    """The values of the topic range, partition by partition in offset order; ``covered`` gets the end
+    of each partition's range."""
+    topic = settings.input_topic
+    assert topic is not None
+    consumer = KafkaConsumer(
+        **connection.client_config(f"{settings.model_name}-fit"), enable_auto_commit=False,
+        isolation_level="read_committed", max_partition_fetch_bytes=16 * 1024 * 1024,
+    )  # fmt: skip
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        firsts, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        starts = dict(firsts)
+        if settings.from_offset is not None:
+            starts = {tp: max(settings.from_offset, firsts[tp]) for tp in partitions}
+        if settings.to_offset is not None:
+            ends = {tp: min(settings.to_offset, ends[tp]) for tp in partitions}
+        if settings.from_time is not None:
+            found = consumer.offsets_for_times({tp: _millis(settings.from_time) for tp in partitions})
+            starts = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions}
+        if settings.to_time is not None:
+            found = consumer.offsets_for_times({tp: _millis(settings.to_time) for tp in partitions})
+            ends = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions}
+        for tp in partitions:
+            covered[(tp.topic, tp.partition)] = max(ends[tp], starts[tp])
+            if starts[tp] >= ends[tp]:
+                continue
+            consumer.assign([tp])
+            consumer.seek(tp, starts[tp])
+            progress = time.monotonic()
+            while (position := consumer.position(tp)) < ends[tp]:
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        if record.offset < ends[tp]:
+                            yield record.value
+                if consumer.position(tp) > position:
+                    progress = time.monotonic()
+                elif time.monotonic() - progress > STALL_S:
+                    raise StartupError(
+                        f"reading {topic}:{tp.partition} made no progress for {STALL_S:g} s at offset "
+                        f"{position} of {ends[tp]}: is the broker up?"
+                    )
+    finally:
+        consumer.close(autocommit=False)
+
+
+def load(settings: FitSettings) -> TrainingSet:
+    kind = MODEL_KINDS[settings.model]
+    if settings.file is not None:
+        from stream_neuron.tools import sources
+
+        events = sources.events_file(settings.file, settings.label_column)
+        return from_events(events, kind, settings.feature_names, settings.max_memory_mb)
+    covered: dict[tuple[str, int], int] = {}
+    values = _topic_values(settings, settings.connection, covered)
+    history = from_values(
+        values, kind, settings.feature_names, settings.max_record_bytes, settings.max_memory_mb
+    )
+    history.offsets = covered
+    return history
+
+
+class _EpochLine:
+    """The terminal's view of one rate's descent: a progress bar over the epochs with the latest cost."""
+
+    def __init__(self, rate: float, epochs: int) -> None:
+        self.rate, self.bar, self.detail = rate, ProgressBar(epochs, min_total=1), ""
+
+    def __call__(self, epoch: int, cost: float, accuracy: float) -> None:
+        self.detail = f"  lr {self.rate:g}  cost {cost:.6g}  accuracy {accuracy:.4f}"
+        self.bar.update(epoch, self.detail)
+
+    def finish(self, epochs: int) -> None:
+        self.bar.finish(epochs, self.detail)
+
+
+def fit_rates(settings: FitSettings, history: TrainingSet, X: np.ndarray, show: bool) -> list[Fitted]:
+    kind = MODEL_KINDS[settings.model]
+    fitted = []
+    for rate in settings.learning_rate:
+        model = kind(history.n_features, rate)
+        shown = _EpochLine(rate, settings.epochs) if show else None
+        descent = descend(
+            model, X, history.y, settings.epochs, settings.batch_size, settings.seed, settings.tol,
+            shown if shown is not None else lambda epoch, cost, accuracy: None,
+        )  # fmt: skip
+        if shown is not None:
+            shown.finish(descent.epochs)
+        verdict = (
+            f"diverged (cost {descent.costs[-1]:.6g} from {descent.initial:.6g})"
+            if descent.diverged and descent.costs and not descent.overflowed
+            else "diverged (its numbers left the floats)"
+            if descent.diverged
+            else f"cost {descent.costs[-1]:.6g}" + (", converged (--tol)" if descent.converged else "")
+        )
+        print(f"learning rate {rate:g}: {descent.epochs} epochs, {verdict}", file=sys.stderr)
+        fitted.append(Fitted(rate, model, descent))
+    return fitted
+
+
+def best(fitted: list[Fitted]) -> Fitted:
+    usable = [f for f in fitted if not f.descent.diverged and f.descent.costs]
+    if not usable:
+        raise OperatorError(
+            "every learning rate diverged (the cost ended above the zero model's, or left the floats): "
+            "try smaller rates, or --standardize"
+        )
+    return min(usable, key=lambda f: f.descent.costs[-1])
+
+
+def metrics_records(settings: FitSettings, fitted: Fitted, n: int) -> list[bytes]:
+    """The cost per epoch as metrics records (``monitor`` plots them against events seen)."""
+    out = []
+    steps_per_epoch = 1 if settings.batch_size is None else -(-n // settings.batch_size)
+    for epoch, (cost, accuracy) in enumerate(
+        zip(fitted.descent.costs, fitted.descent.accuracies, strict=True), 1
+    ):
+        loss = cost if fitted.model.probabilistic else None
+        record = {
+            "model_version": epoch * steps_per_epoch, "events": epoch * n, "labelled": epoch * n,
+            "dead_letters": 0, "window": {"events": n, "log_loss": loss, "accuracy": accuracy},
+            "cumulative": {"log_loss": loss, "accuracy": accuracy}, "learning_rate": fitted.rate,
+            "weight_norm": None, "weight_growth": None, "diverging": False, "events_per_second": 0.0,
+            "lag": None, "epoch": epoch,
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }  # fmt: skip
+        out.append(json.dumps(record, allow_nan=False).encode())
+    return out
+
+
+def snapshot_of(
+    settings: FitSettings, fitted: Fitted, history: TrainingSet, scaler: OnlineStandardScaler | None
+) -> dict[str, Any]:
+    kind = MODEL_KINDS[settings.model]
+    model = kind(history.n_features, fitted.rate, standardize=scaler is not None)
+    state = fitted.model.to_dict() | {"scaler": None if scaler is None else scaler.to_dict()}
+    model.load_dict(state)
+    bad = sum(history.bad.values())
+    metrics = {"events": history.read, "labelled": 0, "loss_sum": 0.0, "correct": 0, "dead_letters": bad}
+    snapshot = build_snapshot(settings.model_name, model, history.names, metrics, None, history.offsets)
+    snapshot["learning_rate"] = fitted.rate
+    return snapshot
+
+
+def fit(settings: FitSettings) -> dict[str, Any]:
+    """The whole command; returns the snapshot written."""
+    connection = settings.connection
+    probe(connection, settings.connect_timeout_s)
+    model_configs = {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)}
+    needs = [
+        TopicNeed(
+            settings.model_topic, "model topic", ("WRITE", "READ", "DESCRIBE"),
+            TopicSpec(settings.model_topic, 1, model_configs),
+        ),
+        TopicNeed(
+            settings.metrics_topic, "metrics topic", ("WRITE", "DESCRIBE"), TopicSpec(settings.metrics_topic)
+        ),
+    ]  # fmt: skip
+    if settings.input_topic is not None:
+        needs.append(
+            TopicNeed(
+                settings.input_topic, "input topic", ("READ", "DESCRIBE"), None, "is --input-topic right?"
+            )
+        )
+    ensure_topics(connection, f"{settings.model_name}-fit-admin", needs)
+    existing = load_snapshot(connection, settings.model_topic, settings.model_name)
+    if existing is not None and existing.value is not None and not settings.replace:
+        raise StartupError(
+            f"model {settings.model_name!r} already has a snapshot on {settings.model_topic}: use another "
+            "--model-name, or --replace it"
+        )
+    started = time.monotonic()
+    history = load(settings)
+    bad = sum(history.bad.values())
+    detail = ""
+    if bad:
+        kinds = ", ".join(f"{n:,} {c}" for c, n in history.bad.most_common())
+        detail = f" ({kinds}; e.g. {history.first_reasons[0]})"
+    print(
+        f"read {history.read:,} records: {len(history.y):,} labelled events of {history.n_features} "
+        f"features, {history.unlabelled:,} unlabelled, {bad:,} bad{detail}",
+        file=sys.stderr,
+    )
+    scaler = None
+    X = history.X
+    if settings.standardize:
+        scaler = OnlineStandardScaler(history.n_features)
+        scaler.learn_many(history.X)
+        X = scaled(history.X, scaler.mean, scaler.var)
+    fitted = fit_rates(settings, history, X, show=True)
+    chosen = best(fitted)
+    if len(fitted) > 1:
+        print(f"best learning rate: {chosen.rate:g} (cost {chosen.descent.costs[-1]:.6g})", file=sys.stderr)
+    if settings.plot is not None:
+        from stream_neuron.tools.curve import draw_rates
+
+        draw_rates([(f.rate, f.descent) for f in fitted], settings.plot, chosen.rate)
+        print(f"the cost per epoch of {len(fitted)} learning rates drawn to {settings.plot}", file=sys.stderr)
+    snapshot = snapshot_of(settings, chosen, history, scaler)
+    value = json.dumps(snapshot, allow_nan=False).encode()
+    producer = KafkaProducer(
+        **connection.client_config(f"{settings.model_name}-fit"),
+        acks="all",
+        max_request_size=MAX_REQUEST_BYTES,
+    )
+    try:
+        for record in metrics_records(settings, chosen, len(history.y)):
+            producer.send(settings.metrics_topic, key=settings.model_name.encode(), value=record)
+        producer.send(settings.model_topic, key=settings.model_name.encode(), value=value).get(timeout=60)
+        producer.flush(timeout=60)
+    except KafkaError as error:
+        raise StartupError(f"writing the snapshot to {settings.model_topic!r} failed: {error}") from None
+    finally:
+        producer.close(timeout=5)
+    elapsed = time.monotonic() - started
+    print(
+        f"model {settings.model_name!r} version {snapshot['version']} written to {settings.model_topic} "
+        f"(|w| {robust_norm(chosen.model.weights):.4g}, {elapsed:.1f} s); `stream-neuron run` continues it"
+        + (f" after offsets {snapshot['offsets']}" if snapshot["offsets"] else "")
+    )
+    return snapshot

@@ -1,0 +1,240 @@
+"""``stream-neuron score``: scorer replicas that follow the model topic and serve predictions.
+
+Any number of replicas join one consumer group on the requests topic; Kafka splits its partitions
+among them. Each scores every request with the newest committed snapshot of the model (decoding,
+validation and dead letters as in ``run``; a label is ignored) and publishes the prediction with the
+snapshot's version. Between two polls, never inside a batch, it swaps to a newer snapshot, so each
+prediction comes from exactly one version; a snapshot of another model kind or feature schema is
+refused with a log line and the old model kept. Offsets are committed after the predictions they cover
+are acknowledged, every ``--commit-interval-ms``: at least once. A rebalance (a replica joins, leaves
+or dies) repeats at most what its partitions' owner scored since its last commit, and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
+from stream_neuron.config import ScoreSettings
+from stream_neuron.kafka_io import client_log
+from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.group_input import GroupInput
+from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES
+from stream_neuron.kafka_io.model_follower import ModelFollower
+from stream_neuron.kafka_io.probe import probe
+from stream_neuron.kafka_io.producer import OutputProducer
+from stream_neuron.outputs import OutputLimits
+from stream_neuron.processor import Processor
+from stream_neuron.runner import RunSummary, StopFlag
+from stream_neuron.snapshots import SnapshotError, check_snapshot
+from stream_neuron.startup import topic_limits
+
+log = logging.getLogger("stream_neuron")
+
+WAIT_LOG_S = 30.0
+
+
+def score_topics(settings: ScoreSettings) -> list[TopicNeed]:
+    partitions = settings.topic_partitions
+    dead_letters = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
+    writes = ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")
+    return [
+        TopicNeed(
+            settings.input_topic,
+            "requests topic",
+            ("READ", "DESCRIBE"),
+            None,
+            "create it, or set --input-topic",
+        ),
+        TopicNeed(
+            settings.model_topic, "model topic", ("READ", "DESCRIBE"), None, "start `stream-neuron run` first"
+        ),
+        TopicNeed(
+            settings.predictions_topic,
+            "predictions topic",
+            writes,
+            TopicSpec(settings.predictions_topic, partitions),
+        ),
+        TopicNeed(
+            settings.dead_letter_topic,
+            "dead-letter topic",
+            writes,
+            TopicSpec(settings.dead_letter_topic, partitions, dead_letters),
+        ),
+    ]
+
+
+class Scorer:
+    """One replica: its group membership, the model it follows, the processor of the current model."""
+
+    def __init__(self, settings: ScoreSettings, stop: StopFlag) -> None:
+        self.settings, self.stop = settings, stop
+        connection = settings.connection
+        name = settings.model_name
+        probe(connection, settings.connect_timeout_s)
+        ensure_topics(connection, f"{name}-scorer-admin", score_topics(settings), settings.create_topics)
+        limits = topic_limits(connection, name, [settings.predictions_topic, settings.dead_letter_topic])
+        self.limits = OutputLimits(predictions=limits[0], dead_letters=limits[1])
+        self.follower = ModelFollower(connection, settings.model_topic, name, f"{name}-scorer-model")
+        self.processor = self._first_model()
+        self.version = self._version()
+        self.input = GroupInput(
+            connection, settings.input_topic, settings.group_id, f"{name}-scorer", settings.poll_max_records,
+            self._revoked,
+        )  # fmt: skip
+        producer = OutputProducer(
+            connection,
+            f"{name}-scorer-output",
+            settings.compression_type,
+            self.limits.smallest,
+            stopping=lambda: stop.stopping,
+        )
+        cadence = Cadence(
+            snapshot_every=2**62,
+            commit_every=10 * settings.poll_max_records,
+            interval_s=settings.commit_interval_ms / 1000,
+        )
+        self.checkpoint = AtLeastOnceCheckpoint(
+            cadence,
+            time.monotonic(),
+            producer,
+            self.input,
+            lambda record, error: self.processor.replacement(record, error),
+        )
+
+    def _first_model(self) -> Processor:
+        waited = time.monotonic()
+        while True:
+            value = self.follower.latest
+            if value:
+                processor = self._processor(value)
+                if processor is not None:
+                    return processor
+            if not self.settings.wait_for_model:
+                why = "no snapshot" if value is None else "no usable snapshot"
+                raise StartupError(
+                    f"{why} of model {self.settings.model_name!r} on {self.settings.model_topic}: start "
+                    "`stream-neuron run` for it first, or pass --wait-for-model"
+                )
+            if self.stop.stopping:
+                raise StartupError("stopped while waiting for a first snapshot of the model")
+            if time.monotonic() - waited >= WAIT_LOG_S:
+                log.info(
+                    "waiting for a snapshot of model %r on %s",
+                    self.settings.model_name,
+                    self.settings.model_topic,
+                )
+                waited = time.monotonic()
+            self.follower.newer(timeout_ms=500)
+
+    def _processor(self, value: bytes) -> Processor | None:
+        """A processor scoring with the snapshot in ``value``; ``None`` (and a log line) when it is not
+        one this scorer can use."""
+        try:
+            raw: Any = json.loads(value)
+            kind, names, scaled = raw["kind"], raw["feature_names"], raw["scaler_state"] is not None
+            settings = self.settings.scoring(kind, tuple(names) if names else None, scaled)
+            snapshot = check_snapshot(raw, settings)
+            return Processor.restored(
+                settings, snapshot, time.monotonic(), lambda p: None, self.limits, learning=False
+            )
+        except (ValueError, KeyError, TypeError, SnapshotError) as error:
+            log.warning("snapshot of model %r not used: %s", self.settings.model_name, error)
+            return None
+
+    def _version(self) -> int:
+        model = self.processor.model
+        return model.n_updates if model is not None else 0
+
+    def _swap(self, value: bytes) -> None:
+        """Between polls: the newer snapshot, when it has the current model's kind and features."""
+        if not value:
+            log.warning(
+                "model %r was deleted (a tombstone): scoring on with version %d",
+                self.settings.model_name,
+                self.version,
+            )
+            return
+        new = self._processor(value)
+        if new is None or new.model is None:
+            return
+        old, version = self.processor, new.model.n_updates
+        if (new.kind, new.schema.names, new.schema.n_features) != (
+            old.kind,
+            old.schema.names,
+            old.schema.n_features,
+        ):
+            log.warning(
+                "snapshot version %d of model %r is another kind or feature schema (%s, %s features): "
+                "keeping version %d",
+                version, self.settings.model_name, new.kind, new.schema.n_features, self.version,
+            )  # fmt: skip
+            return
+        new.positions = old.positions
+        self.processor, self.version = new, version
+
+    def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        """Partitions going to another replica: their positions are dropped, never committed later (the
+        new owner's progress must not be overwritten). What was processed of them since the last commit
+        (a second at most, by default) is scored again by the new owner: at least once. (kafka-python
+        runs this inside its event loop, where a blocking commit cannot be made.)"""
+        for tp in partitions:
+            self.processor.positions.pop(tp, None)
+
+    def loop(self) -> RunSummary:
+        settings, stop = self.settings, self.stop
+        consumed, last_input, first_input_at = 0, time.monotonic(), None
+        while not stop.stopping:
+            newer = self.follower.newer()
+            if newer is not None:
+                self._swap(newer)
+            budget = settings.poll_max_records
+            if settings.max_events is not None:
+                budget = min(budget, settings.max_events - consumed)
+            records = self.input.poll(200, budget) if budget > 0 else []
+            now = time.monotonic()
+            consumed += len(records)
+            emitted = self.processor.process(records, now) if records else self.processor.tick(now)
+            self.checkpoint.count(len(records))
+            self.checkpoint.publish(emitted.outputs())
+            if self.checkpoint.due(now, 0):
+                self.checkpoint.commit(None, self.processor.positions, now)
+                client_log.recovered()
+            if records:
+                last_input = now
+                first_input_at = first_input_at or now
+            if settings.max_events is not None and consumed >= settings.max_events:
+                log.info("scored %d requests (--max-events): stopping", consumed)
+                break
+            if settings.idle_timeout_s is not None and now - last_input >= settings.idle_timeout_s:
+                if self.input.exhausted():
+                    log.info("no requests for %.1f s (--idle-timeout-s): stopping", settings.idle_timeout_s)
+                    break
+                last_input = time.monotonic()
+        self.checkpoint.commit(None, self.processor.positions, time.monotonic(), final=True)
+        log.info("stopped after %d requests; model version %d", consumed, self.version)
+        return RunSummary(consumed, None, first_input_at, time.monotonic())
+
+    def release(self) -> None:
+        self.input.close()
+        self.checkpoint.close()
+        self.follower.close()
+
+
+def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
+    """Score requests until stopped, ``--max-events`` scored or ``--idle-timeout-s`` without any."""
+    client_log.install()
+    scorer = Scorer(settings, stop or StopFlag())
+    try:
+        log.info(
+            "scoring %s with model %r version %d (group %s) -> %s",
+            settings.input_topic, settings.model_name, scorer.version, settings.group_id,
+            settings.predictions_topic,
+        )  # fmt: skip
+        return scorer.loop()
+    finally:
+        scorer.release()
