@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import delayed_labels
 import fit_descent
 import latency
 import neuron_vs_peers
@@ -111,6 +112,14 @@ def main() -> None:
         fit_descent.measure_load(args.bootstrap_servers, fit_events),
     )
     print(descent, flush=True)
+    print("delayed labels ...", flush=True)
+    qa_events = 50_000 if quick else 200_000
+    delayed = delayed_labels.format_results(
+        delayed_labels.measure(args.bootstrap_servers, qa_events, qa_events // 2, 1 if quick else 2),
+        qa_events,
+        delayed_labels.bytes_per_question(),
+    )
+    print(delayed, flush=True)
 
     RESULTS.write_text(
         "# Benchmark results\n\n"
@@ -136,7 +145,12 @@ def main() -> None:
         "## Batch descent (`stream-neuron fit`)\n\n"
         "Events per second per epoch over a set held in memory (medians of alternated rounds); the\n"
         "cost pass each epoch is what `fit` prints and publishes. `benchmarks/fit_descent.py`.\n\n"
-        f"{descent}\n"
+        f"{descent}\n\n"
+        "## Delayed labels (`run --label-window`)\n\n"
+        "The same events with their labels inside, and as questions and answers (each answer half the\n"
+        "events later, so the store holds that many questions at its fullest); medians of alternated runs.\n"
+        "`benchmarks/delayed_labels.py`.\n\n"
+        f"{delayed}\n"
     )
     print(f"wrote {RESULTS}")
 

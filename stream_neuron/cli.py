@@ -181,7 +181,13 @@ def _produce(settings: ProduceSettings) -> int:
     topic = TopicNeed(
         settings.topic, "topic", ("WRITE", "DESCRIBE"), TopicSpec(settings.topic, settings.partitions)
     )
-    ensure_topics(connection, "stream-neuron-produce", [topic])
+    needs = [topic]
+    if settings.labels_topic:
+        labels = settings.labels_topic
+        needs.append(
+            TopicNeed(labels, "labels topic", ("WRITE", "DESCRIBE"), TopicSpec(labels, settings.partitions))
+        )
+    ensure_topics(connection, "stream-neuron-produce", needs)
     summary = produce_events(
         connection,
         settings.topic,
@@ -190,11 +196,14 @@ def _produce(settings: ProduceSettings) -> int:
         settings.unlabelled_fraction,
         settings.seed,
         progress=True,
-        total=total,
+        total=None if total is None or settings.label_delay is not None else total,
+        label_delay=settings.label_delay,
+        labels_topic=settings.labels_topic,
     )
     rate = summary.sent / summary.seconds if summary.seconds else 0.0
+    answers = f"{summary.answers:,} answers, " if settings.label_delay is not None else ""
     print(
-        f"sent {summary.sent:,} events to {settings.topic} ({summary.unlabelled:,} unlabelled, "
+        f"sent {summary.sent:,} events to {settings.topic} ({answers}{summary.unlabelled:,} unlabelled, "
         f"{summary.bad_rows:,} bad rows skipped) in {summary.seconds:.1f} s ({rate:,.0f}/s)"
     )
     return 0
@@ -252,10 +261,12 @@ def _monitor(settings: MonitorSettings) -> int:
 def _check_river(settings: CheckRiverSettings) -> int:
     from stream_neuron.tools.check_river import WEIGHT_TOLERANCE, compare
 
-    result = compare(settings.dataset, settings.model, settings.learning_rate, settings.standardize)
+    result = compare(
+        settings.dataset, settings.model, settings.learning_rate, settings.standardize, settings.delay
+    )
     print(
         f"dataset {settings.dataset}: {result.events:,} events, {settings.model}, "
-        f"standardize={settings.standardize}"
+        f"standardize={settings.standardize}, delay={settings.delay}"
     )
     print(f"largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})")
     print(f"intercept difference       {result.bias_difference:.3e}")

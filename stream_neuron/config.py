@@ -247,6 +247,17 @@ class Settings(CommonSettings):
     publish_predictions: bool = Field(
         True, description="publish predictions (off: scorer replicas serve them; the metrics stay)"
     )
+    label_window: int = Field(
+        0,
+        ge=0,
+        le=10_000_000,
+        description="delayed labels: keep up to N questions (events without a label) until their answers "
+        '({"id", "label"}) come, and learn then (default 0: off)',
+    )
+    label_window_s: float = Field(
+        86_400.0, gt=0, description="... and for at most S seconds of stream time (record timestamps)"
+    )
+    labels_topic: str | None = Field(None, description="... answers read from this topic too")
     max_events: int | None = Field(None, ge=1, description="stop after N input records (bounded run)")
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
@@ -317,9 +328,22 @@ class Settings(CommonSettings):
             self.dead_letter_topic,
             self.model_topic,
         ]
+        if self.labels_topic is not None:
+            topics.append(self.labels_topic)
+            if not self.label_window:
+                raise ValueError("--labels-topic needs --label-window (how many questions may wait)")
         if len(set(topics)) != len(topics):
-            raise ValueError(f"the five topics must be distinct, got {topics}")
+            raise ValueError(f"the topics must be distinct, got {topics}")
         return self
+
+    @property
+    def delayed_labels(self) -> bool:
+        return self.label_window > 0
+
+    @property
+    def input_topics(self) -> list[str]:
+        """The topics the run reads: the input, and the labels topic when there is one."""
+        return [self.input_topic] + ([self.labels_topic] if self.labels_topic else [])
 
     @property
     def commit_interval_s(self) -> float:
@@ -468,12 +492,21 @@ class ProduceSettings(CommonSettings):
         None, gt=0, allow_inf_nan=False, description="events per second (default: as fast as possible)"
     )
     unlabelled_fraction: float = Field(0.0, ge=0, le=1, description="drop the label of this fraction")
+    label_delay: int | None = Field(
+        None,
+        ge=0,
+        description="send questions (no label) and answers ({id, label}), each answer N events after "
+        "its question (river's stream.simulate_qa order)",
+    )
+    labels_topic: str | None = Field(None, description="... send the answers to this topic")
     seed: int = 0
 
     @model_validator(mode="after")
     def _one_source(self) -> ProduceSettings:
         if (self.dataset is None) == (self.file is None):
             raise ValueError("give one source: --dataset or --file")
+        if self.labels_topic is not None and self.label_delay is None:
+            raise ValueError("--labels-topic needs --label-delay")
         return self
 
 
@@ -494,6 +527,9 @@ class CheckRiverSettings(CommonSettings):
         None, gt=0, allow_inf_nan=False, description="default 0.01 (logistic), the model's own otherwise"
     )
     standardize: bool = False
+    delay: int | None = Field(
+        None, ge=0, description="labels revealed N events after each question (progressive_val_score delay)"
+    )
 
     @field_validator("model")
     @classmethod

@@ -63,6 +63,17 @@ class CumulativeMetrics(BaseModel):
     accuracy: float | None
 
 
+class LabelMetrics(BaseModel):
+    """Delayed labels: questions waiting now, and cumulative counts of what became of them."""
+
+    pending: int
+    answered: int
+    expired: int = Field(description="questions dropped unanswered (--label-window count or time)")
+    unmatched_answers: int = Field(description="answers with no question (dead letters)")
+    duplicate_answers: int = Field(description="answers to a question answered already (dead letters)")
+    duplicate_questions: int = Field(description="questions whose id was pending already (scored, not kept)")
+
+
 class Metrics(BaseModel):
     """Published every ``--metrics-every`` events or ``--metrics-interval-s`` seconds, and at shutdown.
     Losses and accuracies are prequential: each event was scored before it was learned from."""
@@ -84,6 +95,7 @@ class Metrics(BaseModel):
     events_per_second: float
     lag: int | None
     ts: str
+    labels: LabelMetrics | None = Field(None, description="delayed labels (--label-window) only")
 
 
 class Snapshot(BaseModel):
@@ -101,5 +113,10 @@ class Snapshot(BaseModel):
     scaler_state: dict[str, object] | None
     metrics_state: dict[str, float | int]
     pending: dict[str, object] | None = Field(description="mini-batch rows consumed but not yet learned")
+    questions: dict[str, object] | None = Field(
+        None,
+        description="delayed labels: the questions still waiting for their answers (their input offsets "
+        "and scores; the features are read back from the input topic) and the label counts",
+    )
     offsets: dict[str, int] = Field(description='"topic:partition" -> next offset to read')
     ts: str

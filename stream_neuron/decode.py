@@ -22,7 +22,8 @@ _TS = frozenset({str, type(None)})
 
 
 class Event(TypedDict, total=False):
-    """A decoded input event (``features`` is always there; the rest may be absent or null)."""
+    """A decoded input event (``features`` is always there, except in an answer: an id and a label
+    without features, accepted when delayed labels are on; the rest may be absent or null)."""
 
     id: str | int | None
     features: dict[str, float | int] | list[float | int]
@@ -42,9 +43,10 @@ class BadEventError(Exception):
         self.error_class = error_class
 
 
-def decode_event(value: bytes | None, max_bytes: int) -> Event:
+def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> Event:
     """The event in ``value``, or :class:`BadEventError` saying what is wrong with it. Feature values
-    are JSON numbers here; whether each fits a float64 is checked where they are copied into a row."""
+    are JSON numbers here; whether each fits a float64 is checked where they are copied into a row.
+    ``answers``: an event without ``"features"`` is an answer (it needs an id and a label)."""
     if value is None:
         raise BadEventError("the record has no value (a tombstone)", "EmptyValue")
     if len(value) > max_bytes:
@@ -60,6 +62,10 @@ def decode_event(value: bytes | None, max_bytes: int) -> Event:
     features: Any = event.get("features")
     kind = type(features)
     values = features.values() if kind is dict else features if kind is list else None
+    if values is None and answers and "features" not in event:
+        if _is_answer(event):
+            return event  # type: ignore[return-value]
+        raise diagnose(value, answers=True)
     if (
         values is None
         or not all(map(_NUMBER.__contains__, map(type, values)))
@@ -67,8 +73,25 @@ def decode_event(value: bytes | None, max_bytes: int) -> Event:
         or type(event.get("id")) not in _ID
         or type(event.get("ts")) not in _TS
     ):
-        raise diagnose(value)
+        raise diagnose(value, answers=answers)
     return event  # type: ignore[return-value]
+
+
+def _is_answer(event: dict[str, Any]) -> bool:
+    label = event.get("label")
+    return (
+        label is not None
+        and type(label) in _LABEL
+        and (type(label) is not float or math.isfinite(label))
+        and event.get("id") is not None
+        and type(event.get("id")) in _ID
+        and type(event.get("ts")) in _TS
+    )
+
+
+def is_answer(event: Event) -> bool:
+    """An answer: an id and a label, no features (decoded with ``answers=True``)."""
+    return "features" not in event
 
 
 def shown(value: Any, limit: int = 40) -> str:
@@ -116,7 +139,7 @@ def _check_feature(where: str, value: Any) -> None:
         )
 
 
-def diagnose(value: bytes, parse_error: str | None = None) -> BadEventError:
+def diagnose(value: bytes, parse_error: str | None = None, answers: bool = False) -> BadEventError:
     """The first problem of a value the fast path refused, in words."""
     try:
         text = value.decode("utf-8")
@@ -138,7 +161,7 @@ def diagnose(value: bytes, parse_error: str | None = None) -> BadEventError:
             return BadEventError("the value holds an integer of more than 4300 digits", "InvalidNumber")
         return BadEventError(f"the value is not valid JSON: {reason}", "InvalidJson")
     try:
-        _check_structure(event)
+        _check_structure(event, answers)
     except BadEventError as bad:
         return bad
     if parse_error is not None:  # JSON that Python reads but the strict parser does not (a lone surrogate)
@@ -146,12 +169,17 @@ def diagnose(value: bytes, parse_error: str | None = None) -> BadEventError:
     return BadEventError("the value does not match the input event schema", "InvalidEvent")
 
 
-def _check_structure(event: Any) -> None:
+def _check_structure(event: Any, answers: bool = False) -> None:
     if not isinstance(event, dict):
         raise BadEventError(f"the value must be a JSON object, got {_kind(event)}", "InvalidEvent")
     if "features" not in event:
-        raise BadEventError('the event has no "features"', "MissingFeatures")
-    features = event["features"]
+        if not answers:
+            raise BadEventError('the event has no "features"', "MissingFeatures")
+        if event.get("label") is None:
+            raise BadEventError('an answer (no "features") needs a "label"', "InvalidAnswer")
+        if event.get("id") is None:
+            raise BadEventError('an answer (no "features") needs the "id" of its question', "InvalidAnswer")
+    features = event.get("features", {})
     if isinstance(features, dict):
         for name, feature in features.items():
             _check_feature(f"feature {shown(name)}", feature)

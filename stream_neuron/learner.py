@@ -33,6 +33,17 @@ class Scored(Generic[Ref]):
     versions: np.ndarray
     refused: NDArray[np.int8]
 
+    def select(self, keep: NDArray[np.bool_]) -> Scored[Ref]:
+        """The rows where ``keep`` is true, in order."""
+        return Scored(
+            [ref for ref, kept in zip(self.refs, keep.tolist(), strict=True) if kept],
+            self.labels[keep],
+            self.scores[keep],
+            self.outputs[keep],
+            self.versions[keep],
+            self.refused[keep],
+        )
+
 
 class PerEventLearner(Generic[Ref]):
     """One SGD step per labelled event, in order (``score_then_learn``)."""

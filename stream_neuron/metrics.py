@@ -90,9 +90,17 @@ class MetricsTracker:
         )
 
     def record(
-        self, model_version: int, learning_rate: float, weight_norm: float, lag: int | None, now: float
+        self,
+        model_version: int,
+        learning_rate: float,
+        weight_norm: float,
+        lag: int | None,
+        now: float,
+        labels: dict[str, int] | None = None,
     ) -> dict[str, Any]:
-        """The metrics record for the current window; starts a new window."""
+        """The metrics record for the current window; starts a new window. ``labels``: delayed labels'
+        counts (pending questions, answered, expired, unmatched and duplicate answers, duplicate
+        questions), included when given."""
         window, cumulative = self.window, self.cumulative
         rate = window.events / window.busy_s if window.busy_s > 0 else 0.0
         norm = weight_norm if math.isfinite(weight_norm) else None
@@ -121,6 +129,8 @@ class MetricsTracker:
             "lag": lag,
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }
+        if labels is not None:
+            record["labels"] = labels
         if record["diverging"] and not self.warned_diverging:
             self.warned_diverging = True
             log.warning(

@@ -9,7 +9,9 @@ truncated (its headers say so, and how large the original was).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 
 from stream_neuron.contracts import (
     ERROR_CLASS_HEADER,
@@ -20,7 +22,8 @@ from stream_neuron.contracts import (
     SOURCE_TOPIC_HEADER,
     TRUNCATED_HEADER,
 )
-from stream_neuron.records import Headers, InputRecord, OutputRecord
+from stream_neuron.decode import BadEventError
+from stream_neuron.records import EventRef, Headers, InputRecord, OutputRecord
 
 # A batch's own framing (61 bytes in format v2) and one record's varints, rounded up.
 BATCH_OVERHEAD_BYTES = 96
@@ -86,3 +89,56 @@ def dead_letter(topic: str, record: InputRecord, reason: str, error_class: str, 
             original = []
     ours[-1] = (TRUNCATED_HEADER, ", ".join(cut).encode())
     return OutputRecord(topic, key, value, [*original, *ours], record)
+
+
+def prediction_records(
+    topic: str,
+    refs: Sequence[EventRef],
+    heads: Sequence[str],
+    scores: Sequence[float],
+    versions: Sequence[int],
+    labels: Sequence[float],
+) -> list[OutputRecord]:
+    """One prediction per scored row, keyed like its input. Written by template, not json.dumps of a
+    dict: it is most of the per-event cost otherwise. repr() of a finite float is valid JSON and
+    round-trips exactly (rows the model refused never get here)."""
+    quote = encode_basestring_ascii
+    quoted: dict[str, str] = {}
+    records = []
+    for ref, head, score, version, label in zip(refs, heads, scores, versions, labels, strict=True):
+        event_id = "null" if ref.event_id is None else quote(ref.event_id)
+        label_text = "null" if label != label else int(label)
+        topic_json = quoted.get(ref.topic) or quoted.setdefault(ref.topic, quote(ref.topic))
+        where = f'{{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
+        value = (
+            f'{{{head}, "score": {score!r}, "label": {label_text}, "model_version": {version}, '
+            f'"id": {event_id}, "source": {where}}}'
+        )
+        records.append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
+    return records
+
+
+# A prediction's JSON around its id: the fields, two floats, counters, the source (topic apart).
+PREDICTION_FIXED_BYTES = 400
+
+
+class PredictionBudget:
+    """Whether an event's prediction fits the predictions topic: it carries the event's id (escaped:
+    up to 6 bytes a character) and key. Called with (id, key); raises :class:`BadEventError`."""
+
+    def __init__(self, limit: int, topic: str) -> None:
+        self.limit = limit
+        self.budget = limit - PREDICTION_FIXED_BYTES - 6 * len(topic)
+
+    def __call__(self, event_id: str | None, key: bytes | None) -> None:
+        budget = self.budget - len(key or b"")
+        if 6 * len(event_id or "") <= budget:
+            return
+        size = len(encode_basestring_ascii(event_id)) if event_id is not None else 0
+        if size > budget:
+            total = size + PREDICTION_FIXED_BYTES + len(key or b"")
+            raise BadEventError(
+                f"its prediction would be about {total:,} bytes, over the predictions topic's "
+                f"max.message.bytes of {self.limit:,} (a long id or key)",
+                "PredictionTooLarge",
+            )

@@ -17,19 +17,19 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import numpy as np
 
 from stream_neuron.config import Settings
-from stream_neuron.decode import BadEventError, Event, decode_event, diagnose
+from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.neuron.numeric import robust_norm
-from stream_neuron.outputs import OutputLimits, dead_letter
+from stream_neuron.outputs import OutputLimits, PredictionBudget, dead_letter, prediction_records
+from stream_neuron.pending import PendingStore, Question, settle_questions
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from stream_neuron.schema import FeatureSchema, label_of
 from stream_neuron.snapshots import (
@@ -38,7 +38,7 @@ from stream_neuron.snapshots import (
     check_snapshot,
     neuron_state,
     ref_from_json,
-    snapshot_bytes_bound,
+    snapshot_fit_problem,
     snapshot_positions,
 )
 
@@ -47,8 +47,6 @@ log = logging.getLogger("stream_neuron")
 LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
 """Records behind the end of the input, given the processor's positions (``None``: unknown)."""
 
-# A prediction's JSON around its id: the fields, two floats, counters, the source (topic apart).
-PREDICTION_FIXED_BYTES = 400
 REFUSAL_CLASSES = {REFUSED_SCORE: "NonFiniteScore"}
 
 
@@ -91,11 +89,12 @@ class Processor:
         # Input records whose outputs the broker refused inside a transaction, left out when replayed:
         # (reason, bare), bare when what was refused was the dead letter itself.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
-        self._prediction_budget = (
-            self.limits.predictions - PREDICTION_FIXED_BYTES - 6 * len(settings.predictions_topic)
-        )
+        self._prediction_fits = PredictionBudget(self.limits.predictions, settings.predictions_topic)
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
+        self.pending: PendingStore | None = None
+        if settings.delayed_labels and learning:
+            self.pending = PendingStore(settings.label_window, int(settings.label_window_s * 1000))
         if self.schema.n_features is not None:
             self._check_snapshot_fits(self.schema, SnapshotError)
             self._build(self.schema.n_features)
@@ -126,18 +125,9 @@ class Processor:
             self.learner = PerEventLearner(self.model)
 
     def _check_snapshot_fits(self, schema: FeatureSchema, error: Callable[[str], Exception]) -> None:
-        settings = self.settings
-        n_features = schema.n_features or 0
-        pending = settings.batch_size if settings.mode == "minibatch" else 0
-        bound = snapshot_bytes_bound(
-            n_features, schema.names, settings.standardize, pending, settings.model_name
-        )
-        if bound > self.limits.model:
-            raise error(
-                f"a model of {n_features} features would make snapshots of up to {bound:,} bytes, over "
-                f"the model topic's max.message.bytes of {self.limits.model:,}: raise that topic setting"
-                + (" or use a smaller --batch-size" if pending else "")
-            )
+        problem = snapshot_fit_problem(self.settings, schema.n_features or 0, schema.names, self.limits.model)
+        if problem is not None:
+            raise error(problem)
 
     def _buffers(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.model is not None
@@ -166,7 +156,8 @@ class Processor:
         rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
         refs: list[EventRef] = []
         max_bytes, kind = self.settings.max_record_bytes, self.kind
-        quarantine = self.quarantine
+        quarantine, pending = self.quarantine, self.pending
+        delayed = pending is not None
         for record in records:
             self.positions[(record.topic, record.partition)] = record.offset + 1
             if quarantine and (record.topic, record.partition, record.offset) in quarantine:
@@ -174,12 +165,24 @@ class Processor:
                 out.dead_letters.append(self._dead_letter(record, reason, "RefusedByBroker", bare=bare))
                 continue
             try:
-                event = decode_event(record.value, max_bytes)
+                event = decode_event(record.value, max_bytes, delayed)
                 label = label_of(event.get("label"), kind) if self.learning else math.nan
                 event_id = event.get("id")
                 if event_id is not None and type(event_id) is not str:
                     event_id = str(event_id)
-                self._check_prediction_fits(event_id, record.key)
+                if delayed:
+                    assert pending is not None
+                    pending.advance(record.timestamp_ms)
+                    if is_answer(event):
+                        assert event_id is not None
+                        question = self._answered(pending, event_id, record, out)
+                        if question is not None:
+                            n = len(refs)
+                            rows[n], labels[n] = question.row, label
+                            where = (record.topic, record.partition, record.offset)
+                            refs.append(EventRef(*where, record.key, event_id, record, question))
+                        continue
+                self._prediction_fits(event_id, record.key)
                 if self.model is None:  # the first valid event fixes the feature order
                     self._fix_schema(event)
                     rows, labels = self._buffers(len(records))
@@ -189,7 +192,17 @@ class Processor:
             except BadEventError as bad:
                 out.dead_letters.append(self._dead_letter(record, bad.reason, bad.error_class))
                 continue
-            refs.append(EventRef(record.topic, record.partition, record.offset, record.key, event_id, record))
+            asked = None
+            if delayed and event_id is not None and label != label:
+                assert pending is not None
+                asked = Question(
+                    record.topic, record.partition, record.offset, record.timestamp_ms, rows[n].copy()
+                )
+                if not pending.ask(event_id, asked):
+                    asked = None  # the id is pending already: scored, not kept
+            refs.append(
+                EventRef(record.topic, record.partition, record.offset, record.key, event_id, record, asked)
+            )
         if refs and not np.isfinite(rows[: len(refs)]).all():
             finite = np.asarray(np.isfinite(rows[: len(refs)]).all(axis=1))
             refs = self._drop_rows(finite, rows, labels, refs, out, None)
@@ -202,26 +215,21 @@ class Processor:
             for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
 
+    def _answered(
+        self, pending: PendingStore, event_id: str, record: InputRecord, out: Emitted
+    ) -> Question | None:
+        """The question an answer answers, or ``None`` with the answer dead-lettered (counted)."""
+        question = pending.answer(event_id)
+        if question is None:
+            out.dead_letters.append(self._dead_letter(record, *pending.why_unmatched(event_id)))
+        return question
+
     def _fix_schema(self, event: Event) -> None:
         schema = FeatureSchema.proposed_by(event)
         assert schema.n_features is not None
         self._check_snapshot_fits(schema, _too_many_features)
         self.schema = schema
         self._build(schema.n_features)
-
-    def _check_prediction_fits(self, event_id: str | None, key: bytes | None) -> None:
-        """The prediction carries the event's id (escaped: up to 6 bytes a character) and key."""
-        budget = self._prediction_budget - len(key or b"")
-        if 6 * len(event_id or "") <= budget:
-            return
-        size = len(encode_basestring_ascii(event_id)) if event_id is not None else 0
-        if size > budget:
-            total = size + PREDICTION_FIXED_BYTES + len(key or b"")
-            raise BadEventError(
-                f"its prediction would be about {total:,} bytes, over the predictions topic's "
-                f"max.message.bytes of {self.limits.predictions:,} (a long id or key)",
-                "PredictionTooLarge",
-            )
 
     def _drop_rows(
         self,
@@ -241,12 +249,18 @@ class Processor:
                 kept.append(ref)
                 continue
             assert ref.record is not None and ref.record.value is not None
+            self._forget_question(ref, labels[i])
             if reason is None:
                 bad = diagnose(ref.record.value)
                 out.dead_letters.append(self._dead_letter(ref.record, bad.reason, bad.error_class))
             else:
                 out.dead_letters.append(self._dead_letter(ref.record, reason, "FeatureOutOfRange"))
         return kept
+
+    def _forget_question(self, ref: EventRef, label: float) -> None:
+        """A question dead-lettered before it was scored is not kept waiting for its answer."""
+        if ref.asked is not None and label != label and self.pending is not None:
+            self.pending.discard(ref.event_id, ref.asked)
 
     def tick(self, now: float) -> Emitted:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
@@ -279,34 +293,37 @@ class Processor:
             chunk = self._refused_to_dead_letters(chunk, out)
         model = self.model
         assert model is not None
+        if self.pending is not None:
+            chunk = self._questions_and_answers(chunk)
         labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
         if labelled:
             loss, correct = model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
             self.metrics.add_terms(labelled, loss, correct)
         if not self.settings.publish_predictions:
             return  # scorers serve them; the metrics above still count them
-        topic = self.settings.predictions_topic
-        append, quote = out.predictions.append, encode_basestring_ascii
-        quoted: dict[str, str] = {}
-        # Written by template, not json.dumps of a dict: it is most of the per-event cost otherwise.
-        # repr() of a finite float is valid JSON and round-trips exactly (refused rows are gone).
-        for ref, head, score, version, label in zip(
+        out.predictions += prediction_records(
+            self.settings.predictions_topic,
             chunk.refs,
             model.prediction_fields(chunk.outputs.tolist()),
             chunk.scores.tolist(),
             chunk.versions.tolist(),
             chunk.labels.tolist(),
-            strict=True,
-        ):
-            event_id = "null" if ref.event_id is None else quote(ref.event_id)
-            label_text = "null" if label != label else int(label)
-            topic_json = quoted.get(ref.topic) or quoted.setdefault(ref.topic, quote(ref.topic))
-            where = f'{{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
-            value = (
-                f'{{{head}, "score": {score!r}, "label": {label_text}, "model_version": {version}, '
-                f'"id": {event_id}, "source": {where}}}'
-            )
-            append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
+        )
+
+    def _questions_and_answers(self, chunk: Scored[EventRef]) -> Scored[EventRef]:
+        """Delayed labels: the answers are counted with their questions' scores (the predictions made
+        before the labels were known) and publish no prediction, so they leave the chunk here."""
+        model = self.model
+        assert model is not None
+        answers = settle_questions(chunk.refs, chunk.labels, chunk.scores)
+        if not answers:
+            return chunk
+        z = np.array([chunk.refs[i].asked.score for i in answers])
+        loss, correct = model.prequential_terms(z, model.outputs(z), chunk.labels[answers])
+        self.metrics.add_terms(len(answers), loss, correct)
+        keep = np.ones(len(chunk.refs), dtype=bool)
+        keep[answers] = False
+        return chunk.select(keep)
 
     def _refused_to_dead_letters(self, chunk: Scored[EventRef], out: Emitted) -> Scored[EventRef]:
         """Rows the model refused (their logit or step would not be finite) become dead letters; the
@@ -314,19 +331,13 @@ class Processor:
         keep = chunk.refused == ACCEPTED
         for i in np.flatnonzero(~keep):
             ref, code = chunk.refs[i], int(chunk.refused[i])
+            self._forget_question(ref, chunk.labels[i])
             record = ref.record or InputRecord(ref.topic, ref.partition, ref.offset, ref.key, None, [])
             reason = REFUSAL_REASONS[code]
             out.dead_letters.append(
                 self._dead_letter(record, reason, REFUSAL_CLASSES.get(code, "NonFiniteUpdate"))
             )
-        return Scored(
-            [ref for ref, kept in zip(chunk.refs, keep.tolist(), strict=True) if kept],
-            chunk.labels[keep],
-            chunk.scores[keep],
-            chunk.outputs[keep],
-            chunk.versions[keep],
-            chunk.refused[keep],
-        )
+        return chunk.select(keep)
 
     def _dead_letter(
         self, record: InputRecord, reason: str, error_class: str, bare: bool = False, count: bool = True
@@ -360,6 +371,7 @@ class Processor:
             weight_norm=robust_norm(model.weights) if model else 0.0,
             lag=self.lag(self.positions),
             now=now,
+            labels=None if self.pending is None else self.pending.metrics(),
         )
         self.last_window = record["window"]
         key = self.settings.model_name.encode()
@@ -376,6 +388,7 @@ class Processor:
             self.metrics.state(),
             self.learner.pending_state(),
             self.positions,
+            None if self.pending is None else self.pending.state(),
         )
 
     def snapshot_record(self) -> OutputRecord | None:
@@ -404,6 +417,30 @@ class Processor:
             raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
         self.positions = snapshot_positions(snapshot)
         self._snapshot_version = self.model.n_updates
+        if self.pending is not None:
+            try:
+                self.pending.restore(snapshot.get("questions"))
+            except (KeyError, TypeError, ValueError) as error:
+                raise SnapshotError(f"the snapshot's pending questions are unreadable: {error}") from error
+
+    def questions_to_read(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """Delayed labels after a restore: the input offsets to read back to rebuild the questions."""
+        return {} if self.pending is None else self.pending.to_read()
+
+    def rebuild_questions(self, records: Sequence[InputRecord]) -> int:
+        """The restored snapshot's pending questions from their input ``records`` (none is scored or
+        learned from again); how many could not be rebuilt (their records are gone)."""
+        assert self.pending is not None
+        return self.pending.rebuild(records, self._question_row)
+
+    def _question_row(self, record: InputRecord) -> tuple[str, np.ndarray] | None:
+        try:
+            event = decode_event(record.value, self.settings.max_record_bytes)
+            row = np.empty(self.schema.n_features or 0)
+            self.schema.fill_row(event, row)
+        except BadEventError:
+            return None
+        return str(event.get("id")), row
 
 
 def _too_many_features(message: str) -> BadEventError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 Headers = list[tuple[str, bytes]]
 
@@ -15,6 +15,7 @@ class InputRecord(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: Headers
+    timestamp_ms: int = -1  # the record's Kafka timestamp (-1: none)
 
 
 class OutputRecord(NamedTuple):
@@ -39,6 +40,9 @@ class EventRef(NamedTuple):
     key: bytes | None
     event_id: str | None
     record: InputRecord | None = None
+    # Delayed labels: the question this row asks (unlabelled) or answers (labelled; its features and
+    # the score it was given are the question's).
+    asked: Any = None
 
 
 @dataclass

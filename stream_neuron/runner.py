@@ -37,7 +37,13 @@ from stream_neuron.kafka_io.transactions import TransactionalOutput, Transaction
 from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
-from stream_neuron.startup import output_limits, prepare_topics, restored_processor, settle_positions
+from stream_neuron.startup import (
+    output_limits,
+    prepare_topics,
+    rebuild_questions,
+    restored_processor,
+    settle_positions,
+)
 
 log = logging.getLogger("stream_neuron")
 
@@ -111,7 +117,7 @@ class Runner:
             self.processor = restored_processor(settings, stored, now, self._lag, self.limits)
             self.input = InputConsumer(
                 connection,
-                settings.input_topic,
+                settings.input_topics,
                 settings.group_id,
                 f"{name}-input",
                 settings.poll_max_records,
@@ -120,6 +126,7 @@ class Runner:
             self.processor = settle_positions(
                 settings, self.processor, self.input, now, self._lag, self.limits
             )
+            rebuild_questions(settings, self.processor)
         except BaseException:
             if transactional is not None:
                 transactional.close()
@@ -172,6 +179,7 @@ class Runner:
     def _restore(self, committed: Committed, now: float) -> None:
         self.processor = Processor.restored(self.settings, committed.snapshot, now, self._lag, self.limits)
         self.processor.quarantine = self.quarantine
+        rebuild_questions(self.settings, self.processor)
         self.input.seek(committed.positions)
 
     def _recover(self, error: TransactionFailedError) -> None:

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from stream_neuron.config import Settings
 from stream_neuron.contracts import Snapshot
 from stream_neuron.errors import OperatorError
 from stream_neuron.neuron import LinearNeuron
+from stream_neuron.pending import BYTES_PER_PENDING_IN_SNAPSHOT, Question
 from stream_neuron.records import EventRef
 from stream_neuron.schema import name_problem
 
@@ -35,10 +37,15 @@ class SnapshotError(OperatorError):
 
 
 def snapshot_bytes_bound(
-    n_features: int, names: Sequence[str] | None, standardize: bool, pending_rows: int, model_name: str
+    n_features: int,
+    names: Sequence[str] | None,
+    standardize: bool,
+    pending_rows: int,
+    model_name: str,
+    questions: int = 0,
 ) -> int:
     """An upper bound of a snapshot's size: weights, the scaler's two vectors, pending mini-batch rows
-    (and their references), the feature names."""
+    (and their references), the feature names, the pending questions of delayed labels."""
     numbers = n_features * (1 + 2 * standardize + pending_rows)
     name_bytes = sum(len(json.dumps(name)) + 2 for name in names) if names else 0
     return (
@@ -47,22 +54,57 @@ def snapshot_bytes_bound(
         + name_bytes
         + pending_rows * 600
         + 6 * len(model_name)
+        + questions * BYTES_PER_PENDING_IN_SNAPSHOT
+    )
+
+
+def snapshot_fit_problem(
+    settings: Settings, n_features: int, names: Sequence[str] | None, limit: int
+) -> str | None:
+    """Why snapshots of a model of ``n_features`` could outgrow the model topic's ``limit``, or ``None``."""
+    pending = settings.batch_size if settings.mode == "minibatch" else 0
+    bound = snapshot_bytes_bound(
+        n_features, names, settings.standardize, pending, settings.model_name, settings.label_window
+    )
+    if bound <= limit:
+        return None
+    return (
+        f"a model of {n_features} features would make snapshots of up to {bound:,} bytes, over "
+        f"the model topic's max.message.bytes of {limit:,}: raise that topic setting"
+        + (" or use a smaller --batch-size" if pending else "")
+        + (" or a smaller --label-window" if settings.label_window else "")
     )
 
 
 def ref_to_json(source: EventRef) -> list[Any]:
-    return [
+    ref = [
         source.topic,
         source.partition,
         source.offset,
         None if source.key is None else source.key.hex(),
         source.event_id,
     ]
+    return ref if source.asked is None else [*ref, source.asked.score]
 
 
 def ref_from_json(value: list[Any]) -> EventRef:
-    topic, partition, offset, key, event_id = value
-    return EventRef(topic, int(partition), int(offset), None if key is None else bytes.fromhex(key), event_id)
+    """A pending mini-batch row's reference; an answer's carries its question's score (a sixth item)."""
+    topic, partition, offset, key, event_id, *asked = value
+    question = None
+    if asked:
+        score = float(asked[0])
+        if not math.isfinite(score):
+            raise ValueError(f"a pending answer's score must be finite, got {asked[0]!r}")
+        question = Question(topic, int(partition), int(offset), -1, np.empty(0), score)
+    return EventRef(
+        topic,
+        int(partition),
+        int(offset),
+        None if key is None else bytes.fromhex(key),
+        event_id,
+        None,
+        question,
+    )
 
 
 def build_snapshot(
@@ -72,7 +114,10 @@ def build_snapshot(
     metrics_state: dict[str, float | int],
     pending: dict[str, Any] | None,
     positions: dict[tuple[str, int], int],
+    questions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The snapshot contract. ``pending``: mini-batch rows not yet learned; ``questions``: the pending
+    questions of delayed labels (which input records, their scores: :meth:`PendingStore.state`)."""
     state = model.to_dict()
     if pending is not None:
         pending = dict(pending, refs=[ref_to_json(ref) for ref in pending["refs"]])
@@ -93,6 +138,7 @@ def build_snapshot(
         "scaler_state": state["scaler"],
         "metrics_state": metrics_state,
         "pending": pending,
+        **({"questions": questions} if questions is not None else {}),
         "offsets": {
             f"{topic}:{partition}": offset for (topic, partition), offset in sorted(positions.items())
         },

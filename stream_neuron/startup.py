@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics, topic_configs
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.consumer import InputConsumer
+from stream_neuron.kafka_io.consumer import InputConsumer, read_ranges
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import StoredSnapshot
@@ -40,6 +41,15 @@ def run_topics(settings: Settings) -> list[TopicNeed]:
     model = {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)}
     return [
         TopicNeed(settings.input_topic, "input topic", READS, None, "create it, or set --input-topic"),
+        *(
+            [
+                TopicNeed(
+                    settings.labels_topic, "labels topic", READS, None, "create it, or fix --labels-topic"
+                )
+            ]
+            if settings.labels_topic
+            else []
+        ),
         TopicNeed(
             settings.predictions_topic,
             "predictions topic",
@@ -187,3 +197,25 @@ def settle_positions(
         del processor.positions[tp]
     input.seek({tp: None for tp in beyond if tp in ranges})
     return processor
+
+
+def rebuild_questions(settings: Settings, processor: Processor) -> None:
+    """Delayed labels: the restored snapshot's pending questions read back from the input topic (their
+    changelog), without scoring or learning again."""
+    ranges = processor.questions_to_read() if processor.pending is not None else {}
+    if not ranges:
+        return
+    started = time.monotonic()
+    records = read_ranges(settings.connection, f"{settings.model_name}-questions", ranges)
+    missing = processor.rebuild_questions(records)
+    assert processor.pending is not None
+    log.info(
+        "rebuilt %d pending questions from %d input records in %.1f s",
+        len(processor.pending), len(records), time.monotonic() - started,
+    )  # fmt: skip
+    if missing:
+        log.warning(
+            "%d pending questions could not be read back (their input records are gone: retention, or a "
+            "recreated topic); their answers will have no question",
+            missing,
+        )

@@ -162,7 +162,7 @@ def test_no_broker_is_one_clear_line_and_non_zero() -> None:
     [
         (["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
         (["--learning-rate", "fast"], "learning_rate: Input should be a valid number"),
-        (["--input-topic", "same", "--predictions-topic", "same"], "the five topics must be distinct"),
+        (["--input-topic", "same", "--predictions-topic", "same"], "the topics must be distinct"),
         (["--feature-names", "a,b,a"], "feature names must be unique"),
     ],
 )

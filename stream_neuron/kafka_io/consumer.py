@@ -17,7 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
-from kafka.errors import GroupAuthorizationFailedError, KafkaError, TopicAuthorizationFailedError
+from kafka.errors import (
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    NodeNotReadyError,
+    TopicAuthorizationFailedError,
+)
 
 from stream_neuron.kafka_io import header_keys_fix
 from stream_neuron.kafka_io.connection import Connection
@@ -62,22 +68,34 @@ def input_consumer(
         raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
 
 
+def poll_through_outages(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> dict[Any, Any]:
+    """``consumer.poll``, with a broker that cannot be reached read as no records yet: kafka-python 3.0
+    raises the connection error of a metadata refresh out of a group member's poll (its coordinator
+    lookup lets only ``RetriableError`` subclasses through), which would end the run in an outage."""
+    try:
+        return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)  # type: ignore[no-any-return]
+    except (KafkaConnectionError, NodeNotReadyError) as error:
+        log.debug("poll: the broker is not reachable (%s): no records", error)
+        time.sleep(timeout_ms / 1000)
+        return {}
+
+
 def input_records(polled: Mapping[TopicPartition, list[Any]]) -> list[InputRecord]:
     return [
-        InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()))
+        InputRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()), r.timestamp)
         for batch in polled.values()
         for r in batch
     ]
 
 
 class InputConsumer:
-    """Reads ``topic`` from the given positions (a partition without one starts at the group's committed
-    offset, else at the beginning)."""
+    """Reads ``topic`` (or several: the input and the labels topic) from the given positions (a
+    partition without one starts at the group's committed offset, else at the beginning)."""
 
     def __init__(
         self,
         connection: Connection,
-        topic: str,
+        topic: str | list[str],
         group_id: str,
         client_id: str,
         max_poll_records: int,
@@ -88,18 +106,21 @@ class InputConsumer:
             # Cached metadata refreshes this often: partitions added to the input show up in it.
             metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
         )  # fmt: skip
-        self.topic = topic
+        self.topics = [topic] if isinstance(topic, str) else list(topic)
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._unread: dict[TopicPartition, int | None] = {}  # start positions of partitions not read yet
-        deadline = time.monotonic() + INPUT_METADATA_WAIT_S
-        partitions = self._consumer.partitions_for_topic(topic)
-        while not partitions and time.monotonic() < deadline:
-            time.sleep(0.2)
-            partitions = self._consumer.partitions_for_topic(topic)
-        if not partitions:
-            self._consumer.close(autocommit=False)
-            raise StartupError(f"input topic {topic!r} has no partitions")
-        self._consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        assigned: list[TopicPartition] = []
+        for name in self.topics:
+            deadline = time.monotonic() + INPUT_METADATA_WAIT_S
+            partitions = self._consumer.partitions_for_topic(name)
+            while not partitions and time.monotonic() < deadline:
+                time.sleep(0.2)
+                partitions = self._consumer.partitions_for_topic(name)
+            if not partitions:
+                self._consumer.close(autocommit=False)
+                raise StartupError(f"input topic {name!r} has no partitions")
+            assigned += [TopicPartition(name, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
         try:  # the group's offsets: the start of partitions the model has no position for
             self.committed_positions()
         except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as error:
@@ -109,7 +130,7 @@ class InputConsumer:
                 f"user {who!r} may not use consumer group {group_id!r} ({error.__class__.__name__}): grant "
                 "READ and DESCRIBE on that group, or set --group-id"
             ) from None
-        self.seek({tp: offset for tp, offset in positions.items() if tp[0] == topic})
+        self.seek({tp: offset for tp, offset in positions.items() if tp[0] in self.topics})
 
     def assignment(self) -> list[tuple[str, int]]:
         return sorted((tp.topic, tp.partition) for tp in self._consumer.assignment())
@@ -117,32 +138,30 @@ class InputConsumer:
     def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
         if time.monotonic() >= self._next_partition_check:
             self._pick_up_new_partitions()
-        return input_records(self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records))
+        return input_records(poll_through_outages(self._consumer, timeout_ms, max_records))
 
     def _pick_up_new_partitions(self) -> None:
         """Partitions the (periodically refreshed) metadata shows that are not read yet: from their
         beginning, since their records were all produced after this run started reading."""
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         known = self._consumer.assignment()
-        try:
-            # A broker just back may report the topic as unavailable for a moment; kafka-python then
-            # drops it from its metadata and asks the cluster again, which fails while it restarts.
-            partitions = self._consumer.partitions_for_topic(self.topic) or set()
-        except KafkaError as error:
-            log.debug("partition check of %s failed (%s): trying again later", self.topic, error)
-            return
-        new = [
-            TopicPartition(self.topic, p)
-            for p in sorted(partitions)
-            if TopicPartition(self.topic, p) not in known
-        ]
+        new: list[TopicPartition] = []
+        for name in self.topics:
+            try:
+                # A broker just back may report the topic as unavailable for a moment; kafka-python then
+                # drops it from its metadata and asks the cluster again, which fails while it restarts.
+                partitions = self._consumer.partitions_for_topic(name) or set()
+            except KafkaError as error:
+                log.debug("partition check of %s failed (%s): trying again later", name, error)
+                return
+            new += [
+                TopicPartition(name, p) for p in sorted(partitions) if TopicPartition(name, p) not in known
+            ]
         if not new:
             return
         self._consumer.assign([*known, *new])
         self._consumer.seek_to_beginning(*new)
-        log.info(
-            "input topic %s has new partitions %s: reading them", self.topic, [tp.partition for tp in new]
-        )
+        log.info("input has new partitions %s: reading them", [f"{tp.topic}:{tp.partition}" for tp in new])
 
     def offset_ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
         """(first offset, end offset) of every assigned partition, asked of the broker now."""
@@ -215,3 +234,37 @@ class InputConsumer:
 
     def close(self) -> None:
         self._consumer.close(autocommit=False)
+
+
+def read_ranges(
+    connection: Connection,
+    client_id: str,
+    ranges: Mapping[tuple[str, int], tuple[int, int]],
+    timeout_s: float = 120.0,
+) -> list[InputRecord]:
+    """The committed records of each (topic, partition) from its first offset to (not including) its end,
+    in order: what the input topic holds of a store it is the changelog of. Records compacted or deleted
+    away are simply absent. :class:`StartupError` if the broker does not deliver them in ``timeout_s``."""
+    if not ranges:
+        return []
+    consumer = input_consumer(connection, client_id, f"{client_id}-unused", 10_000)
+    try:
+        partitions = [TopicPartition(topic, partition) for topic, partition in ranges]
+        consumer.assign(partitions)
+        firsts = consumer.beginning_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        ends = consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
+        goal = {tp: min(ranges[(tp.topic, tp.partition)][1], ends[tp]) for tp in partitions}
+        for tp in partitions:
+            consumer.seek(tp, max(ranges[(tp.topic, tp.partition)][0], firsts[tp]))
+        records: list[InputRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS) < goal[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                raise StartupError(f"timed out reading back {sorted(ranges)} from the input")
+            for record in input_records(consumer.poll(timeout_ms=500)):
+                tp = TopicPartition(record.topic, record.partition)
+                if record.offset < goal[tp]:
+                    records.append(record)
+        return records
+    finally:
+        consumer.close(autocommit=False)

@@ -16,7 +16,7 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import GroupAuthorizationFailedError, KafkaError
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.consumer import input_consumer, input_records
+from stream_neuron.kafka_io.consumer import input_consumer, input_records, poll_through_outages
 from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.limits import (
     OFFSETS_TIMEOUT_MS,
@@ -67,7 +67,7 @@ class GroupInput:
 
     def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
         try:
-            polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+            polled = poll_through_outages(self._consumer, timeout_ms, max_records)
         except GroupAuthorizationFailedError as error:
             raise StartupError(
                 f"not authorized to use consumer group {self.group_id!r} ({error.__class__.__name__}): grant "

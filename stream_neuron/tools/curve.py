@@ -27,6 +27,8 @@ class LearningCurve:
     cumulative_accuracy: list[float | None] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)
     rate_changes: list[tuple[int, float]] = field(default_factory=list)
+    pending: list[int | None] = field(default_factory=list)  # delayed labels: questions waiting
+    expired: list[int | None] = field(default_factory=list)  # ... and expired so far
 
 
 MAX_MARKED_CHANGES = 10
@@ -50,6 +52,9 @@ def learning_curve(records: list[dict[str, Any] | Malformed]) -> LearningCurve:
         curve.window_accuracy.append(record["window"]["accuracy"])
         curve.cumulative_accuracy.append(record["cumulative"]["accuracy"])
         curve.learning_rate.append(rate)
+        labels = record.get("labels") or {}
+        curve.pending.append(labels.get("pending"))
+        curve.expired.append(labels.get("expired"))
     return curve
 
 
@@ -63,8 +68,22 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
     except ImportError as error:
         raise OperatorError("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
 
-    figure, (loss_axis, accuracy_axis) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True, dpi=110)
+    delayed = any(value is not None for value in curve.pending)
+    rows = 3 if delayed else 2
+    figure, axes = plt.subplots(rows, 1, figsize=(9, 6.5 + 2.5 * delayed), sharex=True, dpi=110)
+    loss_axis, accuracy_axis = axes[0], axes[1]
     figure.suptitle(title)
+    if delayed:
+        labels_axis = axes[2]
+        for counts, name, colour in ((curve.pending, "pending questions", "tab:green"),
+                                     (curve.expired, "expired (cumulative)", "tab:grey")):  # fmt: skip
+            counted = [(e, v) for e, v in zip(curve.events, counts, strict=True) if v is not None]
+            if counted:
+                xs, ys = zip(*counted, strict=True)
+                labels_axis.plot(xs, ys, label=name, color=colour, linewidth=1.5)
+        labels_axis.set_ylabel("questions")
+        labels_axis.grid(alpha=0.3)
+        labels_axis.legend(loc="best", fontsize=9)
     series = [
         (loss_axis, curve.window_log_loss, "window", "tab:orange", 1.2),
         (loss_axis, curve.cumulative_log_loss, "cumulative", "tab:red", 2.2),
@@ -86,7 +105,7 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
             )
     loss_axis.set_ylabel("log loss (prequential)")
     accuracy_axis.set_ylabel("accuracy (prequential)")
-    accuracy_axis.set_xlabel("events seen")
+    axes[-1].set_xlabel("events seen")
     accuracy_axis.set_ylim(0.0, 1.0)
     for events, rate in curve.rate_changes:
         for axis in (loss_axis, accuracy_axis):

@@ -55,6 +55,11 @@ def view(record: dict[str, Any], losses: deque[float | None], accuracies: deque[
     table.add_row("diverging", fmt(record.get("diverging")), "")
     table.add_row("events/s", fmt(record.get("events_per_second"), 0), "")
     table.add_row("lag", fmt(record.get("lag")), "")
+    labels = record.get("labels")
+    if labels:
+        table.add_row("pending questions", fmt(labels["pending"]), "")
+        table.add_row("expired questions", "", fmt(labels["expired"]))
+        table.add_row("unmatched answers", "", fmt(labels["unmatched_answers"]))
     trend = Text.assemble(
         ("log loss trend  ", "bold"), (sparkline(losses), "red"), "\n",
         ("accuracy trend  ", "bold"), (sparkline(accuracies), "blue"), "\n",

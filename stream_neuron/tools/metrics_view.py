@@ -18,6 +18,9 @@ NUMBERS = (
     "weight_growth", "events_per_second", "lag",
 )  # fmt: skip
 SECTIONS = {"window": ("events", "log_loss", "accuracy"), "cumulative": ("log_loss", "accuracy")}
+LABELS = (
+    "pending", "answered", "expired", "unmatched_answers", "duplicate_answers", "duplicate_questions",
+)  # fmt: skip
 _UNSAFE = re.compile(r"[^0-9A-Za-z:.+\- TZ]")
 
 
@@ -52,6 +55,11 @@ def clean_record(value: bytes | None) -> dict[str, Any] | Malformed:
             if not _number(part.get(name)):
                 return Malformed(f"{section}.{name} is not a number")
         clean[section] = {name: part.get(name) for name in names}
+    labels = record.get("labels")
+    if labels is not None:  # delayed labels only
+        if not isinstance(labels, dict) or not all(_number(labels.get(name)) for name in LABELS):
+            return Malformed("labels is not an object of counts")
+        clean["labels"] = {name: labels.get(name) for name in LABELS}
     diverging = record.get("diverging", False)
     clean["diverging"] = diverging if isinstance(diverging, bool) else None
     ts = record.get("ts")

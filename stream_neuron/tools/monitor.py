@@ -64,7 +64,17 @@ def format_metrics(record: dict[str, Any] | Malformed) -> str:
         ("diverging", record.get("diverging")),
         ("events/s", record.get("events_per_second")),
         ("lag", record.get("lag")),
-        ("at", record.get("ts")),
     ]
+    labels = record.get("labels")
+    if labels:
+        rows += [
+            ("pending questions", labels["pending"]),
+            ("answered", labels["answered"]),
+            ("expired questions", labels["expired"]),
+            ("unmatched answers", labels["unmatched_answers"]),
+            ("duplicate answers", labels["duplicate_answers"]),
+            ("duplicate questions", labels["duplicate_questions"]),
+        ]
+    rows.append(("at", record.get("ts")))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {_fmt(value)}" for name, value in rows)

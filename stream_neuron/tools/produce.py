@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -15,7 +15,7 @@ from kafka.errors import KafkaError
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.tools.sources import BadRow, Event
+from stream_neuron.tools.sources import BadRow, Event, questions_and_answers
 
 # A send waits this long for the topic's metadata or buffer space before it fails with one line.
 SEND_BLOCK_MS = 15_000
@@ -26,6 +26,7 @@ FLUSH_TIMEOUT_S = 120.0
 class ProduceSummary:
     sent: int = 0
     unlabelled: int = 0
+    answers: int = 0
     bad_rows: int = 0
     seconds: float = 0.0
 
@@ -74,9 +75,12 @@ def produce_events(
     seed: int = 0,
     progress: bool = False,
     total: int | None = None,
+    label_delay: int | None = None,
+    labels_topic: str | None = None,
 ) -> ProduceSummary:
     """Send ``events`` as JSON to ``topic`` (key: the event id); bad rows are reported and skipped.
-    The topic must exist (the command creates it first)."""
+    ``label_delay``: as questions and answers (:func:`questions_and_answers`), the answers to
+    ``labels_topic`` when given. The topics must exist (the command creates them first)."""
     try:
         producer = KafkaProducer(
             **connection.client_config("stream-neuron-produce"),
@@ -92,18 +96,30 @@ def produce_events(
     bar = ProgressBar(total)
     failures: list[BaseException] = []
     started = time.monotonic()
-    for item in events:
+
+    def unlabelled_some(items: Iterable[Event | BadRow]) -> Iterator[Event | BadRow]:
+        for item in items:
+            if not isinstance(item, BadRow) and unlabelled_fraction and rng.random() < unlabelled_fraction:
+                item = {k: v for k, v in item.items() if k != "label"}
+            yield item
+
+    stream = unlabelled_some(events)
+    if label_delay is not None:
+        stream = questions_and_answers(stream, label_delay)
+    for item in stream:
         if isinstance(item, BadRow):
             summary.bad_rows += 1
             print(f"skipped line {item.line}: {item.reason}", file=sys.stderr)
             continue
-        if unlabelled_fraction and rng.random() < unlabelled_fraction:
-            item = {k: v for k, v in item.items() if k != "label"}
-        if item.get("label") is None:
+        answer = "features" not in item
+        if answer:
+            summary.answers += 1
+        elif item.get("label") is None:
             summary.unlabelled += 1
         key = None if item.get("id") is None else str(item["id"]).encode()
+        to = labels_topic if answer and labels_topic else topic
         try:
-            producer.send(topic, key=key, value=json.dumps(item).encode()).add_errback(failures.append)
+            producer.send(to, key=key, value=json.dumps(item).encode()).add_errback(failures.append)
         except KafkaError as error:
             producer.close(timeout=0)
             raise OperatorError(f"cannot send to {topic!r}: {error}") from None

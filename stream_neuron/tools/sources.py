@@ -113,3 +113,22 @@ def events_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow
     if path.suffix in (".jsonl", ".ndjson", ".json"):
         return jsonl_file(path)
     return csv_file(path, label_column)
+
+
+def questions_and_answers(events: Iterator[Event | BadRow], delay: int) -> Iterator[Event | BadRow]:
+    """Labelled events as questions (id and features, no label) and answers (id and label), in the
+    order river's ``stream.simulate_qa(dataset, moment=None, delay=delay)`` gives: the answer to event
+    ``i`` comes just before the question of event ``i + delay`` (so ``delay=0`` answers each question
+    at once), and the answers still due come at the end. An event without a label or an id is passed
+    through as it is."""
+    due: list[Event] = []
+    for i, event in enumerate(events):
+        while due and due[0]["due"] <= i:
+            yield {"id": due[0]["id"], "label": due.pop(0)["label"]}
+        if isinstance(event, BadRow) or event.get("label") is None or event.get("id") is None:
+            yield event
+            continue
+        due.append({"id": event["id"], "label": event["label"], "due": i + delay})
+        yield {k: v for k, v in event.items() if k != "label"}
+    for answer in due:
+        yield {"id": answer["id"], "label": answer["label"]}
