@@ -27,7 +27,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron import LogisticNeuron
-from stream_neuron.config import FitSettings
+from stream_neuron.command_config import FitSettings
 from stream_neuron.fit import load
 from stream_neuron.neuron.descent import descend
 

@@ -1,8 +1,9 @@
 """The ``stream-neuron`` command line: thin glue over the layers, one subcommand a job.
 
-Every command's flags are generated from its settings class in ``config.py``, so flags, environment
-variables (``STREAM_NEURON_*``) and config-file keys are always the same names. An operator error
-(a bad flag, no broker, a missing topic or file) ends in one line on stderr and a non-zero status.
+Every command's flags are generated from its settings class (``config.py``, ``command_config.py``),
+so flags, environment variables (``STREAM_NEURON_*``) and config-file keys are always the same names.
+An operator error (a bad flag, no broker, a missing topic or file) ends in one line on stderr and a
+non-zero status.
 """
 
 from __future__ import annotations
@@ -18,16 +19,15 @@ from pydantic import ValidationError
 from pydantic.fields import FieldInfo
 
 from stream_neuron import __version__
-from stream_neuron.config import (
+from stream_neuron.command_config import (
     COMMAND_SETTINGS,
     CheckRiverSettings,
-    CommonSettings,
     FitSettings,
     MonitorSettings,
     ProduceSettings,
     ScoreSettings,
-    Settings,
 )
+from stream_neuron.config import CommonSettings, Settings
 from stream_neuron.errors import OperatorError
 
 EXIT_USAGE = 2

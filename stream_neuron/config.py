@@ -1,4 +1,5 @@
-"""The configuration of every command: one frozen pydantic-settings class a command.
+"""The configuration of every command: one frozen pydantic-settings class a command (``run``'s here,
+with what every command shares; the others' in ``command_config.py``).
 
 Sources, strongest first: command-line flags, ``STREAM_NEURON_*`` environment variables, a TOML
 config file (``--config``, or ``STREAM_NEURON_CONFIG``), the defaults below. Field names are the flags
@@ -21,7 +22,6 @@ Delivery guarantees of ``run`` (``guarantee``):
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -179,6 +179,8 @@ class _SharedTomlSource(TomlConfigSettingsSource):
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
         super().__init__(settings_cls, toml_file=path)
         own = set(settings_cls.model_fields)
+        from stream_neuron.command_config import COMMAND_SETTINGS  # defined over these classes
+
         others = {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields} - own
         self.toml_data = {k: v for k, v in self.toml_data.items() if k not in others}
         self.init_kwargs = self.toml_data
@@ -354,194 +356,3 @@ class Settings(CommonSettings):
     @property
     def intercept_rate(self) -> float:
         return self.learning_rate if self.intercept_learning_rate is None else self.intercept_learning_rate
-
-
-class ScoreSettings(CommonSettings):
-    """``stream-neuron score``: a stateless scorer; replicas share a consumer group on the requests
-    topic and follow the model topic, swapping to each new snapshot between polls. Never learns."""
-
-    input_topic: str = Field(DEFAULT_REQUESTS_TOPIC, description="the requests to score")
-    predictions_topic: str = DEFAULT_TOPICS["predictions_topic"]
-    dead_letter_topic: str = DEFAULT_TOPICS["dead_letter_topic"]
-    model_topic: str = DEFAULT_TOPICS["model_topic"]
-    model_name: str = Field("stream-neuron", description="the model (trained by run) to score with")
-    group_id: str = Field("stream-neuron-scorers", description="the consumer group the replicas share")
-    wait_for_model: bool = Field(False, description="wait for a first snapshot instead of refusing to start")
-    max_events: int | None = Field(None, ge=1, description="stop after N requests (bounded run)")
-    idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without requests")
-    commit_interval_ms: int = Field(
-        1000, ge=1, description="commit offsets (after the predictions) this often"
-    )
-    poll_max_records: int = Field(500, ge=1)
-    max_record_bytes: int = Field(1_000_000, ge=64, description="larger requests are dead-lettered")
-    max_feature_abs: float | None = Field(
-        None,
-        gt=0,
-        allow_inf_nan=False,
-        description="requests with a feature beyond +/- this are dead-lettered",
-    )
-    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
-    connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
-    create_topics: bool = True
-    topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")
-
-    def scoring(self, kind: str, feature_names: tuple[str, ...] | None, standardize: bool) -> Settings:
-        """The run settings a scorer's processor works with, for a snapshot of this kind and schema."""
-        return Settings(
-            model=kind,
-            feature_names=feature_names,
-            standardize=standardize,
-            predictions_topic=self.predictions_topic,
-            dead_letter_topic=self.dead_letter_topic,
-            model_topic=self.model_topic,
-            model_name=self.model_name,
-            input_topic=self.input_topic,
-            max_record_bytes=self.max_record_bytes,
-            max_feature_abs=self.max_feature_abs,
-            poll_max_records=self.poll_max_records,
-            metrics_topic=f"{self.model_name}.unused-metrics",
-        )
-
-
-class FitSettings(CommonSettings):
-    """``stream-neuron fit``: batch (or mini-batch) gradient descent over a history (a topic, or a range
-    of it, or a file); writes a snapshot that ``run`` continues from."""
-
-    input_topic: str | None = Field(None, description="the history: a topic (all of it as it is now)")
-    from_offset: int | None = Field(None, ge=0, description="... from this offset of every partition")
-    to_offset: int | None = Field(None, ge=0, description="... up to (not including) this offset")
-    from_time: str | None = Field(None, description="... from this time (ISO 8601, or epoch milliseconds)")
-    to_time: str | None = Field(None, description="... up to this time")
-    file: Path | None = Field(None, description="the history: a CSV (with --label-column) or JSON lines")
-    label_column: str | None = Field(None, description="CSV: the label column")
-    model_topic: str = DEFAULT_TOPICS["model_topic"]
-    metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
-    model_name: str = "stream-neuron"
-    model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
-    feature_names: Annotated[tuple[str, ...] | None, NoDecode] = Field(
-        None, description="feature order, comma separated; else fixed by the first valid event"
-    )
-    epochs: int = Field(100, ge=1, description="passes over the whole set")
-    batch_size: int | None = Field(
-        None, ge=1, description="events per step (default: the whole set, batch gradient descent)"
-    )
-    learning_rate: Annotated[tuple[float, ...], NoDecode] = Field(
-        (0.1,), description="the step size, or several (a,b,c) to compare: the best one's model is kept"
-    )
-    standardize: bool = Field(False, description="scale by the whole set's mean and variance (run goes on)")
-    tol: float | None = Field(None, gt=0, description="stop when the cost changes by less than this")
-    seed: int = Field(0, description="the mini-batch reshuffle's seed")
-    plot: Path | None = Field(None, description="draw the cost of every epoch (of every rate) into this PNG")
-    replace: bool = Field(False, description="replace an existing model of --model-name")
-    max_memory_mb: float = Field(4096, gt=0, description="the largest history (rows x features) to hold")
-    max_record_bytes: int = Field(1_000_000, ge=64, description="larger records are bad records")
-    connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str) -> str:
-        return known_model(value)
-
-    @field_validator("feature_names", mode="before")
-    @classmethod
-    def _split_names(cls, value: Any) -> Any:
-        return Settings._split_names(value)
-
-    @field_validator("learning_rate", mode="before")
-    @classmethod
-    def _split_rates(cls, value: Any) -> Any:
-        if isinstance(value, int | float):
-            return (float(value),)
-        if isinstance(value, str):
-            return tuple(float(part) for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _positive_rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or not all(math.isfinite(rate) and rate > 0 for rate in value):
-            raise ValueError("learning rates must be finite numbers > 0")
-        return value
-
-    @model_validator(mode="after")
-    def _one_history(self) -> FitSettings:
-        if (self.input_topic is None) == (self.file is None):
-            raise ValueError("give one history: --input-topic or --file")
-        if self.file is not None and any(
-            v is not None for v in (self.from_offset, self.to_offset, self.from_time, self.to_time)
-        ):
-            raise ValueError("--from-/--to- ranges apply to --input-topic")
-        return self
-
-
-class ProduceSettings(CommonSettings):
-    """``stream-neuron produce``: load events into a topic (a demo feed, a backfill, a load test)."""
-
-    topic: str = Field(DEFAULT_TOPICS["input_topic"], description="created when missing")
-    partitions: int = Field(1, ge=1, description="partitions of the topic when it is created")
-    dataset: Literal["phishing", "bananas", "synthetic"] | None = Field(
-        None, description="river's Phishing or Bananas, or synthetic data"
-    )
-    file: Path | None = Field(None, description="CSV (with --label-column) or JSON lines (.jsonl)")
-    label_column: str | None = Field(None, description="CSV: the label column (else no labels)")
-    n: int = Field(10_000, ge=1, description="synthetic: number of events")
-    features: int = Field(10, ge=1, description="synthetic: number of features")
-    noise: float = Field(0.5, ge=0, allow_inf_nan=False, description="synthetic: label noise")
-    drift_at: int | None = Field(None, ge=0, description="synthetic: concept drift at this event")
-    rate: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="events per second (default: as fast as possible)"
-    )
-    unlabelled_fraction: float = Field(0.0, ge=0, le=1, description="drop the label of this fraction")
-    label_delay: int | None = Field(
-        None,
-        ge=0,
-        description="send questions (no label) and answers ({id, label}), each answer N events after "
-        "its question (river's stream.simulate_qa order)",
-    )
-    labels_topic: str | None = Field(None, description="... send the answers to this topic")
-    seed: int = 0
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ProduceSettings:
-        if (self.dataset is None) == (self.file is None):
-            raise ValueError("give one source: --dataset or --file")
-        if self.labels_topic is not None and self.label_delay is None:
-            raise ValueError("--labels-topic needs --label-delay")
-        return self
-
-
-class MonitorSettings(CommonSettings):
-    """``stream-neuron monitor``: the metrics topic as a table, a live view or a learning-curve plot."""
-
-    metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
-    follow: bool = Field(False, description="a live view of each new metrics record")
-    plot: Path | None = Field(None, description="draw the learning curve into this PNG")
-
-
-class CheckRiverSettings(CommonSettings):
-    """``stream-neuron check-river``: replay a dataset through this neuron and river; compare."""
-
-    dataset: Literal["phishing", "bananas"] = "phishing"
-    model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
-    learning_rate: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="default 0.01 (logistic), the model's own otherwise"
-    )
-    standardize: bool = False
-    delay: int | None = Field(
-        None, ge=0, description="labels revealed N events after each question (progressive_val_score delay)"
-    )
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str) -> str:
-        return known_model(value)
-
-
-COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
-    "run": Settings,
-    "score": ScoreSettings,
-    "produce": ProduceSettings,
-    "monitor": MonitorSettings,
-    "check-river": CheckRiverSettings,
-    "fit": FitSettings,
-}

@@ -24,7 +24,7 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from stream_neuron.config import FitSettings
+from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
 from stream_neuron.kafka_io.connection import Connection

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
-from stream_neuron.config import ScoreSettings
+from stream_neuron.command_config import ScoreSettings
 from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
 from stream_neuron.kafka_io.errors import StartupError

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stream_neuron.config import COMMAND_SETTINGS, DEFAULT_REQUESTS_TOPIC, DEFAULT_TOPICS, Settings
+from stream_neuron.command_config import COMMAND_SETTINGS
+from stream_neuron.config import DEFAULT_REQUESTS_TOPIC, DEFAULT_TOPICS, Settings
 from tests.broker import kafka_version
 
 REPO = Path(__file__).resolve().parent.parent
