@@ -62,7 +62,7 @@ def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> 
     features: Any = event.get("features")
     kind = type(features)
     values = features.values() if kind is dict else features if kind is list else None
-    if values is None and answers and "features" not in event:
+    if values is None and answers and features is None:
         if _is_answer(event):
             return event  # type: ignore[return-value]
         raise diagnose(value, answers=True)
@@ -90,8 +90,8 @@ def _is_answer(event: dict[str, Any]) -> bool:
 
 
 def is_answer(event: Event) -> bool:
-    """An answer: an id and a label, no features (decoded with ``answers=True``)."""
-    return "features" not in event
+    """An answer: an id and a label, no features (absent or null; decoded with ``answers=True``)."""
+    return event.get("features") is None
 
 
 def shown(value: Any, limit: int = 40) -> str:
@@ -172,7 +172,7 @@ def diagnose(value: bytes, parse_error: str | None = None, answers: bool = False
 def _check_structure(event: Any, answers: bool = False) -> None:
     if not isinstance(event, dict):
         raise BadEventError(f"the value must be a JSON object, got {_kind(event)}", "InvalidEvent")
-    if "features" not in event:
+    if event.get("features") is None and (answers or "features" not in event):
         if not answers:
             raise BadEventError('the event has no "features"', "MissingFeatures")
         if event.get("label") is None:
