@@ -34,9 +34,17 @@ test: install broker-start lint
 demo: install broker-start
 	$(BIN)/python -m stream_neuron.tools.demo
 
-bench: install broker-start
-	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/run_all.py
+# The peers (quix-streams pins its own pydantic) get a virtual environment of their own.
+BENCH_VENV ?= .venv-bench
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_VENV)/.installed broker-start
+	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

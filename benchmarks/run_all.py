@@ -25,6 +25,7 @@ import fit_descent
 import latency
 import neuron_vs_peers
 import pipeline_vs_bare
+import pipeline_vs_peers
 import scoring
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -32,6 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 def machine() -> str:
     packages = ["numpy", "kafka-python", "pydantic", "river", "scikit-learn", "crc32c"]
+    packages += ["confluent-kafka", "quixstreams"]
     versions = ", ".join(f"{name} {version(name)}" for name in packages)
     pom = Path(__file__).resolve().parent.parent.joinpath("deploy", "pom.xml").read_text()
     kafka = pom.split("<kafka.version>")[1].split("<")[0]
@@ -96,6 +98,11 @@ def main() -> None:
     )
     pipeline = pipeline_vs_bare.format_results(best)
     print(pipeline, flush=True)
+    print("pipeline against the peers a user would pick instead ...", flush=True)
+    peers = pipeline_vs_peers.format_results(
+        pipeline_vs_peers.measure(args.bootstrap_servers, events, 10, 1 if quick else 3)
+    )
+    print(peers, flush=True)
     print("latency ...", flush=True)
     latencies = latency_table(args.bootstrap_servers, 1 if quick else 3, 5 if quick else 12)
     print(latencies, flush=True)
@@ -135,6 +142,11 @@ def main() -> None:
         "their first poll that returns records to their last output acknowledged (the component: its\n"
         "final checkpoint); client start-up is outside the figure on both sides.\n\n"
         f"{pipeline}\n\n"
+        "## The pipeline against its peers (at-least-once, one partition)\n\n"
+        f"{events:,} events: `stream-neuron run` on kafka-python, a quix-streams app doing the same job\n"
+        "(the same neuron maths per message), a bare confluent-kafka loop with orjson and the bare\n"
+        "kafka-python loop, alternated; medians. `benchmarks/pipeline_vs_peers.py`.\n\n"
+        f"{peers}\n\n"
         "## Latency: event produced to prediction readable\n\n"
         f"{latencies}\n\n"
         "## Scorer replicas (`stream-neuron score`)\n\n"
