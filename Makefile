@@ -28,8 +28,14 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The run's tests again with librdkafka as its Kafka client (--kafka-client confluent).
+CONFLUENT_TESTS := tests/test_stream_end_to_end.py tests/test_exactly_once.py tests/test_stream_lifecycle.py \
+	tests/test_poison_stream.py tests/test_snapshot_recovery.py tests/test_stream_bad_input.py \
+	tests/test_operations.py tests/test_secured_cluster.py tests/test_delayed_labels_stream.py
+
 test: install broker-start lint
 	$(BIN)/python -m pytest
+	STREAM_NEURON_KAFKA_CLIENT=confluent $(BIN)/python -m pytest $(CONFLUENT_TESTS)
 
 demo: install broker-start
 	$(BIN)/python -m stream_neuron.tools.demo

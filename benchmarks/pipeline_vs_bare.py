@@ -74,7 +74,9 @@ def bare_loop(bootstrap: str, topic: str, events: int) -> float:
     return events / elapsed
 
 
-def pipeline(bootstrap: str, topic: str, events: int, mode: str, guarantee: str) -> float:
+def pipeline(
+    bootstrap: str, topic: str, events: int, mode: str, guarantee: str, client: str = "kafka-python"
+) -> float:
     name = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         bootstrap_servers=bootstrap,
@@ -82,6 +84,7 @@ def pipeline(bootstrap: str, topic: str, events: int, mode: str, guarantee: str)
         mode=mode,
         guarantee=guarantee,
         max_events=events,
+        kafka_client=client,
     )
     summary = run(settings)
     assert summary.first_input_at is not None

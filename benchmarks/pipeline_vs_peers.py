@@ -5,7 +5,9 @@
   to an output topic, at-least-once;
 - a bare confluent-kafka loop with orjson: consume, decode, produce one small record (the practical
   limit of one Python process on librdkafka);
-- the bare kafka-python loop of ``pipeline_vs_bare.py`` (the same, on kafka-python).
+- the bare kafka-python loop of ``pipeline_vs_bare.py`` (the same, on kafka-python);
+
+and ``run`` itself on each Kafka client (``--kafka-client kafka-python|confluent``).
 
     python benchmarks/pipeline_vs_peers.py [--events 100000] [--features 10] [--rounds 3]
 
@@ -30,6 +32,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from pipeline_vs_bare import bare_loop, load, pipeline
 
 RUN = "stream-neuron run --mode sgd (at-least-once, kafka-python)"
+RUN_RD = "stream-neuron run --mode sgd (at-least-once, confluent)"
+RUN_RD_EOS = "stream-neuron run --mode sgd (exactly-once, confluent)"
 QUIX = "quix-streams app (same maths)"
 CONFLUENT = "bare confluent-kafka + orjson loop"
 KAFKA_PYTHON = "bare kafka-python loop"
@@ -123,6 +127,8 @@ def measure(bootstrap: str, events: int, features: int, rounds: int) -> dict[str
     load(bootstrap, topic, events, features)
     contenders: dict[str, Callable[[], float]] = {
         RUN: lambda: pipeline(bootstrap, topic, events, "sgd", "at-least-once"),
+        RUN_RD: lambda: pipeline(bootstrap, topic, events, "sgd", "at-least-once", "confluent"),
+        RUN_RD_EOS: lambda: pipeline(bootstrap, topic, events, "sgd", "exactly-once", "confluent"),
         QUIX: lambda: quix_app(bootstrap, topic, events, features),
         CONFLUENT: lambda: confluent_loop(bootstrap, topic, events),
         KAFKA_PYTHON: lambda: bare_loop(bootstrap, topic, events),
@@ -134,11 +140,22 @@ def measure(bootstrap: str, events: int, features: int, rounds: int) -> dict[str
     return {name: statistics.median(rates) for name, rates in runs.items()}
 
 
+GOALS = {QUIX: 1.5, CONFLUENT: 0.6}  # the confluent run against each (issue 16)
+
+
 def format_results(medians: dict[str, float]) -> str:
-    ours = medians[RUN]
-    lines = ["| contender | events/s | stream-neuron run x it |", "|---|---|---|"]
+    ours, rd = medians[RUN], medians[RUN_RD]
+    lines = [
+        "| contender | events/s | run (kafka-python) x it | run (confluent) x it | goal |",
+        "|---|---|---|---|---|",
+    ]
     for name, rate in medians.items():
-        lines.append(f"| {name} | {rate:,.0f} | {ours / rate:.2f}x |")
+        goal = GOALS.get(name)
+        verdict = "" if goal is None else f"confluent >= {goal}x {'met' if rd / rate >= goal else 'MISSED'}"
+        lines.append(f"| {name} | {rate:,.0f} | {ours / rate:.2f}x | {rd / rate:.2f}x | {verdict} |")
+    eos = medians[RUN_RD_EOS] / rd
+    lines.append(f"| exactly-once / at-least-once (confluent) | | | {eos:.2f}x | >= 0.7x "
+                 f"{'met' if eos >= 0.7 else 'MISSED'} |")  # fmt: skip
     return "\n".join(lines)
 
 

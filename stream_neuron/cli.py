@@ -31,6 +31,7 @@ from stream_neuron.config import CommonSettings, Settings
 from stream_neuron.errors import OperatorError
 
 EXIT_USAGE = 2
+CONFLUENT_COMMANDS = ("run", "check-river")  # the commands whose Kafka clients librdkafka can be
 EXIT_FENCED = 3
 
 SettingsT = typing.TypeVar("SettingsT", bound=CommonSettings)
@@ -100,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def rdkafka_errors(settings: CommonSettings) -> tuple[type[BaseException], ...]:
+    """confluent-kafka's exception, with ``--kafka-client confluent``."""
+    if settings.kafka_client != "confluent":
+        return ()
+    from stream_neuron.kafka_io.rd_input import rdkafka
+
+    return (rdkafka().KafkaException,)
+
+
 def _run(settings: Settings) -> int:
     from kafka.errors import KafkaError
 
@@ -114,7 +124,7 @@ def _run(settings: Settings) -> int:
     except FencedError as error:
         print(f"stream-neuron run: {error}", file=sys.stderr)
         return EXIT_FENCED
-    except (PublishError, KafkaError) as error:
+    except (PublishError, KafkaError, *rdkafka_errors(settings)) as error:
         print(
             f"stream-neuron run: stopped: {error} (nothing after the last checkpoint was committed; "
             "a restart resumes there)",
@@ -312,6 +322,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args, COMMAND_SETTINGS[args.command])
     except (ValidationError, ValueError) as error:
         print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    if settings.kafka_client == "confluent" and args.command not in CONFLUENT_COMMANDS:
+        print(
+            f"{prefix}: --kafka-client confluent is not available for this command yet (only for "
+            f"{', '.join(CONFLUENT_COMMANDS)}); use --kafka-client kafka-python",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         return int(HANDLERS[args.command](settings))

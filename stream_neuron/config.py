@@ -96,6 +96,11 @@ class CommonSettings(BaseSettings):
     ssl_certfile: Path | None = Field(None, description="client certificate for mutual TLS (PEM)")
     ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (PEM)")
     ssl_check_hostname: bool = Field(True, description="check the broker's name against its certificate")
+    kafka_client: Literal["kafka-python", "confluent"] = Field(
+        "kafka-python",
+        description="the Kafka client: kafka-python, or confluent (librdkafka, faster; pip install "
+        "'stream-neuron[confluent]'; run only so far)",
+    )
 
     @field_validator("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before")
     @classmethod
@@ -134,6 +139,7 @@ class CommonSettings(BaseSettings):
             ssl_certfile=text(self.ssl_certfile),
             ssl_keyfile=text(self.ssl_keyfile),
             ssl_check_hostname=self.ssl_check_hostname,
+            client=self.kafka_client,
         )
 
     def _password(self) -> str | None:

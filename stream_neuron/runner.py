@@ -29,11 +29,15 @@ from stream_neuron.checkpoints import (
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import missing_topics
-from stream_neuron.kafka_io.consumer import InputConsumer
+from stream_neuron.kafka_io.clients import (
+    AnyTransactionalOutput,
+    input_consumer,
+    output_producer,
+    transactional_output,
+)
 from stream_neuron.kafka_io.errors import PublishError, StartupError
-from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
-from stream_neuron.kafka_io.transactions import TransactionalOutput, TransactionFailedError
+from stream_neuron.kafka_io.transactions import TransactionFailedError
 from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
@@ -100,10 +104,10 @@ class Runner:
         self.claim: WriterClaim | None = None
         # Exactly-once: the transactional producer comes first, so it fences older instances before
         # their last snapshot is read; at-least-once claims the model the same way.
-        transactional: TransactionalOutput | None = None
+        transactional: AnyTransactionalOutput | None = None
         try:
             if settings.guarantee == "exactly-once":
-                transactional = TransactionalOutput(
+                transactional = transactional_output(
                     connection,
                     f"{name}-txn",
                     name,
@@ -115,7 +119,7 @@ class Runner:
                 self.claim = WriterClaim(connection, settings.model_topic, name)
             stored = load_snapshot(connection, settings.model_topic, name)
             self.processor = restored_processor(settings, stored, now, self._lag, self.limits)
-            self.input = InputConsumer(
+            self.input = input_consumer(
                 connection,
                 settings.input_topics,
                 settings.group_id,
@@ -139,7 +143,7 @@ class Runner:
                 cadence, now, transactional, self.input, self._committed_snapshot
             )
         else:
-            producer = OutputProducer(
+            producer = output_producer(
                 connection,
                 f"{name}-output",
                 settings.compression_type,
@@ -308,8 +312,8 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
             exporter = PrometheusExporter(settings.metrics_port, settings.model_name, settings.metrics_host)
             exporter.baseline(runner.processor)
         log.info(
-            "running model %r (%s, %s, %s) on %s: %s -> %s",
-            settings.model_name, settings.model, settings.mode, settings.guarantee,
+            "running model %r (%s, %s, %s, %s) on %s: %s -> %s",
+            settings.model_name, settings.model, settings.mode, settings.guarantee, settings.kafka_client,
             settings.bootstrap_servers, settings.input_topic, settings.predictions_topic,
         )  # fmt: skip
         return runner.loop(exporter)

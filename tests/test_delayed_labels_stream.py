@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.component import (
     run_component,
     send,
     start_component,
+    tool_command,
     wait_for,
     weights,
 )
@@ -34,8 +34,7 @@ pytestmark = pytest.mark.kafka
 
 def produce(bootstrap: str, topic: str, *flags: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", "produce", "--bootstrap-servers", bootstrap,
-         "--topic", topic, *flags],
+        tool_command("produce", "--bootstrap-servers", bootstrap, "--topic", topic, *flags),
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

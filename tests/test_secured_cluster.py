@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tests.component import (
     raw_records,
     send,
     start_component,
+    tool_command,
     wait_for,
 )
 from tests.kafka_helpers import CLIENT_SETTINGS, read_to_end, unique_name
@@ -87,7 +87,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
 
 def cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", *args],
+        tool_command(*args),
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -108,7 +108,11 @@ def test_crash_at_exact_points_learns_every_event_once(
     assert {p["id"] for p in predictions} == {f"e{i}" for i in range(len(y))}
     for p in predictions:
         assert p["probability"] == pytest.approx(expected[int(p["id"][1:])], abs=1e-12)
-    assert (len(predictions) > len(y)) == replays  # a crash before a checkpoint replays its tail
+    if replays:  # the tail after the last checkpoint is published again (whether the killed process's
+        # sends reached the broker depends on the client's timing: librdkafka may not have sent them)
+        assert len(predictions) >= len(y)
+    else:
+        assert len(predictions) == len(y)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

@@ -3,6 +3,7 @@ client configuration from it (the address, and TLS and SASL for a secured cluste
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class Connection:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
+    client: str = "kafka-python"  # or "confluent" (librdkafka)
 
     @property
     def tls(self) -> bool:
@@ -49,5 +51,33 @@ class Connection:
                 sasl_mechanism=self.sasl_mechanism,
                 sasl_plain_username=self.sasl_username,
                 sasl_plain_password=self.sasl_password,
+            )
+        return config
+
+    def rdkafka_config(self, client_id: str) -> dict[str, Any]:
+        """The same, in librdkafka's names (confluent-kafka's clients)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "client.id": client_id,
+            "security.protocol": self.security_protocol.lower(),
+            # librdkafka's own lines go to a ``kafka`` logger, digested as kafka-python's are
+            "logger": logging.getLogger("kafka.rdkafka"),
+        }
+        if self.tls:
+            config["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+            for key, value in (
+                ("ssl.ca.location", self.ssl_cafile),
+                ("ssl.certificate.location", self.ssl_certfile),
+                ("ssl.key.location", self.ssl_keyfile),
+            ):
+                if value is not None:
+                    config[key] = value
+        if self.sasl:
+            config.update(
+                {
+                    "sasl.mechanisms": self.sasl_mechanism,
+                    "sasl.username": self.sasl_username,
+                    "sasl.password": self.sasl_password,
+                }
             )
         return config

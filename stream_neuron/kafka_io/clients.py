@@ -1,0 +1,51 @@
+"""The run's three Kafka clients (input consumer, at-least-once producer, transactional producer) for
+the client library the connection names: kafka-python (the default, and the only one required) or
+confluent-kafka (librdkafka, ``--kafka-client confluent``). Both sides keep the same contracts; the
+rest of the Kafka layer (admin, the model topic's readers, the writer claim) is kafka-python's for now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.consumer import InputConsumer, Positions
+from stream_neuron.kafka_io.producer import OutputProducer
+from stream_neuron.kafka_io.rd_input import RdInputConsumer
+from stream_neuron.kafka_io.rd_output import RdOutputProducer, RdTransactionalOutput
+from stream_neuron.kafka_io.transactions import TransactionalOutput
+
+AnyInput = InputConsumer | RdInputConsumer
+AnyTransactionalOutput = TransactionalOutput | RdTransactionalOutput
+
+
+def input_consumer(
+    connection: Connection, topics: list[str], group_id: str, client_id: str, max_records: int, at: Positions
+) -> AnyInput:
+    kind = RdInputConsumer if connection.client == "confluent" else InputConsumer
+    return kind(connection, topics, group_id, client_id, max_records, at)
+
+
+def output_producer(
+    connection: Connection,
+    client_id: str,
+    compression: str,
+    smallest_topic_limit: int,
+    check: Callable[[set[str]], None],
+    stopping: Callable[[], bool],
+) -> Any:
+    kind = RdOutputProducer if connection.client == "confluent" else OutputProducer
+    return kind(connection, client_id, compression, smallest_topic_limit, check, stopping)
+
+
+def transactional_output(
+    connection: Connection,
+    client_id: str,
+    model_name: str,
+    timeout_s: float,
+    compression: str,
+    smallest_topic_limit: int,
+) -> AnyTransactionalOutput:
+    kind = RdTransactionalOutput if connection.client == "confluent" else TransactionalOutput
+    return kind(connection, client_id, model_name, timeout_s, compression, smallest_topic_limit)
