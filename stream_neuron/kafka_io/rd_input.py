@@ -35,8 +35,8 @@ Positions = Mapping[tuple[str, int], int]
 def rdkafka() -> Any:
     """confluent-kafka, or a one-line error saying how to install it."""
     try:
-        import confluent_kafka  # type: ignore[import-untyped]
-        import confluent_kafka.admin  # type: ignore[import-untyped]
+        import confluent_kafka
+        import confluent_kafka.admin
     except ImportError:
         raise StartupError(
             "--kafka-client confluent needs confluent-kafka: pip install 'stream-neuron[confluent]'"
