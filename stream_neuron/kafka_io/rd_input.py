@@ -123,8 +123,8 @@ class RdInputConsumer:
         append = records.append
         for message in self._consumer.consume(max_records, timeout_ms / 1000):
             error = message.error()
-            if error is not None:
-                log.debug("fetch: %s", error)
+            if error is not None:  # librdkafka retries on its own; shown once by the client-log digest
+                logging.getLogger("kafka.rdkafka").warning("fetch: %s", error)
                 continue
             fields = (
                 message.topic(), message.partition(), message.offset(), message.key(), message.value(),

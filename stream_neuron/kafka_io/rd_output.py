@@ -28,12 +28,19 @@ from stream_neuron.kafka_io.limits import (
 )
 from stream_neuron.kafka_io.producer import BATCH_MARGIN_BYTES, FLUSH_WAIT_S, RETRY_WAIT_S, Refused
 from stream_neuron.kafka_io.rd_input import rdkafka
-from stream_neuron.kafka_io.transactions import FencedError, TransactionFailedError, transactional_id
+from stream_neuron.kafka_io.transactions import (
+    FencedError,
+    TransactionFailedError,
+    guarded,
+    transactional_id,
+)
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
 
 DELIVERY_CHECK_S = 0.2  # how often a commit's wait for acknowledgements looks for a failed one
+GUARD_MARGIN_S = 2.0  # a transaction call's own timeout, and then this, before it is given up
+QUEUE_FULL_S = 30.0  # a send that finds librdkafka's queue full this long fails (the broker is away)
 
 
 class RdError(Exception):
@@ -98,12 +105,19 @@ class _Sender:
     def send(self, records: Iterable[OutputRecord]) -> None:
         produce, delivered = self.producer.produce, self._delivered
         for record in records:
+            full_since: float | None = None
             while True:
                 try:
                     produce(record.topic, record.value, record.key, headers=record.headers or None,
                             on_delivery=delivered)  # fmt: skip
                     break
-                except BufferError:  # librdkafka's queue is full: let it send
+                except BufferError:  # librdkafka's queue is full: let it send, for a while
+                    full_since = time.monotonic() if full_since is None else full_since
+                    if time.monotonic() - full_since > QUEUE_FULL_S:
+                        raise PublishError(
+                            f"publishing to {record.topic!r}: the client's queue stayed full for "
+                            f"{QUEUE_FULL_S:.0f} s"
+                        ) from None
                     self.producer.poll(0.05)
                 except self.kafka.KafkaException as error:
                     code = error.args[0].code() if error.args else None
@@ -215,6 +229,7 @@ class RdTransactionalOutput:
         self.connection, self.client_id, self.model_name = connection, client_id, model_name
         self.compression, self.smallest_topic_limit = compression, smallest_topic_limit
         self.timeout_s = timeout_s
+        self.guard_s = timeout_s + GUARD_MARGIN_S
         self.transactional_id = transactional_id(model_name)
         self.fencing_codes = fencing_codes()
         self.healthy = True
@@ -234,7 +249,7 @@ class RdTransactionalOutput:
         )  # fmt: skip
         producer = kafka.Producer(config)
         try:
-            producer.init_transactions(self.timeout_s)
+            guarded(lambda: producer.init_transactions(self.timeout_s), self.guard_s, "init_transactions")
         except kafka.KafkaException as exception:
             error = exception.args[0]
             if error.code() == kafka.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
@@ -303,9 +318,18 @@ class RdTransactionalOutput:
             before_offsets()
             if offsets:
                 positions = [kafka.TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-                self.producer.send_offsets_to_transaction(positions, group_metadata, self.timeout_s)
+                # librdkafka's own timeout does not always hold here (a group coordinator that moved
+                # during a broker restart kept it waiting for good): the call is guarded as well
+                send_offsets = self.producer.send_offsets_to_transaction
+                guarded(
+                    lambda: send_offsets(positions, group_metadata, self.timeout_s),
+                    self.guard_s,
+                    "send_offsets",
+                )
             before_commit()
-            self.producer.commit_transaction(self.timeout_s)
+            guarded(
+                lambda: self.producer.commit_transaction(self.timeout_s), self.guard_s, "commit_transaction"
+            )
             self.open = False
             sender.reset()
         except (kafka.KafkaException, TimeoutError, TransactionFailedError) as failure:
@@ -332,13 +356,17 @@ class RdTransactionalOutput:
             return
         self.open = False
         try:
-            self.producer.abort_transaction(self.timeout_s)
+            guarded(
+                lambda: self.producer.abort_transaction(self.timeout_s), self.guard_s, "abort_transaction"
+            )
             return
         except self.kafka.KafkaException as exception:
             error = exception.args[0]
             if self._fenced(error):
                 raise FencedError(self._fenced_message(error)) from None
             log.warning("abort failed (%s): replacing the transactional producer", RdError(error))
+        except TimeoutError as error:
+            log.warning("abort failed (%s): replacing the transactional producer", error)
         self.healthy = False
 
     def recover(self) -> None:

@@ -75,7 +75,8 @@ def transactional_id(model_name: str) -> str:
     return f"stream-neuron-{model_name}"
 
 
-def _guarded(call: Callable[[], T], timeout_s: float, what: str) -> T:
+def guarded(call: Callable[[], T], timeout_s: float, what: str) -> T:
+    """``call()``, or :class:`TimeoutError` once ``timeout_s`` passes (the call goes on in its thread)."""
     outcome: dict[str, Any] = {}
 
     def target() -> None:
@@ -159,7 +160,7 @@ class TransactionalOutput:
         )
         producer = new_producer(self.connection, config)
         try:
-            _guarded(producer.init_transactions, self.timeout_s, "init_transactions")
+            guarded(producer.init_transactions, self.timeout_s, "init_transactions")
         except TransactionalIdAuthorizationFailedError:
             producer.close(timeout=0)
             who = self.connection.sasl_username or "this client"
@@ -221,13 +222,13 @@ class TransactionalOutput:
                 to_commit = {
                     TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
                 }
-                _guarded(
+                guarded(
                     lambda: self.producer.send_offsets_to_transaction(to_commit, group_metadata),
                     self.timeout_s,
                     "send_offsets",
                 )
             before_commit()
-            _guarded(self.producer.commit_transaction, self.timeout_s, "commit_transaction")
+            guarded(self.producer.commit_transaction, self.timeout_s, "commit_transaction")
             self.open = False
         except (KafkaError, TimeoutError, TransactionFailedError) as error:
             if is_fenced(error):
@@ -247,7 +248,7 @@ class TransactionalOutput:
             return
         self.open = False
         try:
-            _guarded(self.producer.abort_transaction, self.timeout_s, "abort_transaction")
+            guarded(self.producer.abort_transaction, self.timeout_s, "abort_transaction")
             return
         except (KafkaError, TimeoutError) as error:
             if is_fenced(error):
