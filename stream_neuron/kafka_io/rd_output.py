@@ -5,8 +5,10 @@ the transactional one, with the contracts of ``producer.OutputProducer`` and
 Delivery reports come back through one bound callback (no callback object per record); a record the
 broker refuses for what it is (too large, invalid) is matched back to its output record at the flush
 and handed back as :class:`Refused`, so the caller can dead-letter what it answers. librdkafka's
-transaction calls take timeouts and fence the way the Java client does (a fenced producer is fatal),
-so unlike kafka-python nothing needs guarding or patching here.
+transaction calls fence the way the Java client does (a fenced producer is fatal), so unlike
+kafka-python nothing is patched here. They take timeouts too, but ``send_offsets_to_transaction`` was
+seen waiting for good after a broker restart despite its own, so each call is also guarded by a thread
+(:func:`transactions.guarded`): past its timeout the transaction aborts and the producer is replaced.
 """
 
 from __future__ import annotations
