@@ -104,8 +104,10 @@ class GroupInput:
         partitions = [
             TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic) or ()
         ]
-        if not owned or not partitions:
+        if not partitions:
             return False
+        # A member that owns nothing (more members than partitions, or not yet in the group) is done
+        # once the group's committed offsets reach the ends: it would otherwise idle for ever.
         try:
             ends = self._consumer.end_offsets(partitions, timeout_ms=OFFSETS_TIMEOUT_MS)
             for tp in partitions:
