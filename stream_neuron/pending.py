@@ -28,8 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from stream_neuron.decode import BadEventError, decode_event
+from stream_neuron.learner import Scored
+from stream_neuron.metrics import MetricsTracker
+from stream_neuron.neuron.linear import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.records import EventRef, InputRecord
+from stream_neuron.schema import FeatureSchema
 
 ANSWERED_MEMORY = 100_000  # ids of answered questions kept to tell a duplicate answer from a stray one
 BYTES_PER_PENDING_IN_SNAPSHOT = 24  # an offset and a score, base64
@@ -236,6 +241,34 @@ def settle_questions(refs: Sequence[EventRef], labels: FloatArray, scores: Float
         else:
             answers.append(i)
     return answers
+
+
+def answers_counted(
+    chunk: Scored[EventRef], model: LinearNeuron, metrics: MetricsTracker
+) -> Scored[EventRef]:
+    """A scored chunk of delayed labels: its questions keep their scores; its answers are counted in
+    ``metrics`` with their questions' scores (the predictions made before the labels were known) and
+    leave the chunk, since they publish no prediction."""
+    answers = settle_questions(chunk.refs, chunk.labels, chunk.scores)
+    if not answers:
+        return chunk
+    z = np.array([chunk.refs[i].asked.score for i in answers])
+    loss, correct = model.prequential_terms(z, model.outputs(z), chunk.labels[answers])
+    metrics.add_terms(len(answers), loss, correct)
+    keep = np.ones(len(chunk.refs), dtype=bool)
+    keep[answers] = False
+    return chunk.select(keep)
+
+
+def question_of(record: InputRecord, schema: FeatureSchema, max_bytes: int) -> tuple[str, FloatArray] | None:
+    """A question read back from its input record: its id and features (``None``: unreadable)."""
+    try:
+        event = decode_event(record.value, max_bytes)
+        row = np.empty(schema.n_features or 0)
+        schema.fill_row(event, row)
+    except BadEventError:
+        return None
+    return str(event.get("id")), row
 
 
 def _encode(array: np.ndarray) -> str:

@@ -22,14 +22,15 @@ from typing import Any
 import numpy as np
 
 from stream_neuron.config import Settings
+from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.neuron.numeric import robust_norm
-from stream_neuron.outputs import OutputLimits, PredictionBudget, dead_letter, prediction_records
-from stream_neuron.pending import PendingStore, Question, settle_questions
+from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_records
+from stream_neuron.pending import PendingStore, Question, answers_counted, question_of
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from stream_neuron.schema import FeatureSchema, label_of
 from stream_neuron.snapshots import (
@@ -81,6 +82,8 @@ class Processor:
         self.model: LinearNeuron | None = None
         self.learner: PerEventLearner[EventRef] | MiniBatchLearner[EventRef] | None = None
         self.metrics = MetricsTracker(self.kind.probabilistic, window_started=now)
+        letters = DeadLetters(settings.dead_letter_topic, self.limits.dead_letters, self.metrics)
+        self._dead_letter, self.replacement = letters.letter, letters.replacement
         self.positions: dict[tuple[str, int], int] = {}
         self.lag = lag
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
@@ -175,7 +178,10 @@ class Processor:
                     pending.advance(record.timestamp_ms)
                     if is_answer(event):
                         assert event_id is not None
-                        question = self._answered(pending, event_id, record, out)
+                        question = pending.answer(event_id)
+                        if question is None:
+                            why = pending.why_unmatched(event_id)
+                            out.dead_letters.append(self._dead_letter(record, *why))
                         if question is not None:
                             n = len(refs)
                             rows[n], labels[n] = question.row, label
@@ -214,15 +220,6 @@ class Processor:
         if refs and self.learner is not None:
             for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
-
-    def _answered(
-        self, pending: PendingStore, event_id: str, record: InputRecord, out: Emitted
-    ) -> Question | None:
-        """The question an answer answers, or ``None`` with the answer dead-lettered (counted)."""
-        question = pending.answer(event_id)
-        if question is None:
-            out.dead_letters.append(self._dead_letter(record, *pending.why_unmatched(event_id)))
-        return question
 
     def _fix_schema(self, event: Event) -> None:
         schema = FeatureSchema.proposed_by(event)
@@ -294,7 +291,7 @@ class Processor:
         model = self.model
         assert model is not None
         if self.pending is not None:
-            chunk = self._questions_and_answers(chunk)
+            chunk = answers_counted(chunk, model, self.metrics)
         labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
         if labelled:
             loss, correct = model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
@@ -310,21 +307,6 @@ class Processor:
             chunk.labels.tolist(),
         )
 
-    def _questions_and_answers(self, chunk: Scored[EventRef]) -> Scored[EventRef]:
-        """Delayed labels: the answers are counted with their questions' scores (the predictions made
-        before the labels were known) and publish no prediction, so they leave the chunk here."""
-        model = self.model
-        assert model is not None
-        answers = settle_questions(chunk.refs, chunk.labels, chunk.scores)
-        if not answers:
-            return chunk
-        z = np.array([chunk.refs[i].asked.score for i in answers])
-        loss, correct = model.prequential_terms(z, model.outputs(z), chunk.labels[answers])
-        self.metrics.add_terms(len(answers), loss, correct)
-        keep = np.ones(len(chunk.refs), dtype=bool)
-        keep[answers] = False
-        return chunk.select(keep)
-
     def _refused_to_dead_letters(self, chunk: Scored[EventRef], out: Emitted) -> Scored[EventRef]:
         """Rows the model refused (their logit or step would not be finite) become dead letters; the
         chunk keeps the others."""
@@ -338,30 +320,6 @@ class Processor:
                 self._dead_letter(record, reason, REFUSAL_CLASSES.get(code, "NonFiniteUpdate"))
             )
         return chunk.select(keep)
-
-    def _dead_letter(
-        self, record: InputRecord, reason: str, error_class: str, bare: bool = False, count: bool = True
-    ) -> OutputRecord:
-        """``bare``: without the original key, value and headers (when the broker refused them)."""
-        if count:
-            self.metrics.count_dead_letter()
-        if bare:  # an empty key: a Kafka record needs a key or a value
-            record = InputRecord(record.topic, record.partition, record.offset, b"", None, [])
-        return dead_letter(
-            self.settings.dead_letter_topic, record, reason, error_class, self.limits.dead_letters
-        )
-
-    def replacement(self, refused: OutputRecord, error: str) -> OutputRecord | None:
-        """What to publish instead of an output the broker refused for what it is (at-least-once: the
-        event was learned from already): a dead letter of its input, bare if that was refused too.
-        ``None``: the output answers no input (a metrics record, a snapshot) and nothing replaces it."""
-        origin = refused.origin
-        if origin is None:
-            return None
-        reason = f"the broker refused its {refused.topic!r} record: {error}"
-        bare = refused.topic == self.settings.dead_letter_topic
-        replacement = self._dead_letter(origin, reason, "RefusedByBroker", bare=bare, count=not bare)
-        return replacement._replace(origin=None if bare else origin)
 
     def _metrics_record(self, now: float) -> OutputRecord:
         model = self.model
@@ -431,16 +389,9 @@ class Processor:
         """The restored snapshot's pending questions from their input ``records`` (none is scored or
         learned from again); how many could not be rebuilt (their records are gone)."""
         assert self.pending is not None
-        return self.pending.rebuild(records, self._question_row)
-
-    def _question_row(self, record: InputRecord) -> tuple[str, np.ndarray] | None:
-        try:
-            event = decode_event(record.value, self.settings.max_record_bytes)
-            row = np.empty(self.schema.n_features or 0)
-            self.schema.fill_row(event, row)
-        except BadEventError:
-            return None
-        return str(event.get("id")), row
+        return self.pending.rebuild(
+            records, lambda record: question_of(record, self.schema, self.settings.max_record_bytes)
+        )
 
 
 def _too_many_features(message: str) -> BadEventError:
