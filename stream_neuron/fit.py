@@ -21,17 +21,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
 
 from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.limits import MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.limits import MODEL_TOPIC_MAX_BYTES
 from stream_neuron.kafka_io.probe import probe
+from stream_neuron.kafka_io.record_writer import WriteError, write_records
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
+from stream_neuron.kafka_io.topic_tail import open_tail
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.descent import Descent, descend
 from stream_neuron.neuron.numeric import robust_norm
@@ -62,50 +62,49 @@ def _millis(text: str) -> int:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
+def _or(offset: int | None, end: int) -> int:
+    """A time's offset; past the last record's time, the end."""
+    return end if offset is None else offset
+
+
 def _topic_values(settings: FitSettings, connection: Connection, covered: dict[tuple[str, int], int]) -> Any:
     """The values of the topic range, partition by partition in offset order; ``covered`` gets the end
     of each partition's range."""
     topic = settings.input_topic
     assert topic is not None
-    consumer = KafkaConsumer(
-        **connection.client_config(f"{settings.model_name}-fit"), enable_auto_commit=False,
-        isolation_level="read_committed", max_partition_fetch_bytes=16 * 1024 * 1024,
-    )  # fmt: skip
+    tail = open_tail(connection, topic, f"{settings.model_name}-fit")
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        firsts, ends = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+        firsts, ends = tail.first_offsets(), tail.end_offsets()
         starts = dict(firsts)
         if settings.from_offset is not None:
-            starts = {tp: max(settings.from_offset, firsts[tp]) for tp in partitions}
+            starts = {p: max(settings.from_offset, firsts[p]) for p in tail.partitions}
         if settings.to_offset is not None:
-            ends = {tp: min(settings.to_offset, ends[tp]) for tp in partitions}
+            ends = {p: min(settings.to_offset, ends[p]) for p in tail.partitions}
         if settings.from_time is not None:
-            found = consumer.offsets_for_times({tp: _millis(settings.from_time) for tp in partitions})
-            starts = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions}
+            found = tail.offsets_for_time(_millis(settings.from_time))
+            starts = {p: _or(found[p], ends[p]) for p in tail.partitions}
         if settings.to_time is not None:
-            found = consumer.offsets_for_times({tp: _millis(settings.to_time) for tp in partitions})
-            ends = {tp: (found[tp].offset if found[tp] else ends[tp]) for tp in partitions}
-        for tp in partitions:
-            covered[(tp.topic, tp.partition)] = max(ends[tp], starts[tp])
-            if starts[tp] >= ends[tp]:
+            found = tail.offsets_for_time(_millis(settings.to_time))
+            ends = {p: _or(found[p], ends[p]) for p in tail.partitions}
+        for p in tail.partitions:
+            covered[(topic, p)] = max(ends[p], starts[p])
+            if starts[p] >= ends[p]:
                 continue
-            consumer.assign([tp])
-            consumer.seek(tp, starts[tp])
+            tail.start_at({p: starts[p]})
             progress = time.monotonic()
-            while (position := consumer.position(tp)) < ends[tp]:
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for record in records:
-                        if record.offset < ends[tp]:
-                            yield record.value
-                if consumer.position(tp) > position:
+            while (position := tail.position(p)) < ends[p]:
+                for record in tail.poll(1000):
+                    if record.offset < ends[p]:
+                        yield record.value
+                if tail.position(p) > position:
                     progress = time.monotonic()
                 elif time.monotonic() - progress > STALL_S:
                     raise StartupError(
-                        f"reading {topic}:{tp.partition} made no progress for {STALL_S:g} s at offset "
-                        f"{position} of {ends[tp]}: is the broker up?"
+                        f"reading {topic}:{p} made no progress for {STALL_S:g} s at offset "
+                        f"{position} of {ends[p]}: is the broker up?"
                     )
     finally:
-        consumer.close(autocommit=False)
+        tail.close()
 
 
 def load(settings: FitSettings) -> TrainingSet:
@@ -262,20 +261,16 @@ def fit(settings: FitSettings) -> dict[str, Any]:
         print(f"the cost per epoch of {len(fitted)} learning rates drawn to {settings.plot}", file=sys.stderr)
     snapshot = snapshot_of(settings, chosen, history, scaler)
     value = json.dumps(snapshot, allow_nan=False).encode()
-    producer = KafkaProducer(
-        **connection.client_config(f"{settings.model_name}-fit"),
-        acks="all",
-        max_request_size=MAX_REQUEST_BYTES,
-    )
+    key = settings.model_name.encode()
+    records = [
+        (settings.metrics_topic, key, record) for record in metrics_records(settings, chosen, len(history.y))
+    ]
     try:
-        for record in metrics_records(settings, chosen, len(history.y)):
-            producer.send(settings.metrics_topic, key=settings.model_name.encode(), value=record)
-        producer.send(settings.model_topic, key=settings.model_name.encode(), value=value).get(timeout=60)
-        producer.flush(timeout=60)
-    except KafkaError as error:
+        write_records(
+            connection, f"{settings.model_name}-fit", [*records, (settings.model_topic, key, value)], 60
+        )
+    except WriteError as error:
         raise StartupError(f"writing the snapshot to {settings.model_topic!r} failed: {error}") from None
-    finally:
-        producer.close(timeout=5)
     elapsed = time.monotonic() - started
     print(
         f"model {settings.model_name!r} version {snapshot['version']} written to {settings.model_topic} "

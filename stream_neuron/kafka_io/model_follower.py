@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import time
 
-from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.topic_tail import open_tail
 
 FETCH_WAIT_MS = 100
 READ_TIMEOUT_S = 60.0
@@ -26,38 +26,28 @@ class ModelFollower:
     def __init__(self, connection: Connection, model_topic: str, model_name: str, client_id: str) -> None:
         self.key = model_name.encode()
         try:
-            self._consumer = KafkaConsumer(
-                **connection.client_config(client_id),
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                fetch_max_wait_ms=FETCH_WAIT_MS,
-            )
+            self._tail = open_tail(connection, model_topic, client_id, FETCH_WAIT_MS)
         except KafkaError as error:
             raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
-        partitions = [
-            TopicPartition(model_topic, p)
-            for p in sorted(self._consumer.partitions_for_topic(model_topic) or [])
-        ]
-        if not partitions:
-            self._consumer.close(autocommit=False)
+        if not self._tail.partitions:
+            self._tail.close()
             raise StartupError(f"model topic {model_topic!r} does not exist: start `stream-neuron run` first")
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_beginning(*partitions)
+        self._tail.start_from_beginning()
         self.latest: bytes | None = None  # the newest value keyed by the model's name (None: none yet)
-        ends = self._consumer.end_offsets(partitions)
+        ends = self._tail.end_offsets()
         deadline = time.monotonic() + READ_TIMEOUT_S
-        while any(self._consumer.position(tp) < ends[tp] for tp in partitions):
+        while not self._tail.reached(ends):
             if time.monotonic() > deadline:
+                self._tail.close()
                 raise StartupError(f"timed out reading model topic {model_topic!r} to its end")
             self._take(500)
 
     def _take(self, timeout_ms: int) -> bool:
         """Read what arrived; True when a record of the model came with it."""
         found = False
-        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
-            for record in records:
-                if record.key == self.key:
-                    self.latest, found = record.value, True
+        for record in self._tail.poll(timeout_ms):
+            if record.key == self.key:
+                self.latest, found = record.value, True
         return found
 
     def newer(self, timeout_ms: int = 0) -> bytes | None:
@@ -67,4 +57,4 @@ class ModelFollower:
         return None
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        self._tail.close()

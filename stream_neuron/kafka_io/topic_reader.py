@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-
-from kafka import KafkaConsumer, TopicPartition
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
-
-
-@contextmanager
-def assigned_consumer(
-    connection: Connection, topic: str, client_id: str
-) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
-    """A ``read_committed`` consumer assigned every partition of ``topic`` (none when it is missing)."""
-    consumer = KafkaConsumer(
-        **connection.client_config(client_id), enable_auto_commit=False, isolation_level="read_committed"
-    )
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if partitions:
-            consumer.assign(partitions)
-        yield consumer, partitions
-    finally:
-        consumer.close(autocommit=False)
+from stream_neuron.kafka_io.topic_tail import open_tail
 
 
 class MissingTopicError(LookupError):
@@ -38,17 +19,19 @@ def read_topic(
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
     """(key, value) of every committed record now in ``topic``, partition by partition in order.
     A missing topic reads as empty, or raises :class:`MissingTopicError` when ``required``."""
-    with assigned_consumer(connection, topic, client_id) as (consumer, partitions):
-        if not partitions:
+    tail = open_tail(connection, topic, client_id)
+    try:
+        if not tail.partitions:
             if required:
                 raise MissingTopicError(topic)
             return
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
+        tail.start_from_beginning()
+        ends = tail.end_offsets()
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+        while not tail.reached(ends):
             if time.monotonic() > deadline:
                 raise StartupError(f"timed out reading {topic} to its end")
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    yield record.key, record.value
+            for record in tail.poll(500):
+                yield record.key, record.value
+    finally:
+        tail.close()

@@ -8,7 +8,7 @@ claim written after its own. When it finds one it stops with status 3 without pu
 snapshot: the newer instance wins, as with fencing. Detection takes a second or two.
 
 Cost: one small record per start, and a consumer of the model topic polled without waiting at each
-checkpoint.
+checkpoint (on ``--kafka-client confluent`` it fetches in librdkafka's threads, outside the GIL).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
-
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError, TakenOverError
+from stream_neuron.kafka_io.record_writer import WriteError, write_records
+from stream_neuron.kafka_io.topic_tail import open_tail
 
 CHECK_INTERVAL_S = 1.0
 
@@ -40,19 +39,11 @@ class WriterClaim:
         self.model_name = model_name
         self.key = claim_key(model_name)
         self.instance = uuid.uuid4().hex
-        self._consumer = KafkaConsumer(
-            **connection.client_config(f"{model_name}-writer-watch"), enable_auto_commit=False
-        )
-        partitions = [
-            TopicPartition(model_topic, p) for p in self._consumer.partitions_for_topic(model_topic) or ()
-        ]
-        if not partitions:
-            self._consumer.close(autocommit=False)
+        self._tail = open_tail(connection, model_topic, f"{model_name}-writer-watch")
+        if not self._tail.partitions:
+            self._tail.close()
             raise StartupError(f"model topic {model_topic!r} has no partitions")
-        self._consumer.assign(partitions)
-        self._consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end now, so the watch starts before the claim
-            self._consumer.position(tp)
+        self._tail.start_from_end()  # the watch starts before the claim is written
         claim = {
             "model": model_name,
             "instance": self.instance,
@@ -60,16 +51,19 @@ class WriterClaim:
             "pid": os.getpid(),
             "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
-        producer = KafkaProducer(**connection.client_config(f"{model_name}-writer-claim"), acks="all")
         try:
-            sent = producer.send(model_topic, key=self.key, value=json.dumps(claim).encode()).get(timeout=30)
-        except KafkaError as error:
+            [placed] = write_records(
+                connection,
+                f"{model_name}-writer-claim",
+                [(model_topic, self.key, json.dumps(claim).encode())],
+                30,
+            )
+        except WriteError as error:
+            self._tail.close()
             raise StartupError(
                 f"cannot write the writer claim of {model_name!r} to {model_topic!r}: {error}"
-            ) from error
-        finally:
-            producer.close(timeout=5)
-        self.claimed_at = (sent.partition, sent.offset)
+            ) from None
+        self.claimed_at = placed
         self._next_check = 0.0
 
     def check_due(self, now: float) -> None:
@@ -80,21 +74,20 @@ class WriterClaim:
 
     def check(self) -> None:
         """:class:`TakenOverError` when another instance claimed the model after this one did."""
-        for records in self._consumer.poll(timeout_ms=0).values():
-            for record in records:
-                if record.key != self.key or record.value is None:
-                    continue
-                claim = _claim(record.value)
-                later = record.partition != self.claimed_at[0] or record.offset > self.claimed_at[1]
-                if later and claim.get("instance") != self.instance:
-                    raise TakenOverError(
-                        f"another instance took over model {self.model_name!r} (host {claim.get('host')}, "
-                        f"pid {claim.get('pid')}, since {claim.get('since')}): this one stops without "
-                        "publishing its last snapshot; one model is written by one instance"
-                    )
+        for record in self._tail.poll(0):
+            if record.key != self.key or record.value is None:
+                continue
+            claim = _claim(record.value)
+            later = record.partition != self.claimed_at[0] or record.offset > self.claimed_at[1]
+            if later and claim.get("instance") != self.instance:
+                raise TakenOverError(
+                    f"another instance took over model {self.model_name!r} (host {claim.get('host')}, "
+                    f"pid {claim.get('pid')}, since {claim.get('since')}): this one stops without "
+                    "publishing its last snapshot; one model is written by one instance"
+                )
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        self._tail.close()
 
 
 def _claim(value: bytes) -> dict[str, Any]:

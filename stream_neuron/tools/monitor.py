@@ -7,7 +7,8 @@ from typing import Any
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.topic_reader import MissingTopicError, assigned_consumer, read_topic
+from stream_neuron.kafka_io.topic_reader import MissingTopicError, read_topic
+from stream_neuron.kafka_io.topic_tail import open_tail
 from stream_neuron.tools.metrics_view import Malformed, clean_record
 
 
@@ -26,15 +27,16 @@ def read_metrics(
 
 def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any] | Malformed]:
     """Every record as it arrives, cleaned, from the newest one on (runs until interrupted)."""
-    with assigned_consumer(connection, topic, "stream-neuron-monitor") as (consumer, partitions):
-        if not partitions:
+    tail = open_tail(connection, topic, "stream-neuron-monitor")
+    try:
+        if not tail.partitions:
             raise OperatorError(f"metrics topic {topic!r} does not exist")
-        for tp, end in consumer.end_offsets(partitions).items():
-            consumer.seek(tp, max(end - 1, 0))
+        tail.start_from_end(back=1)
         while True:
-            for batch in consumer.poll(timeout_ms=1000).values():
-                for record in batch:
-                    yield clean_record(record.value)
+            for record in tail.poll(1000):
+                yield clean_record(record.value)
+    finally:
+        tail.close()
 
 
 def _fmt(value: Any) -> str:

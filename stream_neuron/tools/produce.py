@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.record_writer import StreamWriter, WriteError
 from stream_neuron.tools.sources import BadRow, Event, questions_and_answers
 
 # A send waits this long for the topic's metadata or buffer space before it fails with one line.
@@ -82,19 +81,12 @@ def produce_events(
     ``label_delay``: as questions and answers (:func:`questions_and_answers`), the answers to
     ``labels_topic`` when given. The topics must exist (the command creates them first)."""
     try:
-        producer = KafkaProducer(
-            **connection.client_config("stream-neuron-produce"),
-            acks="all",
-            linger_ms=10,
-            batch_size=256 * 1024,
-            max_block_ms=SEND_BLOCK_MS,
-        )
-    except KafkaError:
+        writer = StreamWriter(connection, "stream-neuron-produce", SEND_BLOCK_MS / 1000)
+    except WriteError:
         raise OperatorError(f"no Kafka broker answers at {connection.bootstrap_servers}") from None
     rng = np.random.default_rng(seed)
     summary = ProduceSummary()
     bar = ProgressBar(total)
-    failures: list[BaseException] = []
     started = time.monotonic()
 
     def unlabelled_some(items: Iterable[Event | BadRow]) -> Iterator[Event | BadRow]:
@@ -119,9 +111,9 @@ def produce_events(
         key = None if item.get("id") is None else str(item["id"]).encode()
         to = labels_topic if answer and labels_topic else topic
         try:
-            producer.send(to, key=key, value=json.dumps(item).encode()).add_errback(failures.append)
-        except KafkaError as error:
-            producer.close(timeout=0)
+            writer.send(to, key, json.dumps(item).encode())
+        except WriteError as error:
+            writer.abandon()
             raise OperatorError(f"cannot send to {topic!r}: {error}") from None
         summary.sent += 1
         if rate:
@@ -131,13 +123,13 @@ def produce_events(
         if progress:
             bar.update(summary.sent)
     try:
-        producer.flush(timeout=FLUSH_TIMEOUT_S)
-    except KafkaError as error:
-        failures.append(error)
-    producer.close(timeout=5)
-    if progress:
-        bar.finish(summary.sent)
+        writer.finish(FLUSH_TIMEOUT_S)
+    except WriteError as error:
+        raise OperatorError(
+            f"events sent to {topic!r} were not acknowledged by the broker: {error}"
+        ) from None
+    finally:
+        if progress:
+            bar.finish(summary.sent)
     summary.seconds = time.monotonic() - started
-    if failures:
-        raise OperatorError(f"events sent to {topic!r} were not acknowledged by the broker: {failures[0]}")
     return summary
