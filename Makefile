@@ -28,10 +28,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The run's tests again with librdkafka as its Kafka client (--kafka-client confluent).
+# The tests of our Kafka clients again with librdkafka (--kafka-client confluent); test_kafka_broker.py
+# checks the broker itself, with kafka-python.
 CONFLUENT_TESTS := tests/test_stream_end_to_end.py tests/test_exactly_once.py tests/test_stream_lifecycle.py \
 	tests/test_poison_stream.py tests/test_snapshot_recovery.py tests/test_stream_bad_input.py \
-	tests/test_operations.py tests/test_secured_cluster.py tests/test_delayed_labels_stream.py
+	tests/test_operations.py tests/test_secured_cluster.py tests/test_delayed_labels_stream.py \
+	tests/test_scorers.py tests/test_fit.py tests/test_operator_tools.py
 
 test: install broker-start lint
 	$(BIN)/python -m pytest

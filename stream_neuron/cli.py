@@ -31,7 +31,6 @@ from stream_neuron.config import CommonSettings, Settings
 from stream_neuron.errors import OperatorError
 
 EXIT_USAGE = 2
-CONFLUENT_COMMANDS = ("run", "check-river")  # the commands whose Kafka clients librdkafka can be
 EXIT_FENCED = 3
 
 SettingsT = typing.TypeVar("SettingsT", bound=CommonSettings)
@@ -322,13 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args, COMMAND_SETTINGS[args.command])
     except (ValidationError, ValueError) as error:
         print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
-        return EXIT_USAGE
-    if settings.kafka_client == "confluent" and args.command not in CONFLUENT_COMMANDS:
-        print(
-            f"{prefix}: --kafka-client confluent is not available for this command yet (only for "
-            f"{', '.join(CONFLUENT_COMMANDS)}); use --kafka-client kafka-python",
-            file=sys.stderr,
-        )
         return EXIT_USAGE
     try:
         return int(HANDLERS[args.command](settings))

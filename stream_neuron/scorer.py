@@ -21,12 +21,11 @@ from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
 from stream_neuron.command_config import ScoreSettings
 from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.clients import group_input, output_producer
 from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.group_input import GroupInput
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.model_follower import ModelFollower
 from stream_neuron.kafka_io.probe import probe
-from stream_neuron.kafka_io.producer import OutputProducer
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
 from stream_neuron.runner import RunSummary, StopFlag
@@ -82,16 +81,17 @@ class Scorer:
         self.follower = ModelFollower(connection, settings.model_topic, name, f"{name}-scorer-model")
         self.processor = self._first_model()
         self.version = self._version()
-        self.input = GroupInput(
+        self.input = group_input(
             connection, settings.input_topic, settings.group_id, f"{name}-scorer", settings.poll_max_records,
             self._revoked,
         )  # fmt: skip
-        producer = OutputProducer(
+        producer = output_producer(
             connection,
             f"{name}-scorer-output",
             settings.compression_type,
             self.limits.smallest,
-            stopping=lambda: stop.stopping,
+            lambda topics: None,
+            lambda: stop.stopping,
         )
         cadence = Cadence(
             snapshot_every=2**62,

@@ -57,14 +57,10 @@ class Topics:
         ]  # fmt: skip
 
 
-CONFLUENT_COMMANDS = ("run", "check-river")
-
-
 def tool_command(command_name: str, *args: str) -> list[str]:
-    """``stream-neuron <command_name> <args>``; a command librdkafka cannot serve yet keeps
-    kafka-python even when the run under test uses confluent (``STREAM_NEURON_KAFKA_CLIENT``)."""
-    pinned = [] if command_name in CONFLUENT_COMMANDS else ["--kafka-client", "kafka-python"]
-    return [sys.executable, "-m", "stream_neuron.cli", command_name, *args, *pinned]
+    """``stream-neuron <command_name> <args>``, on the Kafka client under test
+    (``STREAM_NEURON_KAFKA_CLIENT``, as every command)."""
+    return [sys.executable, "-m", "stream_neuron.cli", command_name, *args]
 
 
 def command(bootstrap: str, topics: Topics, *extra: str) -> list[str]:

@@ -1,7 +1,8 @@
-"""The run's three Kafka clients (input consumer, at-least-once producer, transactional producer) for
-the client library the connection names: kafka-python (the default, and the only one required) or
-confluent-kafka (librdkafka, ``--kafka-client confluent``). Both sides keep the same contracts; the
-rest of the Kafka layer (admin, the model topic's readers, the writer claim) is kafka-python's for now.
+"""The streaming Kafka clients (the run's input consumer, the scorers' group input, the at-least-once
+producer, the transactional producer) for the client library the connection names: kafka-python (the
+default, and the only one required) or confluent-kafka (librdkafka, ``--kafka-client confluent``).
+Both sides keep the same contracts. The model topic's readers, the writer claim and ``fit``'s reads
+and writes choose theirs in ``topic_tail`` and ``record_writer``; admin stays on kafka-python.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from typing import Any
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.consumer import InputConsumer, Positions
+from stream_neuron.kafka_io.group_input import GroupInput
 from stream_neuron.kafka_io.producer import OutputProducer
+from stream_neuron.kafka_io.rd_group_input import RdGroupInput
 from stream_neuron.kafka_io.rd_input import RdInputConsumer
 from stream_neuron.kafka_io.rd_output import RdOutputProducer, RdTransactionalOutput
 from stream_neuron.kafka_io.transactions import TransactionalOutput
 
 AnyInput = InputConsumer | RdInputConsumer
 AnyTransactionalOutput = TransactionalOutput | RdTransactionalOutput
+AnyGroupInput = GroupInput | RdGroupInput
 
 
 def input_consumer(
@@ -25,6 +29,18 @@ def input_consumer(
 ) -> AnyInput:
     kind = RdInputConsumer if connection.client == "confluent" else InputConsumer
     return kind(connection, topics, group_id, client_id, max_records, at)
+
+
+def group_input(
+    connection: Connection,
+    topic: str,
+    group_id: str,
+    client_id: str,
+    max_records: int,
+    on_revoke: Callable[[set[tuple[str, int]]], None],
+) -> AnyGroupInput:
+    kind = RdGroupInput if connection.client == "confluent" else GroupInput
+    return kind(connection, topic, group_id, client_id, max_records, on_revoke)
 
 
 def output_producer(
