@@ -1,6 +1,7 @@
 """Latency from an event produced to its prediction readable, at a steady input rate.
 
     python benchmarks/latency.py [--rate 2000] [--seconds 15] [--guarantee at-least-once]
+                                 [--kafka-client kafka-python|confluent]
 
 Starts ``stream-neuron run`` (per-event mode) as its own process, produces synthetic events at
 ``--rate`` per second, and reads the predictions as they appear; each latency is the reading time
@@ -56,16 +57,23 @@ while True:
 """
 
 
-def component_command(bootstrap: str, base: str, guarantee: str) -> list[str]:
+def component_command(bootstrap: str, base: str, guarantee: str, client: str) -> list[str]:
     return [
         sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap,
         "--input-topic", f"{base}-in", "--predictions-topic", f"{base}-pred",
         "--metrics-topic", f"{base}-m", "--dead-letter-topic", f"{base}-d", "--model-topic", f"{base}-s",
-        "--group-id", base, "--model-name", base, "--guarantee", guarantee,
+        "--group-id", base, "--model-name", base, "--guarantee", guarantee, "--kafka-client", client,
     ]  # fmt: skip
 
 
-def measure(bootstrap: str, rate: float, seconds: float, guarantee: str, bare: bool = False) -> Latency:
+def measure(
+    bootstrap: str,
+    rate: float,
+    seconds: float,
+    guarantee: str,
+    bare: bool = False,
+    client: str = "kafka-python",
+) -> Latency:
     base = f"latency-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(f"{base}-in", 1, 1), NewTopic(f"{base}-pred", 1, 1)])
@@ -73,7 +81,7 @@ def measure(bootstrap: str, rate: float, seconds: float, guarantee: str, bare: b
     command = (
         [sys.executable, "-c", BARE_LOOP, bootstrap, f"{base}-in", f"{base}-pred"]
         if bare
-        else component_command(bootstrap, base, guarantee)
+        else component_command(bootstrap, base, guarantee, client)
     )
     component = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     assert component.stderr is not None
@@ -145,9 +153,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--guarantee", default="at-least-once", choices=["at-least-once", "exactly-once"])
     parser.add_argument("--bare", action="store_true", help="measure the bare kafka-python loop instead")
+    parser.add_argument("--kafka-client", default="kafka-python", choices=["kafka-python", "confluent"])
     args = parser.parse_args()
-    result = measure(args.bootstrap_servers, args.rate, args.seconds, args.guarantee, args.bare)
-    who = "bare loop" if args.bare else result.guarantee
+    result = measure(
+        args.bootstrap_servers, args.rate, args.seconds, args.guarantee, args.bare, args.kafka_client
+    )
+    who = "bare loop" if args.bare else f"{result.guarantee}, {args.kafka_client}"
     print(
         f"{result.events:,} events at {result.rate:,.0f}/s ({who}): p50 {result.p50_ms:.1f} ms, "
         f"p95 {result.p95_ms:.1f} ms, p99 {result.p99_ms:.1f} ms, max {result.max_ms:.1f} ms"

@@ -91,30 +91,40 @@ def dead_letter(topic: str, record: InputRecord, reason: str, error_class: str, 
     return OutputRecord(topic, key, value, [*original, *ours], record)
 
 
+# The JSON of the labels and predicted classes a model has (any other integral label: int()).
+_CLASS_TEXT = {0.0: "0", 1.0: "1", -1.0: "-1"}
+
+
 def prediction_records(
     topic: str,
     refs: Sequence[EventRef],
-    heads: Sequence[str],
+    predicted: Sequence[float],
+    probabilities: Sequence[float] | None,
     scores: Sequence[float],
     versions: Sequence[int],
     labels: Sequence[float],
 ) -> list[OutputRecord]:
-    """One prediction per scored row, keyed like its input. Written by template, not json.dumps of a
-    dict: it is most of the per-event cost otherwise. repr() of a finite float is valid JSON and
-    round-trips exactly (rows the model refused never get here)."""
-    quote = encode_basestring_ascii
+    """One prediction per scored row, keyed like its input (``probabilities``: ``None`` for a model
+    without them). Written by one template per record, not json.dumps of a dict: it is most of the
+    per-event cost otherwise. repr() of a finite float is valid JSON and round-trips exactly (rows
+    the model refused never get here)."""
+    quote, classes = encode_basestring_ascii, _CLASS_TEXT
     quoted: dict[str, str] = {}
-    records = []
-    for ref, head, score, version, label in zip(refs, heads, scores, versions, labels, strict=True):
+    records: list[OutputRecord] = []
+    append = records.append
+    probability_texts = map(repr, probabilities) if probabilities is not None else ["null"] * len(refs)
+    for ref, cls, probability, score, version, label in zip(
+        refs, predicted, probability_texts, scores, versions, labels, strict=True
+    ):
         event_id = "null" if ref.event_id is None else quote(ref.event_id)
-        label_text = "null" if label != label else int(label)
+        label_text = "null" if label != label else classes.get(label) or int(label)
         topic_json = quoted.get(ref.topic) or quoted.setdefault(ref.topic, quote(ref.topic))
-        where = f'{{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
         value = (
-            f'{{{head}, "score": {score!r}, "label": {label_text}, "model_version": {version}, '
-            f'"id": {event_id}, "source": {where}}}'
+            f'{{"prediction": {classes.get(cls) or int(cls)}, "probability": {probability}, '
+            f'"score": {score!r}, "label": {label_text}, "model_version": {version}, "id": {event_id}, '
+            f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}}}'
         )
-        records.append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
+        append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
     return records
 
 

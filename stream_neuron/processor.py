@@ -301,7 +301,8 @@ class Processor:
         out.predictions += prediction_records(
             self.settings.predictions_topic,
             chunk.refs,
-            model.prediction_fields(chunk.outputs.tolist()),
+            model.predicted_labels(chunk.outputs).tolist(),
+            chunk.outputs.tolist() if model.probabilistic else None,
             chunk.scores.tolist(),
             chunk.versions.tolist(),
             chunk.labels.tolist(),

@@ -2,8 +2,9 @@
 the transactional one, with the contracts of ``producer.OutputProducer`` and
 ``transactions.TransactionalOutput``.
 
-Delivery reports come back through one bound callback (no callback object per record); a record the
-broker refuses for what it is (too large, invalid) is matched back to its output record at the flush
+Delivery reports come back only for the records that failed (``delivery.report.only.error``), through
+one producer-wide callback: an acknowledged record costs no Python call at all. A record the broker
+refuses for what it is (too large, invalid) is matched back to its output record at the flush
 and handed back as :class:`Refused`, so the caller can dead-letter what it answers. librdkafka's
 transaction calls fence the way the Java client does (a fenced producer is fatal), so unlike
 kafka-python nothing is patched here. They take timeouts too, but ``send_offsets_to_transaction`` was
@@ -90,11 +91,14 @@ def rd_producer_config(
 
 
 class _Sender:
-    """Sends records and collects the delivery failures of those sent since :meth:`reset`."""
+    """A producer made from ``config`` that sends records and collects the delivery failures of those
+    sent since :meth:`reset`."""
 
-    def __init__(self, producer: Any) -> None:
-        self.producer = producer
+    def __init__(self, config: dict[str, Any]) -> None:
         self.kafka = rdkafka()
+        self.producer = self.kafka.Producer(
+            {**config, "on_delivery": self._delivered, "delivery.report.only.error": True}
+        )
         self.refused_codes = refused_codes()
         self.sent: list[OutputRecord] = []
         self.failed: list[tuple[str, bytes | None, bytes | None, Any]] = []
@@ -105,13 +109,15 @@ class _Sender:
             self.failed.append((message.topic(), message.key(), message.value(), error))
 
     def send(self, records: Iterable[OutputRecord]) -> None:
-        produce, delivered = self.producer.produce, self._delivered
+        produce, sent = self.producer.produce, self.sent.append
         for record in records:
             full_since: float | None = None
             while True:
                 try:
-                    produce(record.topic, record.value, record.key, headers=record.headers or None,
-                            on_delivery=delivered)  # fmt: skip
+                    if record.headers:
+                        produce(record.topic, record.value, record.key, headers=record.headers)
+                    else:
+                        produce(record.topic, record.value, record.key)
                     break
                 except BufferError:  # librdkafka's queue is full: let it send, for a while
                     full_since = time.monotonic() if full_since is None else full_since
@@ -127,7 +133,7 @@ class _Sender:
                         self.refused_now.append(Refused(record, RdError(error.args[0])))
                         break
                     raise PublishError(f"publishing to {record.topic!r} failed: {error}") from None
-            self.sent.append(record)
+            sent(record)
         self.producer.poll(0)
 
     def failures(self) -> list[tuple[OutputRecord, Any]]:
@@ -158,13 +164,12 @@ class RdOutputProducer:
         check: Callable[[set[str]], None] = lambda topics: None,
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
-        kafka = rdkafka()
         config = rd_producer_config(
             connection, client_id, compression, smallest_topic_limit, **{"enable.idempotence": False}
         )
-        self.producer = kafka.Producer(config)
+        self._sender = _Sender(config)
+        self.producer = self._sender.producer
         self.check, self.stopping = check, stopping
-        self._sender = _Sender(self.producer)
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         self._sender.send(records)
@@ -236,10 +241,10 @@ class RdTransactionalOutput:
         self.fencing_codes = fencing_codes()
         self.healthy = True
         self.open = False
-        self.producer = self._new_producer()
-        self._sender = _Sender(self.producer)
+        self._sender = self._new_sender()
+        self.producer = self._sender.producer
 
-    def _new_producer(self) -> Any:
+    def _new_sender(self) -> _Sender:
         kafka = self.kafka
         config = rd_producer_config(
             self.connection, self.client_id, self.compression, self.smallest_topic_limit,
@@ -249,7 +254,8 @@ class RdTransactionalOutput:
                 "message.timeout.ms": int(self.timeout_s * 1000),
             },
         )  # fmt: skip
-        producer = kafka.Producer(config)
+        sender = _Sender(config)
+        producer = sender.producer
         try:
             guarded(lambda: producer.init_transactions(self.timeout_s), self.guard_s, "init_transactions")
         except kafka.KafkaException as exception:
@@ -265,7 +271,7 @@ class RdTransactionalOutput:
                     f"cannot take over transactional id {self.transactional_id}: {error}"
                 ) from None
             raise TimeoutError(f"init_transactions failed: {RdError(error)}") from None
-        return producer
+        return sender
 
     def _fenced(self, error: Any) -> bool:
         return bool(error.code() in self.fencing_codes or (error.fatal() and "fenced" in error.str().lower()))
@@ -382,8 +388,8 @@ class RdTransactionalOutput:
         self._sender.reset()
         self.open = False
         self.healthy = False
-        self.producer = self._new_producer()
-        self._sender = _Sender(self.producer)
+        self._sender = self._new_sender()
+        self.producer = self._sender.producer
         self.healthy = True
 
     def close(self) -> None:

@@ -96,17 +96,6 @@ class LinearNeuron:
         """The class each output predicts, as the loss's canonical label."""
         raise NotImplementedError
 
-    def prediction_fields(self, outputs: list[float]) -> list[str]:
-        """The ``"prediction"`` and ``"probability"`` members of each prediction's JSON."""
-        predicted = self.predicted_labels(np.asarray(outputs)).tolist()
-        if self.probabilistic:
-            # repr() of a finite float is valid JSON and round-trips exactly.
-            return [
-                f'"prediction": {int(label)}, "probability": {p!r}'
-                for label, p in zip(predicted, outputs, strict=True)
-            ]
-        return [f'"prediction": {int(label)}, "probability": null' for label in predicted]
-
     def prequential_terms(self, z: FloatArray, outputs: FloatArray, labels: FloatArray) -> tuple[float, int]:
         """The summed loss and the count of right answers over the labelled rows (NaN = unlabelled)
         of outputs scored before their labels were learned: the terms of the prequential metrics."""
