@@ -99,7 +99,7 @@ class CommonSettings(BaseSettings):
     kafka_client: Literal["kafka-python", "confluent"] = Field(
         "kafka-python",
         description="the Kafka client: kafka-python, or confluent (librdkafka, faster; pip install "
-        "'stream-neuron[confluent]'; run only so far)",
+        "'stream-neuron[confluent]')",
     )
 
     @field_validator("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before")

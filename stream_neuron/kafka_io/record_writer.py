@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.limits import MAX_REQUEST_BYTES
 from stream_neuron.kafka_io.rd_input import rdkafka
@@ -22,9 +25,6 @@ def write_records(
     acknowledged; :class:`WriteError` if one is not within ``timeout_s``."""
     if connection.client == "confluent":
         return _rd_write(connection, client_id, records, timeout_s)
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
     try:
         producer = KafkaProducer(
             **connection.client_config(client_id), acks="all", max_request_size=MAX_REQUEST_BYTES
@@ -95,9 +95,6 @@ class StreamWriter:
                 }
             )
             return
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
         try:
             self._producer = KafkaProducer(
                 **connection.client_config(client_id), acks="all", linger_ms=10, batch_size=256 * 1024,
@@ -106,18 +103,17 @@ class StreamWriter:
         except KafkaError as error:
             raise WriteError(f"no Kafka broker answers at {connection.bootstrap_servers} ({error})") from None
 
+    def _failed(self, error: BaseException) -> None:
+        self.failures.append(str(error))
+
     def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:
             self.failures.append(f"{error.name()}: {error.str()}")
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         if not self._rd:
-            from kafka.errors import KafkaError
-
             try:
-                self._producer.send(topic, key=key, value=value).add_errback(
-                    lambda error: self.failures.append(str(error))
-                )
+                self._producer.send(topic, key=key, value=value).add_errback(self._failed)
             except KafkaError as error:
                 raise WriteError(str(error)) from None
             return
@@ -141,8 +137,6 @@ class StreamWriter:
             if left:
                 self.failures.append(f"{left} records not acknowledged within {timeout_s:.0f} s")
         else:
-            from kafka.errors import KafkaError
-
             try:
                 self._producer.flush(timeout=timeout_s)
             except KafkaError as error:

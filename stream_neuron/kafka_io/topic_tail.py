@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, NamedTuple, Protocol
 
+from kafka import KafkaConsumer, TopicPartition
+
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.rd_input import consume_available, rdkafka
@@ -68,8 +70,6 @@ def open_tail(connection: Connection, topic: str, client_id: str, fetch_wait_ms:
 
 class KafkaPythonTopicTail:
     def __init__(self, connection: Connection, topic: str, client_id: str, fetch_wait_ms: int) -> None:
-        from kafka import KafkaConsumer, TopicPartition
-
         self.topic = topic
         self._consumer = KafkaConsumer(
             **connection.client_config(client_id),
@@ -100,8 +100,6 @@ class KafkaPythonTopicTail:
             self._consumer.position(tp)
 
     def start_at(self, offsets: dict[int, int]) -> None:
-        from kafka import TopicPartition
-
         self._consumer.assign([TopicPartition(self.topic, p) for p in offsets])
         for p, offset in offsets.items():
             self._consumer.seek(TopicPartition(self.topic, p), offset)
@@ -117,8 +115,6 @@ class KafkaPythonTopicTail:
         return {tp.partition: (found[tp].offset if found[tp] else None) for tp in self._tps}
 
     def position(self, partition: int) -> int:
-        from kafka import TopicPartition
-
         return int(self._consumer.position(TopicPartition(self.topic, partition)))
 
     def reached(self, ends: dict[int, int]) -> bool:
