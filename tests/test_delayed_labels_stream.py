@@ -5,6 +5,7 @@ compares with an independent replay (river, or the numpy neuron over the questio
 from __future__ import annotations
 
 import random
+import signal
 import subprocess
 from collections import Counter
 from typing import Any
@@ -15,16 +16,13 @@ from river import compose, datasets, evaluate, linear_model, metrics, optim, pre
 
 from stream_neuron import LogisticNeuron
 from tests.component import (
-    EndWatcher,
     Topics,
     json_records,
-    kill_hard,
     last_snapshot,
     run_component,
     send,
     start_component,
     tool_command,
-    wait_for,
     weights,
 )
 from tests.kafka_helpers import create_topic, unique_name
@@ -127,7 +125,9 @@ def replay(qa: list[dict[str, Any]], X: np.ndarray, y: np.ndarray) -> tuple[Logi
 
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
-def test_kills_with_questions_pending_learn_every_answer_once(kafka_bootstrap: str, guarantee: str) -> None:
+def test_kills_with_questions_pending_learn_every_answer_once(
+    kafka_bootstrap: str, guarantee: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     qa, X, y = qa_stream(20_000, 4, 700, seed=21)
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, qa)
@@ -135,15 +135,16 @@ def test_kills_with_questions_pending_learn_every_answer_once(kafka_bootstrap: s
         "--guarantee", guarantee, "--learning-rate", "0.05", "--label-window", "1000",
         "--poll-max-records", "200", "--commit-interval-ms", "50", "--snapshot-every", "500",
     )  # fmt: skip
-    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
     rng = random.Random(5)
     for _ in range(3):
+        # A crash point, not a timed kill: mid-stream however fast the Kafka client under test is
+        # (200-record polls: 2,000 to 7,000 records after each start, 21,000 at most of 40,000).
+        monkeypatch.setenv("STREAM_NEURON_TEST_CRASH_AT", "after-publish")
+        monkeypatch.setenv("STREAM_NEURON_TEST_CRASH_ON", str(rng.randint(10, 35)))
         process = start_component(kafka_bootstrap, topics, *flags)
-        target = watcher.end() + rng.randint(1_500, 5_000)
-        wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
-        assert process.poll() is None, "the run finished before the kill"
-        kill_hard(process)
-    watcher.close()
+        assert process.wait(timeout=240) == -signal.SIGKILL, "the run ended before its crash point"
+    monkeypatch.delenv("STREAM_NEURON_TEST_CRASH_AT")
+    monkeypatch.delenv("STREAM_NEURON_TEST_CRASH_ON")
     done = run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
     assert "rebuilt" in done.stderr
 

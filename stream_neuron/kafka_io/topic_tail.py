@@ -10,6 +10,8 @@ watermark query since 1.8). On librdkafka the fetching runs in its own threads, 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -21,6 +23,7 @@ from stream_neuron.kafka_io.rd_input import consume_available, rdkafka
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT_S = 10.0
+RETRY_S = 0.1
 PARTITION_FETCH_BYTES = 16 * 1024 * 1024  # bulk reads (``fit``'s ranges) go as fast as records come
 
 
@@ -149,6 +152,11 @@ class RdTopicTail:
             }
         )
         self._start: dict[int, int] = {}
+        self._not_yet = frozenset(
+            getattr(kafka.KafkaError, name)
+            for name in ("NOT_LEADER_FOR_PARTITION", "LEADER_NOT_AVAILABLE", "UNKNOWN_TOPIC_OR_PART")
+            if hasattr(kafka.KafkaError, name)
+        )
         try:
             entry = self._consumer.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
         except kafka.KafkaException as error:
@@ -156,12 +164,30 @@ class RdTopicTail:
             raise StartupError(
                 f"no Kafka broker answers at {connection.bootstrap_servers} (metadata of {topic!r}: {error})"
             ) from None
-        missing = entry is None or entry.error is not None or not entry.partitions
-        self.partitions = [] if missing else sorted(entry.partitions)
+        # A topic created a moment ago lists its partitions with no leader yet (an error on the entry):
+        # they are read once it has one. A missing topic lists none.
+        self.partitions = sorted(entry.partitions) if entry is not None and entry.partitions else []
+
+    def _asked(self, call: Callable[[], Any], what: str) -> Any:
+        """``call()``, again while the broker answers that it cannot tell yet (a topic created a moment
+        ago has no leader yet: kafka-python waits for one by itself, librdkafka says so)."""
+        kafka = self._kafka
+        deadline = time.monotonic() + METADATA_TIMEOUT_S
+        while True:
+            try:
+                return call()
+            except kafka.KafkaException as exception:
+                error = exception.args[0]
+                if time.monotonic() >= deadline or not (error.retriable() or error.code() in self._not_yet):
+                    raise StartupError(f"{what} of {self.topic!r}: {error.name()}: {error.str()}") from None
+            time.sleep(RETRY_S)
 
     def _watermarks(self, partition: int) -> tuple[int, int]:
         tp = self._kafka.TopicPartition(self.topic, partition)
-        low, high = self._consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_S, cached=False)
+        low, high = self._asked(
+            lambda: self._consumer.get_watermark_offsets(tp, timeout=METADATA_TIMEOUT_S, cached=False),
+            "the offsets",
+        )
         return int(low), int(high)
 
     def _assign(self, start: dict[int, int]) -> None:
@@ -191,7 +217,9 @@ class RdTopicTail:
     def offsets_for_time(self, ms: int) -> dict[int, int | None]:
         kafka = self._kafka
         asked = [kafka.TopicPartition(self.topic, p, ms) for p in self.partitions]
-        found = self._consumer.offsets_for_times(asked, timeout=METADATA_TIMEOUT_S)
+        found = self._asked(
+            lambda: self._consumer.offsets_for_times(asked, timeout=METADATA_TIMEOUT_S), "the offsets by time"
+        )
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in found}
 
     def position(self, partition: int) -> int:
