@@ -28,7 +28,7 @@ from stream_neuron.kafka_io.model_follower import ModelFollower
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
-from stream_neuron.runner import RunSummary, StopFlag
+from stream_neuron.runner import RunSummary, StopFlag, calm_collector
 from stream_neuron.snapshots import SnapshotError, check_snapshot
 from stream_neuron.startup import topic_limits
 
@@ -229,6 +229,7 @@ def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
     """Score requests until stopped, ``--max-events`` scored or ``--idle-timeout-s`` without any."""
     client_log.install()
     scorer = Scorer(settings, stop or StopFlag())
+    calm_collector()
     try:
         log.info(
             "scoring %s with model %r version %d (group %s) -> %s",
