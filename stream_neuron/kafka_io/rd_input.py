@@ -265,6 +265,49 @@ class RdInputConsumer:
         self._consumer.close()
 
 
+def rd_read_ranges(
+    connection: Connection,
+    client_id: str,
+    ranges: Mapping[tuple[str, int], tuple[int, int]],
+    timeout_s: float = 120.0,
+) -> list[InputRecord]:
+    """``consumer.read_ranges`` on librdkafka: the committed records of each (topic, partition) from its
+    first offset to (not including) its end, in order; records compacted or deleted away are absent."""
+    if not ranges:
+        return []
+    kafka = rdkafka()
+    consumer = kafka.Consumer(rd_consumer_config(connection, client_id, f"{client_id}-unused"))
+    try:
+        goal: dict[tuple[str, int], int] = {}
+        start: dict[tuple[str, int], int] = {}
+        for (topic, partition), (first, end) in ranges.items():
+            try:
+                low, high = consumer.get_watermark_offsets(
+                    kafka.TopicPartition(topic, partition), timeout=OFFSETS_TIMEOUT_MS / 1000, cached=False
+                )
+            except kafka.KafkaException as error:
+                raise StartupError(f"cannot read back {topic}:{partition} from the input: {error}") from None
+            start[(topic, partition)], goal[(topic, partition)] = max(first, low), min(end, high)
+        consumer.assign([kafka.TopicPartition(t, p, o) for (t, p), o in start.items()])
+        records: list[InputRecord] = []
+        read = dict(start)  # the next offset of each partition, as far as the records show
+        deadline = time.monotonic() + timeout_s
+        while any(read[tp] < goal[tp] for tp in goal):
+            if time.monotonic() > deadline:
+                raise StartupError(f"timed out reading back {sorted(ranges)} from the input")
+            for record in input_records(consume_available(consumer, 10_000, 0.5)):
+                tp = (record.topic, record.partition)
+                if record.offset < goal[tp]:
+                    records.append(record)
+                read[tp] = max(read[tp], record.offset + 1)
+            for tp in consumer.position([kafka.TopicPartition(t, p) for t, p in goal]):
+                if tp.offset >= 0:  # past transaction markers and compacted gaps too
+                    read[(tp.topic, tp.partition)] = max(read[(tp.topic, tp.partition)], tp.offset)
+        return records
+    finally:
+        consumer.close()
+
+
 def consume_available(consumer: Any, max_records: int, timeout_s: float) -> list[Any]:
     """What the client holds now, up to ``max_records``; when it holds nothing, the first message to
     arrive within ``timeout_s`` and what came with it. (``consume(n, timeout)`` itself waits until it
