@@ -28,7 +28,7 @@ from stream_neuron.checkpoints import (
 )
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io import client_log
-from stream_neuron.kafka_io.admin import TopicPresence
+from stream_neuron.kafka_io.admin import missing_topics
 from stream_neuron.kafka_io.clients import (
     AnyTransactionalOutput,
     input_consumer,
@@ -101,7 +101,6 @@ class Runner:
         )
         # Input records whose outputs the broker refused inside a transaction: left out when replayed.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
-        self.presence = TopicPresence(self.connection, f"{name}-check")
         self.claim: WriterClaim | None = None
         # Exactly-once: the transactional producer comes first, so it fences older instances before
         # their last snapshot is read; at-least-once claims the model the same way.
@@ -174,7 +173,7 @@ class Runner:
 
     def _check_outputs(self, topics: set[str]) -> None:
         """While publishing waits: a topic that no longer exists is an error naming it, not a wait."""
-        gone = self.presence.missing(topics)
+        gone = missing_topics(self.connection, f"{self.settings.model_name}-check", topics)
         if gone:
             raise PublishError(
                 f"output topic {sorted(gone)[0]!r} no longer exists: recreate it (a restart creates the "
@@ -296,7 +295,6 @@ class Runner:
     def release(self) -> None:
         self.input.close()
         self.checkpoint.close()
-        self.presence.close()
         if self.claim is not None:
             self.claim.close()
 

@@ -226,26 +226,19 @@ def topic_configs(connection: Connection, client_id: str, names: Sequence[str], 
         admin.close()
 
 
-class TopicPresence:
-    """Which topics exist, asked again and again while a run waits for the broker. One admin client,
-    made once the broker answers (a raw probe first) and kept: kafka-python leaves a network thread
-    behind each admin client that fails to connect, one per check over a long outage otherwise."""
-
-    def __init__(self, connection: Connection, client_id: str) -> None:
-        self.connection, self.client_id = connection, client_id
-        self._admin: Admin | None = None
-
-    def missing(self, names: Iterable[str]) -> set[str] | None:
-        """Which of ``names`` do not exist; ``None`` when the broker does not answer (an outage, not a
-        missing topic)."""
-        try:
-            if self._admin is None:
-                probe(self.connection, timeout_s=0)
-                self._admin = admin_client(self.connection, self.client_id, timeout_ms=5_000)
-            return set(names) - self._admin.topic_names()
-        except (StartupError, AdminError):
-            return None
-
-    def close(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
+def missing_topics(connection: Connection, client_id: str, names: Iterable[str]) -> set[str] | None:
+    """Which of ``names`` do not exist; ``None`` when the broker does not answer (an outage, not a
+    missing topic). A raw probe first: kafka-python leaves a network thread behind each admin client
+    that fails to connect, one per check over a long outage otherwise. The admin client is closed at
+    once (one kept for the run logged errors of its own while a restarted broker settled)."""
+    try:
+        probe(connection, timeout_s=0)
+        admin = admin_client(connection, client_id, timeout_ms=5_000)
+    except StartupError:
+        return None
+    try:
+        return set(names) - admin.topic_names()
+    except AdminError:  # the broker did not answer
+        return None
+    finally:
+        admin.close()

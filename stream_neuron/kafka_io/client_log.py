@@ -4,7 +4,10 @@ While the broker is away kafka-python logs every failed connection attempt and r
 ERROR lines a second, which buries the component's own lines. :func:`install` routes the ``kafka``
 loggers through :class:`ClientErrorDigest`: the first warning or error of an episode is shown (as one
 line of ours), the rest are counted, and :func:`recovered` (called once the component is working again)
-says how many there were and for how long.
+says how many there were and for how long. After a broker restart the clients reconnect one by one:
+errors in the :data:`SETTLE_S` seconds after a recovery belong to the same outage and are counted at
+debug level, not shown as a new one (seen: a second and a third "episode" of one restart, each a
+metadata refresh finding no node yet).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import logging
 import time
 
 log = logging.getLogger("stream_neuron.kafka")
+SETTLE_S = 15.0
 
 
 class ClientErrorDigest(logging.Handler):
@@ -20,8 +24,12 @@ class ClientErrorDigest(logging.Handler):
         super().__init__(logging.WARNING)
         self.count = 0
         self.since = 0.0
+        self.recovered_at = float("-inf")
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.count == 0 and time.monotonic() - self.recovered_at < SETTLE_S:
+            log.debug("Kafka client, reconnecting after the outage: %s", record.getMessage())
+            return
         self.count += 1
         if self.count == 1:
             self.since = time.monotonic()
@@ -38,6 +46,7 @@ class ClientErrorDigest(logging.Handler):
                 self.count - 1,
             )
             self.count = 0
+            self.recovered_at = time.monotonic()
 
 
 _digest = ClientErrorDigest()
