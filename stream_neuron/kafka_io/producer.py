@@ -109,6 +109,16 @@ class Sent:
         self.pending.clear()
         self.failed.clear()
 
+    def refused_so_far(self) -> list[Refused]:
+        """The records already known to be refused for what they are (the broker answered, or the
+        client refused them at once), without waiting for the others."""
+        answered = [
+            Refused(record, future.exception)
+            for future, record in self.pending
+            if future.is_done and future.exception is not None and refused_for_itself(future.exception)
+        ]
+        return [*(f for f in self.failed if refused_for_itself(f.error)), *answered]
+
 
 def send_records(
     producer: KafkaProducer, records: Iterable[OutputRecord], hints: PartitionHints, sent: Sent

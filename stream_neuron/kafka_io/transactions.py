@@ -184,7 +184,9 @@ class TransactionalOutput:
         except KafkaError as error:
             if is_fenced(error):
                 raise FencedError(self._fenced_message(error)) from error
-            raise TransactionFailedError(f"send failed: {error!r}") from error
+            # A record the broker refused earlier in this transaction put the producer in an error
+            # state, which this send reports: name it, or the retry sends it again, for ever.
+            raise TransactionFailedError(f"send failed: {error!r}", self._sent.refused_so_far()) from error
 
     def _begin(self) -> None:
         if not self.open:
