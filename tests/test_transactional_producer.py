@@ -92,3 +92,35 @@ def test_retiring_an_idle_producer_closes_it_at_once() -> None:
     transactions.retire_producer(producer, 4.0)  # type: ignore[arg-type]
     assert producer.closed.is_set()
     assert producer.timeouts == [0]
+
+
+class _Answered:
+    """A record future as kafka-python leaves it: done or not, with its exception if it failed."""
+
+    def __init__(self, done: bool, exception: BaseException | None = None) -> None:
+        self.is_done, self.exception = done, exception
+
+
+def test_a_failed_send_names_the_records_already_refused_for_what_they_are() -> None:
+    """A refused record puts the transactional producer in an error state that the next send reports:
+    the records already answered as refused are named then (else the rollback sends them again, for
+    ever); a retriable failure and a record not answered yet are not."""
+    from kafka.errors import MessageSizeTooLargeError
+
+    from stream_neuron.kafka_io.producer import Refused, Sent
+    from stream_neuron.records import OutputRecord
+
+    records = [OutputRecord("out", None, f"r{i}".encode(), [], None) for i in range(4)]
+    sent = Sent()
+    sent.pending = [
+        (_Answered(True), records[0]),
+        (_Answered(True, MessageSizeTooLargeError()), records[1]),
+        (_Answered(True, NotLeaderForPartitionError()), records[2]),
+        (_Answered(False), records[3]),
+    ]
+    refused_at_once = Refused(records[3], MessageSizeTooLargeError())
+    sent.failed = [refused_at_once, Refused(records[2], KafkaTimeoutError())]
+    assert [(r.record, type(r.error)) for r in sent.refused_so_far()] == [
+        (records[3], MessageSizeTooLargeError),
+        (records[1], MessageSizeTooLargeError),
+    ]
