@@ -9,17 +9,17 @@ rollback hands back. The guarantees themselves are stated in ``config.py`` and t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.faults import crash_point
+from stream_neuron.kafka_io.ports import Positions, Refused
 from stream_neuron.outputs import record_bytes
 from stream_neuron.records import OutputRecord
 from stream_neuron.snapshots import snapshot_positions
 
-Positions = Mapping[tuple[str, int], int]
 Replacement = Callable[[OutputRecord, str], OutputRecord | None]
 """What to publish instead of an output the broker refused for what it is (``None``: nothing can)."""
 
@@ -28,9 +28,7 @@ class RefusedOutputError(OperatorError):
     """The broker refused an output that nothing can replace (a snapshot, a metrics record)."""
 
 
-def culprit(
-    refused: Sequence[tuple[OutputRecord, BaseException]],
-) -> tuple[tuple[OutputRecord, BaseException], list[OutputRecord]]:
+def culprit(refused: Sequence[Refused]) -> tuple[Refused, list[OutputRecord]]:
     """The refusal to act on, and the other records to send again. A refusal can fail more records
     than the one to blame (kafka-python fails a whole batch, and a transactional producer every send
     after the first failure, with that one error): the largest record is the one a size limit refused,
@@ -65,7 +63,7 @@ class AcknowledgedOutput(Output, Protocol):
     """At-least-once: ``flush`` returns once every record sent so far is acknowledged or refused for
     what it is (those it returns, as (record, error) pairs), or raises."""
 
-    def flush(self) -> Sequence[tuple[OutputRecord, BaseException]]: ...
+    def flush(self) -> Sequence[Refused]: ...
 
 
 class TransactionalOutput(Output, Protocol):
@@ -164,7 +162,7 @@ class AtLeastOnceCheckpoint(Checkpoint):
         refused = self.output.flush()
         while refused:
             (record, error), others = culprit(refused)
-            reason = f"{error.__class__.__name__}: {error}"
+            reason = str(error)
             replacement = self.replacement(record, reason)
             if replacement is None:
                 raise refused_error(record, reason)

@@ -29,9 +29,9 @@ from stream_neuron.command_config import (
 )
 from stream_neuron.config import CommonSettings, Settings
 from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.ports import KafkaIOError, StartupError, TakenOverError
 
 EXIT_USAGE = 2
-EXIT_FENCED = 3
 
 SettingsT = typing.TypeVar("SettingsT", bound=CommonSettings)
 
@@ -100,43 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def rdkafka_errors(settings: CommonSettings) -> tuple[type[BaseException], ...]:
-    """confluent-kafka's exception, with ``--kafka-client confluent``."""
-    if settings.kafka_client != "confluent":
-        return ()
-    from stream_neuron.kafka_io.rd_input import rdkafka
-
-    return (rdkafka().KafkaException,)
+def _stopped(error: KafkaIOError, what: str) -> OperatorError:
+    """A Kafka failure after start-up, as the one line a command ends with: ``what`` happens next."""
+    if isinstance(error, StartupError | TakenOverError):
+        return error
+    return OperatorError(f"stopped: {error} ({what})")
 
 
 def _run(settings: Settings) -> int:
-    from kafka.errors import KafkaError
-
-    from stream_neuron.kafka_io.errors import PublishError
-    from stream_neuron.kafka_io.transactions import FencedError
     from stream_neuron.runner import StopFlag, run
 
     stop = StopFlag()
     stop.install()
     try:
         run(settings, stop)
-    except FencedError as error:
-        print(f"stream-neuron run: {error}", file=sys.stderr)
-        return EXIT_FENCED
-    except (PublishError, KafkaError, *rdkafka_errors(settings)) as error:
-        print(
-            f"stream-neuron run: stopped: {error} (nothing after the last checkpoint was committed; "
-            "a restart resumes there)",
-            file=sys.stderr,
-        )
-        return 1
+    except KafkaIOError as error:
+        raise _stopped(
+            error, "nothing after the last checkpoint was committed; a restart resumes there"
+        ) from None
     return 0
 
 
 def _score(settings: ScoreSettings) -> int:
-    from kafka.errors import KafkaError
-
-    from stream_neuron.kafka_io.errors import PublishError
     from stream_neuron.runner import StopFlag
     from stream_neuron.scorer import score
 
@@ -144,30 +129,24 @@ def _score(settings: ScoreSettings) -> int:
     stop.install()
     try:
         score(settings, stop)
-    except (PublishError, KafkaError) as error:
-        print(
-            f"stream-neuron score: stopped: {error} (requests since the last commit are scored again)",
-            file=sys.stderr,
-        )
-        return 1
+    except KafkaIOError as error:
+        raise _stopped(error, "requests since the last commit are scored again") from None
     return 0
 
 
 def _fit(settings: FitSettings) -> int:
-    from kafka.errors import KafkaError
-
     from stream_neuron.fit import fit
 
     try:
         fit(settings)
-    except KafkaError as error:
-        print(f"stream-neuron fit: stopped: {error} (no snapshot was written)", file=sys.stderr)
-        return 1
+    except KafkaIOError as error:
+        raise _stopped(error, "no snapshot was written") from None
     return 0
 
 
 def _produce(settings: ProduceSettings) -> int:
-    from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+    from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics
+    from stream_neuron.kafka_io.ports import TopicSpec
     from stream_neuron.kafka_io.probe import probe
     from stream_neuron.tools import sources
     from stream_neuron.tools.produce import produce_events

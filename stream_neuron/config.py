@@ -96,10 +96,10 @@ class CommonSettings(BaseSettings):
     ssl_certfile: Path | None = Field(None, description="client certificate for mutual TLS (PEM)")
     ssl_keyfile: Path | None = Field(None, description="the client certificate's private key (PEM)")
     ssl_check_hostname: bool = Field(True, description="check the broker's name against its certificate")
-    kafka_client: Literal["kafka-python", "confluent"] = Field(
-        "kafka-python",
-        description="the Kafka client: kafka-python, or confluent (librdkafka, faster; pip install "
-        "'stream-neuron[confluent]')",
+    kafka_client: Literal["confluent", "kafka-python"] = Field(
+        "confluent",
+        description="the Kafka client: confluent (librdkafka: faster, and the one every peer uses) or "
+        "kafka-python (pure Python)",
     )
 
     @field_validator("sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile", mode="before")

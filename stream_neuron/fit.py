@@ -24,14 +24,13 @@ import numpy as np
 
 from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
-from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics
+from stream_neuron.kafka_io.clients import open_tail, write_records
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.limits import MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.ports import StartupError, TopicSpec, WriteError
 from stream_neuron.kafka_io.probe import probe
-from stream_neuron.kafka_io.record_writer import WriteError, write_records
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
-from stream_neuron.kafka_io.topic_tail import open_tail
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.descent import Descent, descend
 from stream_neuron.neuron.numeric import robust_norm

@@ -9,14 +9,13 @@ processor from the committed snapshot and moves the input back to the positions 
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FrameType
-
-from kafka.errors import KafkaError
 
 from stream_neuron.checkpoints import (
     AtLeastOnceCheckpoint,
@@ -28,16 +27,11 @@ from stream_neuron.checkpoints import (
 )
 from stream_neuron.config import Settings
 from stream_neuron.kafka_io import client_log
-from stream_neuron.kafka_io.admin import missing_topics
-from stream_neuron.kafka_io.clients import (
-    AnyTransactionalOutput,
-    input_consumer,
-    output_producer,
-    transactional_output,
-)
-from stream_neuron.kafka_io.errors import PublishError, StartupError
+from stream_neuron.kafka_io.admin import check_outputs_exist
+from stream_neuron.kafka_io.clients import input_consumer, output_producer, transactional_output
+from stream_neuron.kafka_io.ports import KafkaIOError, PublishError, TakenOverError, TransactionFailedError
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
-from stream_neuron.kafka_io.transactions import TransactionFailedError
+from stream_neuron.kafka_io.transactional import TransactionalOutput
 from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
@@ -82,6 +76,35 @@ class StopFlag:
         self.stopping = True
 
 
+class Recovery:
+    """How a run's attempts to recover from a failed transaction are told: the first failure of an
+    episode as a warning, the next ones (every second while the broker is away) at debug level, and one
+    line when it is over."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, error: BaseException) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            self.since = time.monotonic()
+            log.warning(
+                "recovery failed (%s): retrying every %.0f s until the broker answers", error, RETRY_BACKOFF_S
+            )
+        else:
+            log.debug("recovery failed again (%s)", error)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.warning(
+                "recovered after %.0f s (%d attempts failed): resuming from the committed snapshot",
+                time.monotonic() - self.since,
+                self.failures,
+            )
+        self.failures = 0
+
+
 class Runner:
     """One run of one model: start-up, the loop, recovery and the final checkpoint."""
 
@@ -101,10 +124,11 @@ class Runner:
         )
         # Input records whose outputs the broker refused inside a transaction: left out when replayed.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
-        self.claim: WriterClaim | None = None
-        # Exactly-once: the transactional producer comes first, so it fences older instances before
-        # their last snapshot is read; at-least-once claims the model the same way.
-        transactional: AnyTransactionalOutput | None = None
+        # The claim comes first: older instances see it, and stop. Exactly-once then initialises its
+        # transactional producer, which fences them, before their last snapshot is read.
+        self.claim = WriterClaim(connection, settings.model_topic, name)
+        transactional: TransactionalOutput | None = None
+        self.recovery = Recovery()
         try:
             if settings.guarantee == "exactly-once":
                 transactional = transactional_output(
@@ -114,9 +138,8 @@ class Runner:
                     settings.transaction_timeout_s,
                     settings.compression_type,
                     self.limits.smallest,
+                    self.claim.check_to_end,
                 )
-            else:
-                self.claim = WriterClaim(connection, settings.model_topic, name)
             stored = load_snapshot(connection, settings.model_topic, name)
             self.processor = restored_processor(settings, stored, now, self._lag, self.limits)
             self.input = input_consumer(
@@ -134,8 +157,7 @@ class Runner:
         except BaseException:
             if transactional is not None:
                 transactional.close()
-            if self.claim is not None:
-                self.claim.close()
+            self.claim.close()
             raise
         self.checkpoint: AtLeastOnceCheckpoint | ExactlyOnceCheckpoint
         if transactional is not None:
@@ -148,7 +170,7 @@ class Runner:
                 f"{name}-output",
                 settings.compression_type,
                 self.limits.smallest,
-                self._check_outputs,
+                lambda: self._check_outputs(self._output_topics()),
                 lambda: stop.stopping,
             )
             self.checkpoint = AtLeastOnceCheckpoint(
@@ -166,19 +188,11 @@ class Runner:
         stored = load_snapshot(self.connection, self.settings.model_topic, self.settings.model_name)
         if stored is None or stored.value is None:
             return None
-        import json
-
         snapshot: dict[str, object] = json.loads(stored.value)
         return snapshot
 
-    def _check_outputs(self, topics: set[str]) -> None:
-        """While publishing waits: a topic that no longer exists is an error naming it, not a wait."""
-        gone = missing_topics(self.connection, f"{self.settings.model_name}-check", topics)
-        if gone:
-            raise PublishError(
-                f"output topic {sorted(gone)[0]!r} no longer exists: recreate it (a restart creates the "
-                "missing output topics unless --no-create-topics)"
-            )
+    def _check_outputs(self, topics: list[str]) -> None:
+        check_outputs_exist(self.connection, f"{self.settings.model_name}-check", topics)
 
     def _restore(self, committed: Committed, now: float) -> None:
         self.processor = Processor.restored(self.settings, committed.snapshot, now, self._lag, self.limits)
@@ -190,10 +204,10 @@ class Runner:
         """Leave out what the broker refused, roll back to the committed state; while the broker is
         away, keep trying (a stop request ends the wait)."""
         assert isinstance(self.checkpoint, ExactlyOnceCheckpoint)
-        self._check_outputs(set(self._output_topics()))  # a deleted topic is no reason to retry
+        self._check_outputs(self._output_topics())  # a deleted topic is no reason to retry
         if error.refused:
             (record, refusal), _ = culprit(error.refused)
-            origin, what = record.origin, f"{refusal.__class__.__name__}: {refusal}"
+            origin, what = record.origin, str(refusal)
             if origin is None:
                 raise refused_error(record, what)
             bare = record.topic == self.settings.dead_letter_topic
@@ -206,12 +220,15 @@ class Runner:
             try:
                 now = time.monotonic()
                 self._restore(self.checkpoint.rollback(now), now)
+                self.recovery.succeeded()
                 return
-            except (KafkaError, TimeoutError, StartupError) as retry_error:
+            except TakenOverError:
+                raise
+            except KafkaIOError as retry_error:
                 if self.stop.stopping:
                     raise
-                self._check_outputs(set(self._output_topics()))
-                log.warning("recovery failed (%s): retrying in %.0f s", retry_error, RETRY_BACKOFF_S)
+                self._check_outputs(self._output_topics())
+                self.recovery.failed(retry_error)
                 time.sleep(RETRY_BACKOFF_S)
 
     def _output_topics(self) -> list[str]:
@@ -220,7 +237,7 @@ class Runner:
 
     def _commit(self, now: float, final: bool = False) -> None:
         processor = self.processor
-        if self.claim is not None:
+        if isinstance(self.checkpoint, AtLeastOnceCheckpoint):  # exactly-once: the fencing stops it
             self.claim.check()
         self.checkpoint.commit(processor.snapshot_record(), processor.positions, now, final)
         client_log.recovered()
@@ -254,7 +271,7 @@ class Runner:
                 consumed = committed  # the rolled-back records will be read again
                 last_input = time.monotonic()  # so is input the rollback rewound: not idle time
                 continue
-            if self.claim is not None:
+            if isinstance(self.checkpoint, AtLeastOnceCheckpoint):
                 self.claim.check_due(now)
             if records:
                 last_input = now
@@ -295,8 +312,7 @@ class Runner:
     def release(self) -> None:
         self.input.close()
         self.checkpoint.close()
-        if self.claim is not None:
-            self.claim.close()
+        self.claim.close()
 
 
 # The hot loop makes a few container objects per event (records, tuples, lists), none in a cycle: at

@@ -20,11 +20,11 @@ from typing import Any
 from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
 from stream_neuron.command_config import ScoreSettings
 from stream_neuron.kafka_io import client_log
-from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.admin import TopicNeed, check_outputs_exist, ensure_topics
 from stream_neuron.kafka_io.clients import group_input, output_producer
-from stream_neuron.kafka_io.errors import StartupError
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.model_follower import ModelFollower
+from stream_neuron.kafka_io.ports import StartupError, TopicSpec
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
@@ -90,7 +90,9 @@ class Scorer:
             f"{name}-scorer-output",
             settings.compression_type,
             self.limits.smallest,
-            lambda topics: None,
+            lambda: check_outputs_exist(
+                connection, f"{name}-scorer-check", [settings.predictions_topic, settings.dead_letter_topic]
+            ),
             lambda: stop.stopping,
         )
         cadence = Cadence(

@@ -11,10 +11,11 @@ import time
 from collections.abc import Sequence
 
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics, topic_configs
-from stream_neuron.kafka_io.clients import AnyInput, read_ranges
+from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics, topic_configs
+from stream_neuron.kafka_io.clients import read_ranges
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.ports import Input, TopicSpec
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import StoredSnapshot
 from stream_neuron.outputs import OutputLimits
@@ -147,7 +148,7 @@ def restored_processor(
 def settle_positions(
     settings: Settings,
     processor: Processor,
-    input: AnyInput,
+    input: Input,
     now: float,
     lag: LagSource,
     limits: OutputLimits,

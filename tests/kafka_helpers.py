@@ -10,7 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from stream_neuron.kafka_io import header_keys_fix
+from stream_neuron.kafka_io.kafka_python import header_keys_fix
 
 header_keys_fix.install()  # the tests read topics where producers wrote header keys that are not UTF-8
 

@@ -16,8 +16,7 @@ from stream_neuron.checkpoints import (
     ExactlyOnceCheckpoint,
 )
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.errors import PublishError
-from stream_neuron.kafka_io.transactions import TransactionFailedError
+from stream_neuron.kafka_io.ports import PublishError, TransactionFailedError
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord, OutputRecord
 

@@ -1,36 +1,20 @@
-"""Topic checks and creation."""
+"""Topic checks and creation, over the backend's :class:`~stream_neuron.kafka_io.ports.Admin`: which
+topics a command needs, which the user may use as it needs (the cluster's ACLs), which to create."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
-from kafka.errors import (
-    ClusterAuthorizationFailedError,
-    KafkaError,
-    TopicAlreadyExistsError,
-    TopicAuthorizationFailedError,
-)
-
+from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, PublishError, StartupError
 from stream_neuron.kafka_io.limits import ADMIN_REQUEST_TIMEOUT_MS
+from stream_neuron.kafka_io.ports import Admin, TopicSpec, TopicState
 from stream_neuron.kafka_io.probe import probe
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic to create when missing (replication: the cluster's default)."""
-
-    name: str
-    partitions: int = 1
-    configs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,111 +30,8 @@ class TopicNeed:
     remedy: str = "create it"
 
 
-@dataclass(frozen=True)
-class TopicState:
-    """What the broker says of one topic: ``"ok"``, ``"missing"`` or ``"denied"``, and the operations
-    the user may do on it (``None`` when the broker has no authorizer)."""
-
-    status: str
-    operations: list[str] | None = None
-
-
-class AdminDeniedError(Exception):
-    """The user may not create the topics (the client's error name in the message)."""
-
-
-class AdminError(Exception):
-    """Any other error of an admin call, in the client's words."""
-
-
-class Admin(Protocol):
-    """The four admin calls the commands need, on either Kafka client. A client's errors come out as
-    :class:`AdminError`; no broker at all, at construction, as :class:`StartupError`."""
-
-    def describe(self, names: Sequence[str]) -> dict[str, TopicState]: ...
-
-    def create(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the topics (one already there is fine); :class:`AdminDeniedError` when not allowed."""
-
-    def configs(self, names: Sequence[str], key: str) -> dict[str, str]: ...
-
-    def topic_names(self) -> set[str]: ...
-
-    def close(self) -> None: ...
-
-
 def admin_client(connection: Connection, client_id: str, timeout_ms: int = ADMIN_REQUEST_TIMEOUT_MS) -> Admin:
-    if connection.client == "confluent":
-        from stream_neuron.kafka_io.rd_admin import RdAdmin
-
-        return RdAdmin(connection, client_id, timeout_ms)
-    return KafkaPythonAdmin(connection, client_id, timeout_ms)
-
-
-class KafkaPythonAdmin:
-    TOPIC_AUTHORIZATION_FAILED, UNKNOWN_TOPIC = 29, 3
-
-    def __init__(self, connection: Connection, client_id: str, timeout_ms: int) -> None:
-        try:
-            self._admin = KafkaAdminClient(
-                **connection.client_config(client_id), request_timeout_ms=timeout_ms
-            )
-        except KafkaError as error:
-            raise StartupError(
-                f"no Kafka broker answers at {connection.bootstrap_servers}: start one or fix "
-                "--bootstrap-servers"
-            ) from error
-
-    def describe(self, names: Sequence[str]) -> dict[str, TopicState]:
-        states = {}
-        with _as_admin_error():
-            entries = self._admin.describe_topics(list(names))
-        for entry in entries:
-            error = entry.get("error_code", self.UNKNOWN_TOPIC)
-            status = {self.TOPIC_AUTHORIZATION_FAILED: "denied", self.UNKNOWN_TOPIC: "missing"}.get(
-                error, "ok"
-            )
-            states[entry.get("topic") or entry.get("name")] = TopicState(
-                status, entry.get("authorized_operations")
-            )
-        return states
-
-    def create(self, specs: Sequence[TopicSpec]) -> None:
-        new = [NewTopic(s.name, s.partitions, -1, topic_configs=s.configs) for s in specs]
-        try:
-            with contextlib.suppress(TopicAlreadyExistsError):  # another client created them first
-                self._admin.create_topics(new)
-        except (TopicAuthorizationFailedError, ClusterAuthorizationFailedError) as error:
-            raise AdminDeniedError(error.__class__.__name__) from None
-        except KafkaError as error:
-            raise AdminError(str(error)) from None
-
-    def configs(self, names: Sequence[str], key: str) -> dict[str, str]:
-        with _as_admin_error():
-            described = self._admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name, [key]) for name in names], config_filter="all"
-            )
-        values: dict[str, str] = {}
-        for name, configs in described.get("topic", {}).items():
-            entry = configs.get(key)
-            if isinstance(entry, dict) and entry.get("value") is not None:
-                values[name] = str(entry["value"])
-        return values
-
-    def topic_names(self) -> set[str]:
-        with _as_admin_error():
-            return set(self._admin.list_topics())
-
-    def close(self) -> None:
-        self._admin.close()
-
-
-@contextlib.contextmanager
-def _as_admin_error() -> Iterator[None]:
-    try:
-        yield
-    except KafkaError as error:
-        raise AdminError(str(error)) from None
+    return backend(connection).admin(connection, client_id, timeout_ms)
 
 
 def ensure_topics(
@@ -187,14 +68,16 @@ def ensure_topics(
             specs = [need.create for need in missing if need.create is not None]
             try:
                 admin.create(specs)
-            except AdminDeniedError as denied:
+            except AccessDeniedError as denied:
                 raise StartupError(
                     f"topics {', '.join(s.name for s in specs)} are missing and user {user!r} may not "
                     f"create them ({denied}): create them, or grant CREATE"
                 ) from None
             log.info("created topics %s", ", ".join(need.name for need in missing))
         return [need.name for need in missing]
-    except AdminError as error:
+    except StartupError:
+        raise
+    except KafkaIOError as error:
         raise StartupError(f"topic set-up failed on {where}: {error}") from None
     finally:
         admin.close()
@@ -220,7 +103,9 @@ def topic_configs(connection: Connection, client_id: str, names: Sequence[str], 
     admin = admin_client(connection, client_id)
     try:
         return admin.configs(names, key)
-    except AdminError as error:
+    except StartupError:
+        raise
+    except KafkaIOError as error:
         raise StartupError(f"cannot read the settings of topics {', '.join(names)}: {error}") from None
     finally:
         admin.close()
@@ -234,11 +119,22 @@ def missing_topics(connection: Connection, client_id: str, names: Iterable[str])
     try:
         probe(connection, timeout_s=0)
         admin = admin_client(connection, client_id, timeout_ms=5_000)
-    except StartupError:
+    except KafkaIOError:
         return None
     try:
         return set(names) - admin.topic_names()
-    except AdminError:  # the broker did not answer
+    except KafkaIOError:  # the broker did not answer
         return None
     finally:
         admin.close()
+
+
+def check_outputs_exist(connection: Connection, client_id: str, topics: Iterable[str]) -> None:
+    """While publishing waits on the broker: an output topic that no longer exists (deleted under the
+    running component) is :class:`PublishError` naming it, not a reason to wait on."""
+    gone = missing_topics(connection, client_id, topics)
+    if gone:
+        raise PublishError(
+            f"output topic {sorted(gone)[0]!r} no longer exists: recreate it (a restart creates the missing "
+            "output topics unless --no-create-topics)"
+        )

@@ -1,37 +1,25 @@
-"""The streaming Kafka clients (the run's input consumer and its read-back of input ranges, the scorers'
-group input, the at-least-once producer, the transactional producer) for the client library the
-connection names: kafka-python (the default, and the only one required) or confluent-kafka
-(librdkafka, ``--kafka-client confluent``). Both sides keep the same contracts. The model topic's
-readers, the writer claim, ``fit``, ``produce`` and ``monitor`` choose theirs in ``topic_tail`` and
-``record_writer``; admin in ``admin.admin_client``.
-"""
+"""The Kafka clients of every command, on the backend the connection names (``backends.py``): the
+ports' constructors, with the neutral parts (the at-least-once wait, the transactions) put around a
+backend's producers here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Sequence
 
+from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.consumer import InputConsumer, Positions
-from stream_neuron.kafka_io.consumer import read_ranges as kafka_python_read_ranges
-from stream_neuron.kafka_io.group_input import GroupInput
-from stream_neuron.kafka_io.producer import OutputProducer
-from stream_neuron.kafka_io.rd_group_input import RdGroupInput
-from stream_neuron.kafka_io.rd_input import RdInputConsumer, rd_read_ranges
-from stream_neuron.kafka_io.rd_output import RdOutputProducer, RdTransactionalOutput
-from stream_neuron.kafka_io.transactions import TransactionalOutput
+from stream_neuron.kafka_io.delivery import AtLeastOnceOutput
+from stream_neuron.kafka_io.ports import GroupInput, Input, OffsetRanges, Positions, StreamWriter, TopicTail
+from stream_neuron.kafka_io.transactional import TransactionalOutput
 from stream_neuron.records import InputRecord
 
-AnyInput = InputConsumer | RdInputConsumer
-AnyTransactionalOutput = TransactionalOutput | RdTransactionalOutput
-AnyGroupInput = GroupInput | RdGroupInput
+READ_RANGES_TIMEOUT_S = 120.0
 
 
 def input_consumer(
     connection: Connection, topics: list[str], group_id: str, client_id: str, max_records: int, at: Positions
-) -> AnyInput:
-    kind = RdInputConsumer if connection.client == "confluent" else InputConsumer
-    return kind(connection, topics, group_id, client_id, max_records, at)
+) -> Input:
+    return backend(connection).input(connection, topics, group_id, client_id, max_records, at)
 
 
 def group_input(
@@ -41,9 +29,8 @@ def group_input(
     client_id: str,
     max_records: int,
     on_revoke: Callable[[set[tuple[str, int]]], None],
-) -> AnyGroupInput:
-    kind = RdGroupInput if connection.client == "confluent" else GroupInput
-    return kind(connection, topic, group_id, client_id, max_records, on_revoke)
+) -> GroupInput:
+    return backend(connection).group_input(connection, topic, group_id, client_id, max_records, on_revoke)
 
 
 def output_producer(
@@ -51,11 +38,11 @@ def output_producer(
     client_id: str,
     compression: str,
     smallest_topic_limit: int,
-    check: Callable[[set[str]], None],
+    check: Callable[[], None],
     stopping: Callable[[], bool],
-) -> Any:
-    kind = RdOutputProducer if connection.client == "confluent" else OutputProducer
-    return kind(connection, client_id, compression, smallest_topic_limit, check, stopping)
+) -> AtLeastOnceOutput:
+    sender = backend(connection).output_sender(connection, client_id, compression, smallest_topic_limit)
+    return AtLeastOnceOutput(sender, check, stopping)
 
 
 def transactional_output(
@@ -65,14 +52,34 @@ def transactional_output(
     timeout_s: float,
     compression: str,
     smallest_topic_limit: int,
-) -> AnyTransactionalOutput:
-    kind = RdTransactionalOutput if connection.client == "confluent" else TransactionalOutput
-    return kind(connection, client_id, model_name, timeout_s, compression, smallest_topic_limit)
+    claimed_by_another: Callable[[], None],
+) -> TransactionalOutput:
+    return TransactionalOutput(
+        backend(connection), connection, client_id, model_name, timeout_s, compression, smallest_topic_limit,
+        claimed_by_another,
+    )  # fmt: skip
 
 
 def read_ranges(
-    connection: Connection, client_id: str, ranges: Mapping[tuple[str, int], tuple[int, int]]
+    connection: Connection, client_id: str, ranges: OffsetRanges, timeout_s: float = READ_RANGES_TIMEOUT_S
 ) -> list[InputRecord]:
     """The input's records in each (topic, partition) range, in order (delayed labels' questions)."""
-    read = rd_read_ranges if connection.client == "confluent" else kafka_python_read_ranges
-    return read(connection, client_id, ranges)
+    return backend(connection).read_ranges(connection, client_id, ranges, timeout_s)
+
+
+def open_tail(connection: Connection, topic: str, client_id: str, fetch_wait_ms: int = 500) -> TopicTail:
+    """A tail of ``topic``; nothing is read before a ``start_from_*``."""
+    return backend(connection).tail(connection, topic, client_id, fetch_wait_ms)
+
+
+def write_records(
+    connection: Connection,
+    client_id: str,
+    records: Sequence[tuple[str, bytes | None, bytes | None]],
+    timeout_s: float,
+) -> list[tuple[int, int]]:
+    return backend(connection).write_records(connection, client_id, records, timeout_s)
+
+
+def stream_writer(connection: Connection, client_id: str, block_s: float = 15.0) -> StreamWriter:
+    return backend(connection).stream_writer(connection, client_id, block_s)

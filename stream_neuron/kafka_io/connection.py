@@ -1,11 +1,9 @@
-"""How every Kafka client of every command reaches the cluster: one value, one place that builds the
-client configuration from it (the address, and TLS and SASL for a secured cluster)."""
+"""How every Kafka client of every command reaches the cluster: the address, TLS and SASL for a secured
+cluster, and which client library serves it (each backend turns this into its library's settings)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ class Connection:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_check_hostname: bool = True
-    client: str = "kafka-python"  # or "confluent" (librdkafka)
+    client: str = "confluent"  # the backend: "confluent" (librdkafka) or "kafka-python"
 
     @property
     def tls(self) -> bool:
@@ -31,53 +29,3 @@ class Connection:
     @property
     def sasl(self) -> bool:
         return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
-
-    def client_config(self, client_id: str) -> dict[str, Any]:
-        """The kafka-python configuration shared by its consumers, producers and admin clients."""
-        config: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "client_id": client_id,
-            "security_protocol": self.security_protocol,
-        }
-        if self.tls:
-            config.update(
-                ssl_cafile=self.ssl_cafile,
-                ssl_certfile=self.ssl_certfile,
-                ssl_keyfile=self.ssl_keyfile,
-                ssl_check_hostname=self.ssl_check_hostname,
-            )
-        if self.sasl:
-            config.update(
-                sasl_mechanism=self.sasl_mechanism,
-                sasl_plain_username=self.sasl_username,
-                sasl_plain_password=self.sasl_password,
-            )
-        return config
-
-    def rdkafka_config(self, client_id: str) -> dict[str, Any]:
-        """The same, in librdkafka's names (confluent-kafka's clients)."""
-        config: dict[str, Any] = {
-            "bootstrap.servers": self.bootstrap_servers,
-            "client.id": client_id,
-            "security.protocol": self.security_protocol.lower(),
-            # librdkafka's own lines go to a ``kafka`` logger, digested as kafka-python's are
-            "logger": logging.getLogger("kafka.rdkafka"),
-        }
-        if self.tls:
-            config["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
-            for key, value in (
-                ("ssl.ca.location", self.ssl_cafile),
-                ("ssl.certificate.location", self.ssl_certfile),
-                ("ssl.key.location", self.ssl_keyfile),
-            ):
-                if value is not None:
-                    config[key] = value
-        if self.sasl:
-            config.update(
-                {
-                    "sasl.mechanisms": self.sasl_mechanism,
-                    "sasl.username": self.sasl_username,
-                    "sasl.password": self.sasl_password,
-                }
-            )
-        return config

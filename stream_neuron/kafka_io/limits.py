@@ -30,3 +30,8 @@ TRANSACTION_TIMEOUT_MS = 60_000
 INPUT_METADATA_WAIT_S = 30.0
 # A request for offsets (ends of partitions, say) waits this long for the broker.
 OFFSETS_TIMEOUT_MS = 10_000
+# A scorer replica that dies hands its partitions on after this long without a heartbeat.
+SESSION_TIMEOUT_MS = 10_000
+# ``produce``: larger batches and a longer linger than the outputs, for throughput.
+STREAM_WRITER_LINGER_MS = 10
+STREAM_WRITER_BATCH_BYTES = 256 * 1024

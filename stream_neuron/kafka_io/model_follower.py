@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import time
 
-from kafka.errors import KafkaError
-
+from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.topic_tail import open_tail
+from stream_neuron.kafka_io.errors import StartupError, TopicMissingError
 
 FETCH_WAIT_MS = 100
 READ_TIMEOUT_S = 60.0
@@ -25,13 +23,12 @@ class ModelFollower:
 
     def __init__(self, connection: Connection, model_topic: str, model_name: str, client_id: str) -> None:
         self.key = model_name.encode()
-        try:
-            self._tail = open_tail(connection, model_topic, client_id, FETCH_WAIT_MS)
-        except KafkaError as error:
-            raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+        self._tail = backend(connection).tail(connection, model_topic, client_id, FETCH_WAIT_MS)
         if not self._tail.partitions:
             self._tail.close()
-            raise StartupError(f"model topic {model_topic!r} does not exist: start `stream-neuron run` first")
+            raise TopicMissingError(
+                f"model topic {model_topic!r} does not exist: start `stream-neuron run` first", model_topic
+            )
         self._tail.start_from_beginning()
         self.latest: bytes | None = None  # the newest value keyed by the model's name (None: none yet)
         ends = self._tail.end_offsets()

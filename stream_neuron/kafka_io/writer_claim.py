@@ -1,14 +1,20 @@
-"""One model, one writer, for at-least-once runs (exactly-once has its producer fencing).
+"""One model, one writer: the claim an instance writes on the model topic when it starts.
 
-Two at-least-once instances with the same model name would both publish: predictions doubled,
-snapshots interleaved. So each instance, at start, writes a claim on the model topic (key
-``<model name>#writer``, beside the snapshots, which readers pick by the plain model name) and, at
-every checkpoint before its snapshot (and every :data:`CHECK_INTERVAL_S` while idle), looks for a
-claim written after its own. When it finds one it stops with status 3 without publishing that
-snapshot: the newer instance wins, as with fencing. Detection takes a second or two.
+Two instances with the same model name would both publish: predictions doubled, snapshots
+interleaved. So each instance, at start, writes a claim on the model topic (key ``<model name>#writer``,
+beside the snapshots, which readers pick by the plain model name) and watches for a claim written
+after its own; the newer instance wins.
+
+- At least once: the watch is looked at every checkpoint, before the snapshot (and every
+  :data:`CHECK_INTERVAL_S` while idle); a newer claim stops this instance with status 3 without
+  publishing that snapshot. Detection takes a second or two.
+- Exactly once: producer fencing stops the writes; the claim says whose they were. A newer epoch of the
+  transactional id comes either from a new instance (which writes its claim before it initialises its
+  producer) or from the broker aborting a transaction that ran too long; :meth:`check_to_end` tells the
+  two apart after a fencing.
 
 Cost: one small record per start, and a consumer of the model topic polled without waiting at each
-checkpoint (on ``--kafka-client confluent`` it fetches in librdkafka's threads, outside the GIL).
+checkpoint (on librdkafka it fetches in the client's own threads, outside the GIL).
 """
 
 from __future__ import annotations
@@ -16,16 +22,18 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError, TakenOverError
-from stream_neuron.kafka_io.record_writer import WriteError, write_records
-from stream_neuron.kafka_io.topic_tail import open_tail
+from stream_neuron.kafka_io.errors import StartupError, TakenOverError, TimedOutError, WriteError
 
 CHECK_INTERVAL_S = 1.0
+FETCH_WAIT_MS = 500
+READ_TO_END_S = 30.0
 
 
 def claim_key(model_name: str) -> bytes:
@@ -36,10 +44,11 @@ class WriterClaim:
     """This instance's claim to write ``model_name``, and the watch for a newer one."""
 
     def __init__(self, connection: Connection, model_topic: str, model_name: str) -> None:
-        self.model_name = model_name
+        self.model_name, self.model_topic = model_name, model_topic
         self.key = claim_key(model_name)
         self.instance = uuid.uuid4().hex
-        self._tail = open_tail(connection, model_topic, f"{model_name}-writer-watch")
+        kafka = backend(connection)
+        self._tail = kafka.tail(connection, model_topic, f"{model_name}-writer-watch", FETCH_WAIT_MS)
         if not self._tail.partitions:
             self._tail.close()
             raise StartupError(f"model topic {model_topic!r} has no partitions")
@@ -52,7 +61,7 @@ class WriterClaim:
             "since": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         }
         try:
-            [placed] = write_records(
+            [placed] = kafka.write_records(
                 connection,
                 f"{model_name}-writer-claim",
                 [(model_topic, self.key, json.dumps(claim).encode())],
@@ -73,18 +82,32 @@ class WriterClaim:
             self.check()
 
     def check(self) -> None:
-        """:class:`TakenOverError` when another instance claimed the model after this one did."""
+        """:class:`TakenOverError` when a claim written after this one by another instance has arrived."""
         for record in self._tail.poll(0):
-            if record.key != self.key or record.value is None:
-                continue
-            claim = _claim(record.value)
-            later = record.partition != self.claimed_at[0] or record.offset > self.claimed_at[1]
-            if later and claim.get("instance") != self.instance:
-                raise TakenOverError(
-                    f"another instance took over model {self.model_name!r} (host {claim.get('host')}, "
-                    f"pid {claim.get('pid')}, since {claim.get('since')}): this one stops without "
-                    "publishing its last snapshot; one model is written by one instance"
-                )
+            self._look_at(record.partition, record.offset, record.key, record.value)
+
+    def check_to_end(self) -> None:
+        """:meth:`check` over everything the model topic holds now (a neutral error when the broker
+        does not answer within :data:`READ_TO_END_S`)."""
+        ends = self._tail.end_offsets()
+        deadline = time.monotonic() + READ_TO_END_S
+        while not self._tail.reached(ends):
+            if time.monotonic() > deadline:
+                raise TimedOutError(f"timed out reading the writer claims on {self.model_topic!r}")
+            for record in self._tail.poll(FETCH_WAIT_MS):
+                self._look_at(record.partition, record.offset, record.key, record.value)
+
+    def _look_at(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        if key != self.key or value is None:
+            return
+        claim = _claim(value)
+        later = partition != self.claimed_at[0] or offset > self.claimed_at[1]
+        if later and claim.get("instance") != self.instance:
+            raise TakenOverError(
+                f"another instance took over model {self.model_name!r} (host {claim.get('host')}, "
+                f"pid {claim.get('pid')}, since {claim.get('since')}): this one stops without "
+                "publishing its last snapshot; one model is written by one instance"
+            )
 
     def close(self) -> None:
         self._tail.close()

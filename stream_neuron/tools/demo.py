@@ -15,7 +15,8 @@ from typing import Any
 
 from stream_neuron.config import Settings, run_names
 from stream_neuron.errors import OperatorError
-from stream_neuron.kafka_io.admin import TopicNeed, TopicSpec, ensure_topics
+from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics
+from stream_neuron.kafka_io.ports import TopicSpec
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.runner import StopFlag, run
 from stream_neuron.tools.metrics_view import Malformed

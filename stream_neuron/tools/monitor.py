@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.clients import open_tail
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.topic_reader import MissingTopicError, read_topic
-from stream_neuron.kafka_io.topic_tail import open_tail
+from stream_neuron.kafka_io.ports import TopicMissingError
+from stream_neuron.kafka_io.topic_reader import read_topic
 from stream_neuron.tools.metrics_view import Malformed, clean_record
 
 
@@ -21,7 +22,7 @@ def read_metrics(
             clean_record(value)
             for _, value in read_topic(connection, topic, "stream-neuron-monitor", timeout_s, required=True)
         ]
-    except MissingTopicError:
+    except TopicMissingError:
         raise OperatorError(f"metrics topic {topic!r} does not exist") from None
 
 

@@ -12,8 +12,9 @@ from typing import TextIO
 import numpy as np
 
 from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io.clients import stream_writer
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.record_writer import StreamWriter, WriteError
+from stream_neuron.kafka_io.ports import KafkaIOError, WriteError
 from stream_neuron.tools.sources import BadRow, Event, questions_and_answers
 
 # A send waits this long for the topic's metadata or buffer space before it fails with one line.
@@ -81,8 +82,8 @@ def produce_events(
     ``label_delay``: as questions and answers (:func:`questions_and_answers`), the answers to
     ``labels_topic`` when given. The topics must exist (the command creates them first)."""
     try:
-        writer = StreamWriter(connection, "stream-neuron-produce", SEND_BLOCK_MS / 1000)
-    except WriteError:
+        writer = stream_writer(connection, "stream-neuron-produce", SEND_BLOCK_MS / 1000)
+    except KafkaIOError:
         raise OperatorError(f"no Kafka broker answers at {connection.bootstrap_servers}") from None
     rng = np.random.default_rng(seed)
     summary = ProduceSummary()

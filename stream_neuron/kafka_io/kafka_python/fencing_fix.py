@@ -24,11 +24,8 @@ the tested 3.0 series is named in a warning, and one whose method differs is ref
 
 from __future__ import annotations
 
-import inspect
-import logging
 from typing import Any
 
-import kafka
 from kafka.errors import (
     InvalidProducerEpochError,
     OutOfOrderSequenceNumberError,
@@ -38,10 +35,8 @@ from kafka.errors import (
 from kafka.producer.transaction_manager import TransactionManager
 
 from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.kafka_python.patching import check_patchable
 
-log = logging.getLogger(__name__)
-
-TESTED_SERIES = (3, 0)
 _EPOCH_BUMP_ERRORS = (
     InvalidProducerEpochError,
     ProducerFencedError,
@@ -52,28 +47,14 @@ _EXPECTED_PARAMETERS = ["self", "error", "batch", "log_start_offset"]
 _MARK = "_stream_neuron_fencing_fix"
 
 
-def _series(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
-
-
 def install() -> None:
     """Idempotent; wraps ``TransactionManager.classify_batch_error`` (see the module docstring)."""
     original = TransactionManager.classify_batch_error
     if getattr(original, _MARK, False):
         return
-    parameters = list(inspect.signature(original).parameters)
-    if parameters != _EXPECTED_PARAMETERS or not hasattr(TransactionManager, "ERROR_CLASS_FATAL"):
-        series = ".".join(map(str, TESTED_SERIES))
-        raise StartupError(
-            f"exactly-once needs kafka-python {series}.x: kafka-python {kafka.__version__} classifies "
-            f"produce errors differently (pip install 'kafka-python=={series}.*')"
-        )
-    if _series(kafka.__version__) != TESTED_SERIES:
-        log.warning(
-            "kafka-python %s: the exactly-once fencing fix was tested with %s.x only",
-            kafka.__version__,
-            ".".join(map(str, TESTED_SERIES)),
-        )
+    check_patchable(original, _EXPECTED_PARAMETERS, "exactly-once's fencing fix")
+    if not hasattr(TransactionManager, "ERROR_CLASS_FATAL"):
+        raise StartupError("exactly-once's fencing fix: kafka-python's TransactionManager has no fatal class")
 
     def classify_batch_error(self: TransactionManager, error: Any, *args: Any, **kwargs: Any) -> str:
         if self.is_transactional():

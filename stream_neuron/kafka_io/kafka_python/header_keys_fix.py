@@ -12,15 +12,24 @@ same position with the batch's buffer wrapped so that header keys decode with ``
 (the key ``b"\\xff"`` becomes the text ``"\\xff"``). The record, its value and its other headers are
 untouched; only such a key is rewritten, which a dead letter of the record shows. Other corrupt data
 still raises. Records without such keys take the original path at no cost.
+
+It is installed by every consumer this backend makes (``config.new_consumer``), after checking that
+``_read_msg`` takes the parameters it was written against and that the batch keeps its buffer and
+position where the fix expects them.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, SupportsIndex
 
 from kafka.record.default_records import DefaultRecordBatch
 
+from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.kafka_python.patching import check_patchable
+
 _MARK = "_stream_neuron_header_keys_fix"
+_EXPECTED_PARAMETERS = ["self", "decode_varint"]
 
 
 class _LenientBytes(bytes):
@@ -41,6 +50,11 @@ def install() -> None:
     original = DefaultRecordBatch._read_msg
     if getattr(original, _MARK, False):
         return
+    check_patchable(original, _EXPECTED_PARAMETERS, "the header-key fix")
+    if "self._pos" not in _source(original) or "self._buffer" not in _source(original):
+        raise StartupError(
+            "the header-key fix: kafka-python's DefaultRecordBatch no longer reads from _buffer/_pos"
+        )
 
     def _read_msg(self: DefaultRecordBatch, *args: Any, **kwargs: Any) -> Any:
         start = self._pos
@@ -54,3 +68,10 @@ def install() -> None:
 
     setattr(_read_msg, _MARK, True)
     DefaultRecordBatch._read_msg = _read_msg
+
+
+def _source(function: Any) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):  # no source shipped: trust the signature check
+        return "self._pos self._buffer"

@@ -1,5 +1,6 @@
-"""Requests read as one member of a consumer group (the scorers): Kafka splits the topic's partitions
-among the members and moves them when one joins, leaves or dies.
+"""Requests read as one member of a consumer group (the scorers), on kafka-python (the
+:class:`~stream_neuron.kafka_io.ports.GroupInput` port): Kafka splits the topic's partitions among the
+members and moves them when one joins, leaves or dies.
 
 Delivery: at least once. Offsets are committed only for what was processed and published, and only
 for the partitions this member still owns; ``on_revoke`` tells the owner which partitions leave it (so
@@ -9,22 +10,19 @@ after it is processed again, nothing is lost.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import GroupAuthorizationFailedError, KafkaError
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.consumer import input_consumer, input_records, poll_through_outages
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.limits import (
-    OFFSETS_TIMEOUT_MS,
-)
+from stream_neuron.kafka_io.errors import AccessDeniedError
+from stream_neuron.kafka_io.kafka_python.errors import translated
+from stream_neuron.kafka_io.kafka_python.input import input_consumer, input_records, poll_through_outages
+from stream_neuron.kafka_io.limits import OFFSETS_TIMEOUT_MS, SESSION_TIMEOUT_MS
+from stream_neuron.kafka_io.ports import Positions
 from stream_neuron.records import InputRecord
-
-Positions = Mapping[tuple[str, int], int]
-SESSION_TIMEOUT_MS = 10_000
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -40,6 +38,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         pass
 
 
+@translated
 class GroupInput:
     """``topic`` read as a member of ``group_id``; ``on_revoke(partitions)`` runs inside :meth:`poll`
     before those partitions go to another member."""
@@ -69,9 +68,11 @@ class GroupInput:
         try:
             polled = poll_through_outages(self._consumer, timeout_ms, max_records)
         except GroupAuthorizationFailedError as error:
-            raise StartupError(
+            raise AccessDeniedError(
                 f"not authorized to use consumer group {self.group_id!r} ({error.__class__.__name__}): grant "
-                "READ and DESCRIBE on it, or set --group-id"
+                "READ and DESCRIBE on it, or set --group-id",
+                "consumer group",
+                self.group_id,
             ) from None
         return input_records(polled)
 

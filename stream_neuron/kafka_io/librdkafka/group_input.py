@@ -1,5 +1,4 @@
-"""The scorers' group input on librdkafka (``--kafka-client confluent``), with the contract of
-``group_input.GroupInput``.
+"""The scorers' group input on librdkafka (the :class:`~stream_neuron.kafka_io.ports.GroupInput` port).
 
 Delivery: at least once. Offsets are committed only for what was processed and published, and only
 for the partitions this member still owns; ``on_revoke`` runs inside :meth:`RdGroupInput.poll` before
@@ -11,21 +10,30 @@ nothing is lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.group_input import SESSION_TIMEOUT_MS
-from stream_neuron.kafka_io.limits import OFFSETS_TIMEOUT_MS
-from stream_neuron.kafka_io.rd_input import consume_available, input_records, rd_consumer_config, rdkafka
+from stream_neuron.kafka_io.errors import AccessDeniedError
+from stream_neuron.kafka_io.librdkafka.config import consumer_config
+from stream_neuron.kafka_io.librdkafka.errors import described, translated
+from stream_neuron.kafka_io.librdkafka.input import consume_available, input_records, partitions_of
+from stream_neuron.kafka_io.limits import OFFSETS_TIMEOUT_MS, SESSION_TIMEOUT_MS
+from stream_neuron.kafka_io.ports import Positions
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
 
-Positions = Mapping[tuple[str, int], int]
+TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
+DENIED = {
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "consumer group",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "topic",
+}
 
 
+@translated
 class RdGroupInput:
     """``topic`` read as a member of ``group_id``; ``on_revoke(partitions)`` runs inside :meth:`poll`
     before those partitions go to another member."""
@@ -39,12 +47,9 @@ class RdGroupInput:
         max_poll_records: int,
         on_revoke: Callable[[set[tuple[str, int]]], None],
     ) -> None:
-        kafka = rdkafka()
-        self._kafka = kafka
-        self._consumer = kafka.Consumer(
+        self._consumer = Consumer(
             {
-                **rd_consumer_config(connection, client_id, group_id),
-                # A replica that dies hands its partitions on after this long without a heartbeat.
+                **consumer_config(connection, client_id, group_id),
                 "session.timeout.ms": SESSION_TIMEOUT_MS,
                 "heartbeat.interval.ms": SESSION_TIMEOUT_MS // 3,
             }
@@ -53,12 +58,6 @@ class RdGroupInput:
         self._on_revoke = on_revoke
         self._closing = False  # the owner committed its last positions itself before closing
         self._consumer.subscribe([topic], on_revoke=self._revoked)
-        self._timeout_s = OFFSETS_TIMEOUT_MS / 1000
-        self._denied = frozenset(
-            getattr(kafka.KafkaError, name)
-            for name in ("GROUP_AUTHORIZATION_FAILED", "TOPIC_AUTHORIZATION_FAILED")
-            if hasattr(kafka.KafkaError, name)
-        )
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         if partitions and not self._closing:
@@ -73,54 +72,53 @@ class RdGroupInput:
 
     def _refuse(self, error: Any) -> None:
         """A consumer error: denied access ends the command; the rest librdkafka retries on its own."""
-        if error.code() in self._denied:
-            what = "consumer group" if "GROUP" in error.name() else "topic"
+        what = DENIED.get(error.code())
+        if what is not None:
             name = self.group_id if what == "consumer group" else self.topic
-            raise StartupError(
+            raise AccessDeniedError(
                 f"not authorized to use {what} {name!r} ({error.name()}): grant READ and DESCRIBE on it"
-                + (", or set --group-id" if what == "consumer group" else "")
+                + (", or set --group-id" if what == "consumer group" else ""),
+                what,
+                name,
             )
+        log.debug("group input: %s", described(error))
 
     def commit(self, positions: Positions, wait: bool) -> None:
-        """Commit the positions of the partitions this member still owns."""
-        kafka = self._kafka
         owned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        offsets = [kafka.TopicPartition(t, p, o) for (t, p), o in positions.items() if (t, p) in owned]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items() if (t, p) in owned]
         if not offsets:
             return
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=not wait)
-        except kafka.KafkaException as error:
+            if wait:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
             # A rebalance under way refuses the commit: the partitions' next owner repeats what this
             # member processed since its last commit (at least once).
-            log.warning("offset commit of the scorer group failed: %s", error)
+            log.warning("offset commit of the scorer group failed: %s", described(error))
 
     def committed_positions(self) -> dict[tuple[str, int], int | None]:
-        kafka = self._kafka
-        tps = [kafka.TopicPartition(t, p) for t, p in self.assignment()]
-        found = self._consumer.committed(tps, timeout=self._timeout_s) if tps else []
+        tps = [TopicPartition(t, p) for t, p in self.assignment()]
+        found = self._consumer.committed(tps, timeout=TIMEOUT_S) if tps else []
         return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in found}
 
     def group_metadata(self) -> Any:
         return self._consumer.consumer_group_metadata()
 
     def exhausted(self) -> bool:
-        """True when the whole topic is read to its end by the group: this member's partitions by its
-        positions, the others by the group's committed offsets (a member that died leaves its
-        uncommitted tail to whoever takes its partitions, so the group is not done yet)."""
-        kafka = self._kafka
         try:
-            entry = self._consumer.list_topics(self.topic, timeout=self._timeout_s).topics.get(self.topic)
-            if entry is None or entry.error is not None or not entry.partitions:
+            partitions = partitions_of(self._consumer, self.topic, 0)
+            if not partitions:
                 return False
-            tps = [kafka.TopicPartition(self.topic, p) for p in sorted(entry.partitions)]
+            tps = [TopicPartition(self.topic, p) for p in partitions]
             owned = {tp.partition for tp in self._consumer.assignment() if tp.topic == self.topic}
             positions = {tp.partition: tp.offset for tp in self._consumer.position(tps)}
-            committed = {
-                tp.partition: tp.offset for tp in self._consumer.committed(tps, timeout=self._timeout_s)
-            }
+            committed = {tp.partition: tp.offset for tp in self._consumer.committed(tps, timeout=TIMEOUT_S)}
             for tp in tps:
-                end = self._consumer.get_watermark_offsets(tp, timeout=self._timeout_s, cached=False)[1]
+                end = self._consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S, cached=False)[1]
+                if end < 0:
+                    return False
                 if tp.partition in owned and positions[tp.partition] >= 0:
                     read = positions[tp.partition]
                 else:  # owned but nothing read yet, or owned by another member
@@ -128,7 +126,7 @@ class RdGroupInput:
                 if read < end:
                     return False
             return True
-        except kafka.KafkaException:
+        except KafkaException:
             return False
 
     def lag(self, positions: Positions) -> int | None:

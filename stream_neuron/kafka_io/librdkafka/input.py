@@ -1,65 +1,53 @@
-"""The input consumer on librdkafka (``--kafka-client confluent``): the same contract as
-``consumer.InputConsumer`` (every partition of the input topics, positioned where the model's state
-ends, offsets committed only by a checkpoint, ``read_committed``), on confluent-kafka's ``Consumer``.
+"""The input consumer on librdkafka (the :class:`~stream_neuron.kafka_io.ports.Input` port): every
+partition of the input topics, positioned where the model's state ends, offsets committed only by a
+checkpoint, ``read_committed``, on confluent-kafka's ``Consumer``.
 
 librdkafka fetches in its own threads and hands a poll's records over in one call (``consume``), and
 its reconnects and retries never surface as exceptions: a paused broker is a poll that returns
 nothing. Positions are set by assigning with offsets (a seek on a partition not yet fetching is
-refused), so :meth:`seek` re-assigns.
+refused), so :meth:`RdInputConsumer.seek` re-assigns.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.limits import (
-    FETCH_MAX_BYTES,
-    INPUT_METADATA_WAIT_S,
-    MAX_PARTITION_FETCH_BYTES,
-    OFFSETS_TIMEOUT_MS,
-    RECONNECT_BACKOFF_MAX_MS,
-)
+from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, TimedOutError, TopicMissingError
+from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config, consumer_config
+from stream_neuron.kafka_io.librdkafka.errors import described, translated
+from stream_neuron.kafka_io.limits import INPUT_METADATA_WAIT_S, OFFSETS_TIMEOUT_MS
+from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 10.0
-Positions = Mapping[tuple[str, int], int]
+TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
 
 
-def rdkafka() -> Any:
-    """confluent-kafka, or a one-line error saying how to install it."""
-    try:
-        import confluent_kafka
-        import confluent_kafka.admin
-    except ImportError:
-        raise StartupError(
-            "--kafka-client confluent needs confluent-kafka: pip install 'stream-neuron[confluent]'"
-        ) from None
-    return confluent_kafka
+def partitions_of(consumer: Consumer, topic: str, wait_s: float) -> list[int]:
+    """The topic's partitions, waiting up to ``wait_s`` for it to show them (``[]``: it does not)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            entry = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+            if entry is not None and entry.error is None and entry.partitions:
+                return sorted(entry.partitions)
+        except KafkaException as error:
+            log.debug("metadata of %s: %s", topic, described(error))
+        if time.monotonic() >= deadline:
+            return []
+        time.sleep(0.2)
 
 
-def rd_consumer_config(connection: Connection, client_id: str, group_id: str) -> dict[str, Any]:
-    return {
-        **connection.rdkafka_config(client_id),
-        "group.id": group_id,
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        "isolation.level": "read_committed",
-        "auto.offset.reset": "earliest",
-        "fetch.max.bytes": FETCH_MAX_BYTES,
-        "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
-        "receive.message.max.bytes": FETCH_MAX_BYTES + 1024 * 1024,
-        "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
-        "enable.partition.eof": False,
-    }
-
-
+@translated
 class RdInputConsumer:
     """Reads the input topics from the given positions (a partition without one starts at the group's
     committed offset, else at the beginning)."""
@@ -67,51 +55,35 @@ class RdInputConsumer:
     def __init__(
         self,
         connection: Connection,
-        topic: str | list[str],
+        topics: list[str],
         group_id: str,
         client_id: str,
         max_poll_records: int,
         positions: Positions,
     ) -> None:
-        kafka = rdkafka()
-        self._kafka = kafka
-        self._consumer = kafka.Consumer(rd_consumer_config(connection, client_id, group_id))
+        self._consumer = Consumer(consumer_config(connection, client_id, group_id))
         self._connection, self._group_id = connection, group_id
-        self.topics = [topic] if isinstance(topic, str) else list(topic)
+        self.topics = list(topics)
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._offsets: dict[tuple[str, int], int] = {}  # where each assigned partition starts
         partitions: list[tuple[str, int]] = []
-        for name in self.topics:
-            found = self._partitions_of(name, INPUT_METADATA_WAIT_S)
-            if not found:
-                self._consumer.close()
-                raise StartupError(f"input topic {name!r} has no partitions")
-            partitions += [(name, p) for p in found]
-        committed = self._committed(partitions)
+        try:
+            for name in self.topics:
+                found = partitions_of(self._consumer, name, INPUT_METADATA_WAIT_S)
+                if not found:
+                    raise TopicMissingError(f"input topic {name!r} has no partitions", name)
+                partitions += [(name, p) for p in found]
+            committed = self._committed(partitions)
+        except BaseException:
+            self._consumer.close()
+            raise
         start = {tp: committed.get(tp) for tp in partitions}
         start.update({tp: offset for tp, offset in positions.items() if tp in start})
         self._assign(start)
 
-    def _partitions_of(self, topic: str, wait_s: float) -> list[int]:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                metadata = self._consumer.list_topics(topic, timeout=OFFSETS_TIMEOUT_MS / 1000)
-                entry = metadata.topics.get(topic)
-                if entry is not None and entry.error is None and entry.partitions:
-                    return sorted(entry.partitions)
-            except self._kafka.KafkaException as error:
-                log.debug("metadata of %s: %s", topic, error)
-            if time.monotonic() >= deadline:
-                return []
-            time.sleep(0.2)
-
-    def _assign(self, start: Mapping[tuple[str, int], int | None]) -> None:
-        kafka = self._kafka
-        self._offsets = {
-            tp: kafka.OFFSET_BEGINNING if offset is None else offset for tp, offset in start.items()
-        }
-        self._consumer.assign([kafka.TopicPartition(t, p, o) for (t, p), o in self._offsets.items()])
+    def _assign(self, start: StartPositions) -> None:
+        self._offsets = {tp: OFFSET_BEGINNING if offset is None else offset for tp, offset in start.items()}
+        self._consumer.assign([TopicPartition(t, p, o) for (t, p), o in self._offsets.items()])
 
     def assignment(self) -> list[tuple[str, int]]:
         return sorted(self._offsets)
@@ -123,28 +95,25 @@ class RdInputConsumer:
 
     def _pick_up_new_partitions(self) -> None:
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
-        new: dict[tuple[str, int], int | None] = {}
-        for name in self.topics:
-            for partition in self._partitions_of(name, 0):
-                if (name, partition) not in self._offsets:
-                    new[(name, partition)] = None
+        new = [
+            (name, partition)
+            for name in self.topics
+            for partition in partitions_of(self._consumer, name, 0)
+            if (name, partition) not in self._offsets
+        ]
         if new:
-            kafka = self._kafka
-            self._consumer.incremental_assign(
-                [kafka.TopicPartition(t, p, kafka.OFFSET_BEGINNING) for t, p in new]
-            )
-            self._offsets.update({tp: kafka.OFFSET_BEGINNING for tp in new})
+            self._consumer.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new])
+            self._offsets.update(dict.fromkeys(new, OFFSET_BEGINNING))
             log.info("input has new partitions %s: reading them", [f"{t}:{p}" for t, p in new])
 
     def _watermarks(self, cached: bool) -> dict[tuple[str, int], tuple[int, int]] | None:
-        kafka, ranges = self._kafka, {}
+        ranges = {}
         for topic, partition in self._offsets:
-            tp = kafka.TopicPartition(topic, partition)
             try:
                 low, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=OFFSETS_TIMEOUT_MS / 1000, cached=cached
+                    TopicPartition(topic, partition), timeout=TIMEOUT_S, cached=cached
                 )
-            except kafka.KafkaException:
+            except KafkaException:
                 return None
             if high < 0:
                 return None
@@ -152,23 +121,19 @@ class RdInputConsumer:
         return ranges
 
     def offset_ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """(first offset, end offset) of every assigned partition, asked of the broker now."""
         ranges = self._watermarks(cached=False)
         if ranges is None:
-            raise StartupError("the broker did not say where the input's partitions begin and end")
+            raise TimedOutError("the broker did not say where the input's partitions begin and end")
         return ranges
 
     def _positions(self) -> dict[tuple[str, int], int | None]:
-        kafka = self._kafka
-        partitions = [kafka.TopicPartition(t, p) for t, p in self._offsets]
-        positions: dict[tuple[str, int], int | None] = {}
-        for tp in self._consumer.position(partitions):
-            positions[(tp.topic, tp.partition)] = tp.offset if tp.offset >= 0 else None
-        return positions
+        partitions = [TopicPartition(t, p) for t, p in self._offsets]
+        return {
+            (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None
+            for tp in self._consumer.position(partitions)
+        }
 
     def exhausted(self) -> bool:
-        """True when every partition has been read to its end, as the broker says now; False when it
-        has not, or the broker does not answer (a pause is not the end of the input)."""
         self._pick_up_new_partitions()
         ranges = self._watermarks(cached=False)
         if ranges is None:
@@ -183,66 +148,62 @@ class RdInputConsumer:
                 return False
         return True
 
-    def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
-        """Move to ``positions``; ``None`` means the beginning."""
+    def seek(self, positions: StartPositions) -> None:
         start: dict[tuple[str, int], int | None] = {
-            tp: None if offset == self._kafka.OFFSET_BEGINNING else offset
-            for tp, offset in self._offsets.items()
+            tp: None if offset == OFFSET_BEGINNING else offset for tp, offset in self._offsets.items()
         }
-        current = self._positions()
-        start.update({tp: position for tp, position in current.items() if position is not None})
+        start.update({tp: position for tp, position in self._positions().items() if position is not None})
         start.update(positions)
         self._consumer.unassign()
         self._assign(start)
 
     def _committed(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        kafka = self._kafka
         try:
             committed = self._consumer.committed(
-                [kafka.TopicPartition(t, p) for t, p in partitions], timeout=OFFSETS_TIMEOUT_MS / 1000
+                [TopicPartition(t, p) for t, p in partitions], timeout=TIMEOUT_S
             )
-        except kafka.KafkaException as error:
+        except KafkaException as error:
             if self._group_denied():
                 who = self._connection.sasl_username or "this client"
-                raise StartupError(
+                raise AccessDeniedError(
                     f"user {who!r} may not use consumer group {self._group_id!r} (GroupAuthorizationFailed): "
-                    "grant READ and DESCRIBE on that group, or set --group-id"
+                    "grant READ and DESCRIBE on that group, or set --group-id",
+                    "consumer group",
+                    self._group_id,
                 ) from None
-            raise StartupError(f"cannot read the group's committed offsets: {error}") from None
+            raise KafkaIOError(f"cannot read the group's committed offsets: {described(error)}") from None
         return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in committed}
 
     def _group_denied(self) -> bool:
         """Whether the group is out of this user's rights (librdkafka's offset fetch only times out)."""
-        kafka = self._kafka
-        admin = kafka.admin.AdminClient(self._connection.rdkafka_config("group-check"))
+        admin = AdminClient(client_config(self._connection, "group-check"))
         future = admin.describe_consumer_groups([self._group_id], request_timeout=10)[self._group_id]
         try:
             future.result(timeout=15)
-        except kafka.KafkaException as error:
-            return bool(error.args and error.args[0].code() == kafka.KafkaError.GROUP_AUTHORIZATION_FAILED)
+        except KafkaException as error:
+            return bool(error.args and error.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED)
         except Exception:  # a timeout, a broker away: not a denial we can name
             return False
         return False
 
     def committed_positions(self) -> dict[tuple[str, int], int | None]:
-        """The group's committed offset of every assigned partition (``None``: nothing committed)."""
         return self._committed(self.assignment())
 
     def commit(self, positions: Positions, wait: bool) -> None:
-        """Commit ``positions`` for the group; ``wait=False`` sends the commit without waiting."""
         if not positions:
             return
-        kafka = self._kafka
-        offsets = [kafka.TopicPartition(t, p, o) for (t, p), o in positions.items()]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=not wait)
-        except kafka.KafkaException as error:
             if wait:
-                raise StartupError(f"committing the input offsets failed: {error}") from None
-            log.debug("asynchronous commit: %s", error)
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+        except KafkaException as error:
+            if wait:
+                raise KafkaIOError(f"committing the input offsets failed: {described(error)}") from None
+            log.debug("asynchronous commit: %s", described(error))
 
     def lag(self, positions: Positions) -> int | None:
-        """Records behind the end of the input, from the cached high watermarks (no request)."""
         ranges = self._watermarks(cached=True)
         if ranges is None:
             return None
@@ -258,57 +219,53 @@ class RdInputConsumer:
         return total
 
     def group_metadata(self) -> Any:
-        """What a transactional producer needs to commit this group's offsets."""
         return self._consumer.consumer_group_metadata()
 
     def close(self) -> None:
         self._consumer.close()
 
 
-def rd_read_ranges(
-    connection: Connection,
-    client_id: str,
-    ranges: Mapping[tuple[str, int], tuple[int, int]],
-    timeout_s: float = 120.0,
+def read_ranges(
+    connection: Connection, client_id: str, ranges: OffsetRanges, timeout_s: float
 ) -> list[InputRecord]:
-    """``consumer.read_ranges`` on librdkafka: the committed records of each (topic, partition) from its
-    first offset to (not including) its end, in order; records compacted or deleted away are absent."""
+    """The committed records of each (topic, partition) from its first offset to (not including) its
+    end, in order; records compacted or deleted away are absent. :class:`TimedOutError` if the broker
+    does not deliver them in ``timeout_s``."""
     if not ranges:
         return []
-    kafka = rdkafka()
-    consumer = kafka.Consumer(rd_consumer_config(connection, client_id, f"{client_id}-unused"))
+    consumer = Consumer(consumer_config(connection, client_id, f"{client_id}-unused"))
     try:
         goal: dict[tuple[str, int], int] = {}
         start: dict[tuple[str, int], int] = {}
         for (topic, partition), (first, end) in ranges.items():
-            try:
-                low, high = consumer.get_watermark_offsets(
-                    kafka.TopicPartition(topic, partition), timeout=OFFSETS_TIMEOUT_MS / 1000, cached=False
-                )
-            except kafka.KafkaException as error:
-                raise StartupError(f"cannot read back {topic}:{partition} from the input: {error}") from None
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=TIMEOUT_S, cached=False
+            )
             start[(topic, partition)], goal[(topic, partition)] = max(first, low), min(end, high)
-        consumer.assign([kafka.TopicPartition(t, p, o) for (t, p), o in start.items()])
+        consumer.assign([TopicPartition(t, p, o) for (t, p), o in start.items()])
         records: list[InputRecord] = []
         read = dict(start)  # the next offset of each partition, as far as the records show
         deadline = time.monotonic() + timeout_s
         while any(read[tp] < goal[tp] for tp in goal):
             if time.monotonic() > deadline:
-                raise StartupError(f"timed out reading back {sorted(ranges)} from the input")
+                raise TimedOutError(f"timed out reading back {sorted(ranges)} from the input")
             for record in input_records(consume_available(consumer, 10_000, 0.5)):
                 tp = (record.topic, record.partition)
                 if record.offset < goal[tp]:
                     records.append(record)
                 read[tp] = max(read[tp], record.offset + 1)
-            for tp in consumer.position([kafka.TopicPartition(t, p) for t, p in goal]):
-                if tp.offset >= 0:  # past transaction markers and compacted gaps too
-                    read[(tp.topic, tp.partition)] = max(read[(tp.topic, tp.partition)], tp.offset)
+            for position in consumer.position([TopicPartition(t, p) for t, p in goal]):
+                if position.offset >= 0:  # past transaction markers and compacted gaps too
+                    where = (position.topic, position.partition)
+                    read[where] = max(read[where], position.offset)
         return records
+    except KafkaException as error:
+        raise KafkaIOError(f"reading back {sorted(ranges)} from the input: {described(error)}") from None
     finally:
         consumer.close()
 
 
-def consume_available(consumer: Any, max_records: int, timeout_s: float) -> list[Any]:
+def consume_available(consumer: Consumer, max_records: int, timeout_s: float) -> list[Any]:
     """What the client holds now, up to ``max_records``; when it holds nothing, the first message to
     arrive within ``timeout_s`` and what came with it. (``consume(n, timeout)`` itself waits until it
     has ``n`` messages or the timeout passes: at 2,000 events/s that held each one about 200 ms.)"""
@@ -323,7 +280,7 @@ def consume_available(consumer: Any, max_records: int, timeout_s: float) -> list
 
 def _fetch_error(error: Any) -> None:
     """librdkafka retries on its own; shown once by the client-log digest."""
-    logging.getLogger("kafka.rdkafka").warning("fetch: %s", error)
+    CLIENT_LOGGER.warning("fetch: %s", described(error))
 
 
 def input_records(messages: list[Any], on_error: Callable[[Any], None] = _fetch_error) -> list[InputRecord]:

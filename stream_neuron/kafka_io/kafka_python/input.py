@@ -1,4 +1,5 @@
-"""The input consumer: every partition of the input topic, positioned where the model's state ends.
+"""The input consumer on kafka-python: every partition of the input topic, positioned where the model's
+state ends (the :class:`~stream_neuron.kafka_io.ports.Input` port).
 
 One model learns from the whole stream, so it reads all partitions itself (manual assignment) rather
 than sharing them with a consumer group; the group id holds its committed offsets (for lag tools and
@@ -25,9 +26,10 @@ from kafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from stream_neuron.kafka_io import header_keys_fix
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError
+from stream_neuron.kafka_io.errors import AccessDeniedError, TimedOutError, TopicMissingError
+from stream_neuron.kafka_io.kafka_python.config import client_config, new_consumer
+from stream_neuron.kafka_io.kafka_python.errors import translated
 from stream_neuron.kafka_io.limits import (
     FETCH_MAX_BYTES,
     INPUT_METADATA_WAIT_S,
@@ -35,14 +37,12 @@ from stream_neuron.kafka_io.limits import (
     OFFSETS_TIMEOUT_MS,
     RECONNECT_BACKOFF_MAX_MS,
 )
+from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
 
 PARTITION_CHECK_S = 10.0
-
-Positions = Mapping[tuple[str, int], int]
-"""The next offset to read, by (topic, partition)."""
 
 
 def input_consumer(
@@ -50,22 +50,19 @@ def input_consumer(
 ) -> KafkaConsumer:
     """A consumer of input records (the runner's and the scorers'): offsets committed only by their
     owner, ``read_committed``, fetches sized for the largest records the input may hold."""
-    header_keys_fix.install()
-    try:
-        return KafkaConsumer(
-            **connection.client_config(client_id),
-            group_id=group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            max_poll_records=max_poll_records,
-            fetch_max_bytes=FETCH_MAX_BYTES,
-            max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
-            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-            **overrides,
-        )
-    except KafkaError as error:
-        raise StartupError(f"no Kafka broker answers at {connection.bootstrap_servers}") from error
+    return new_consumer(
+        connection,
+        **client_config(connection, client_id),
+        group_id=group_id,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        max_poll_records=max_poll_records,
+        fetch_max_bytes=FETCH_MAX_BYTES,
+        max_partition_fetch_bytes=MAX_PARTITION_FETCH_BYTES,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        **overrides,
+    )
 
 
 def poll_through_outages(consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> dict[Any, Any]:
@@ -88,6 +85,7 @@ def input_records(polled: Mapping[TopicPartition, list[Any]]) -> list[InputRecor
     ]
 
 
+@translated
 class InputConsumer:
     """Reads ``topic`` (or several: the input and the labels topic) from the given positions (a
     partition without one starts at the group's committed offset, else at the beginning)."""
@@ -118,7 +116,7 @@ class InputConsumer:
                 partitions = self._consumer.partitions_for_topic(name)
             if not partitions:
                 self._consumer.close(autocommit=False)
-                raise StartupError(f"input topic {name!r} has no partitions")
+                raise TopicMissingError(f"input topic {name!r} has no partitions", name)
             assigned += [TopicPartition(name, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
         try:  # the group's offsets: the start of partitions the model has no position for
@@ -126,9 +124,11 @@ class InputConsumer:
         except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as error:
             self._consumer.close(autocommit=False)
             who = connection.sasl_username or "this client"
-            raise StartupError(
+            raise AccessDeniedError(
                 f"user {who!r} may not use consumer group {group_id!r} ({error.__class__.__name__}): grant "
-                "READ and DESCRIBE on that group, or set --group-id"
+                "READ and DESCRIBE on that group, or set --group-id",
+                "consumer group",
+                group_id,
             ) from None
         self.seek({tp: offset for tp, offset in positions.items() if tp[0] in self.topics})
 
@@ -183,7 +183,7 @@ class InputConsumer:
         except KafkaError:
             return False
 
-    def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
+    def seek(self, positions: StartPositions) -> None:
         """Move to ``positions``; ``None`` means the beginning."""
         self._unread.clear()
         for (topic, partition), offset in positions.items():
@@ -237,14 +237,11 @@ class InputConsumer:
 
 
 def read_ranges(
-    connection: Connection,
-    client_id: str,
-    ranges: Mapping[tuple[str, int], tuple[int, int]],
-    timeout_s: float = 120.0,
+    connection: Connection, client_id: str, ranges: OffsetRanges, timeout_s: float
 ) -> list[InputRecord]:
     """The committed records of each (topic, partition) from its first offset to (not including) its end,
     in order: what the input topic holds of a store it is the changelog of. Records compacted or deleted
-    away are simply absent. :class:`StartupError` if the broker does not deliver them in ``timeout_s``."""
+    away are simply absent. :class:`TimedOutError` if the broker does not deliver them in ``timeout_s``."""
     if not ranges:
         return []
     consumer = input_consumer(connection, client_id, f"{client_id}-unused", 10_000)
@@ -260,7 +257,7 @@ def read_ranges(
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp, timeout_ms=OFFSETS_TIMEOUT_MS) < goal[tp] for tp in partitions):
             if time.monotonic() > deadline:
-                raise StartupError(f"timed out reading back {sorted(ranges)} from the input")
+                raise TimedOutError(f"timed out reading back {sorted(ranges)} from the input")
             for record in input_records(consumer.poll(timeout_ms=500)):
                 tp = TopicPartition(record.topic, record.partition)
                 if record.offset < goal[tp]:

@@ -1,0 +1,139 @@
+"""Sending output records on librdkafka, and waiting for them: the at-least-once sender (the
+:class:`~stream_neuron.kafka_io.ports.OutputSender` port) and the producer the transactional one
+shares.
+
+Delivery reports come back only for the records that failed (``delivery.report.only.error``), through
+one producer-wide callback: an acknowledged record costs no Python call at all. A record the broker
+refuses for what it is (too large, invalid) is matched back to its output record when the sends are
+settled. librdkafka retries on its own while the broker is away; a record whose
+``message.timeout.ms`` passed comes back as a failure that may pass, and is sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from stream_neuron.kafka_io.connection import Connection
+from stream_neuron.kafka_io.errors import PublishError, RecordRefusedError, Refused
+from stream_neuron.kafka_io.librdkafka.config import producer_config
+from stream_neuron.kafka_io.librdkafka.errors import REFUSED, described, neutral, translated
+from stream_neuron.kafka_io.ports import Settled
+from stream_neuron.records import OutputRecord
+
+log = logging.getLogger(__name__)
+
+QUEUE_FULL_S = 30.0  # a send that finds librdkafka's queue full this long gives up (the broker is away)
+
+
+class QueueFullError(Exception):
+    """librdkafka's queue stayed full for :data:`QUEUE_FULL_S`; ``unsent`` are the records not queued."""
+
+    def __init__(self, topic: str, unsent: list[OutputRecord]) -> None:
+        super().__init__(f"publishing to {topic!r}: the client's queue stayed full for {QUEUE_FULL_S:.0f} s")
+        self.unsent = unsent
+
+
+class RdProducer:
+    """A producer made from ``config`` that sends records and collects the delivery failures of those
+    sent since :meth:`reset`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.producer = Producer(
+            {**config, "on_delivery": self._delivered, "delivery.report.only.error": True}
+        )
+        self.sent: list[OutputRecord] = []
+        self.failed: list[tuple[str, bytes | None, bytes | None, KafkaError]] = []
+        self.refused_now: list[Refused] = []  # refused by the client before sending
+
+    def _delivered(self, error: KafkaError | None, message: Any) -> None:
+        if error is not None:
+            self.failed.append((message.topic(), message.key(), message.value(), error))
+
+    def send(self, records: Iterable[OutputRecord]) -> None:
+        """Queue ``records`` in order; :class:`QueueFullError` (with the records not queued) when the
+        client's queue stays full; :class:`PublishError` for a record the client will not take."""
+        produce, sent = self.producer.produce, self.sent.append
+        pending = list(records) if not isinstance(records, list) else records
+        for i, record in enumerate(pending):
+            full_since: float | None = None
+            while True:
+                try:
+                    if record.headers:
+                        produce(record.topic, record.value, record.key, headers=record.headers)
+                    else:
+                        produce(record.topic, record.value, record.key)
+                    break
+                except BufferError:  # the queue is full: let the client send, for a while
+                    full_since = time.monotonic() if full_since is None else full_since
+                    if time.monotonic() - full_since > QUEUE_FULL_S:
+                        raise QueueFullError(record.topic, pending[i:]) from None
+                    self.producer.poll(0.05)
+                except KafkaException as error:
+                    kafka_error = error.args[0]
+                    if kafka_error.code() in REFUSED:
+                        self.refused_now.append(Refused(record, RecordRefusedError(described(kafka_error))))
+                        break
+                    raise PublishError(f"publishing to {record.topic!r} failed: {neutral(error)}") from None
+            sent(record)
+        self.producer.poll(0)
+
+    def failures(self) -> list[tuple[OutputRecord, KafkaError]]:
+        """The records whose delivery failed, with librdkafka's error."""
+        if not self.failed:
+            return []
+        pending = {(r.topic, r.key, r.value): r for r in self.sent}
+        return [(pending[(t, k, v)], error) for t, k, v, error in self.failed if (t, k, v) in pending]
+
+    def reset(self) -> None:
+        self.sent.clear()
+        self.failed.clear()
+        self.refused_now.clear()
+
+
+@translated
+class RdSender:
+    """The ``acks=all`` producer of at-least-once outputs (not idempotent: see ``delivery.py``)."""
+
+    def __init__(
+        self, connection: Connection, client_id: str, compression: str, smallest_topic_limit: int
+    ) -> None:
+        config = producer_config(
+            connection, client_id, compression, smallest_topic_limit, **{"enable.idempotence": False}
+        )
+        self._producer = RdProducer(config)
+        self._retry: list[OutputRecord] = []  # not queued: the queue stayed full
+
+    def send(self, records: Iterable[OutputRecord]) -> None:
+        if self._retry:  # after records waiting to be sent again: keep them in order
+            self._retry += records
+            return
+        try:
+            self._producer.send(records)
+        except QueueFullError as full:
+            self._retry += full.unsent
+
+    def settle(self, timeout_s: float) -> Settled | None:
+        producer = self._producer
+        if producer.producer.flush(timeout_s):
+            return None
+        settled = Settled(list(producer.refused_now), self._retry)
+        self._retry = []
+        for record, error in producer.failures():
+            if error.code() in REFUSED:
+                settled.refused.append(Refused(record, RecordRefusedError(described(error))))
+            elif error.retriable() or error.code() < 0:  # librdkafka's own (a timeout, a lost link)
+                settled.retry.append(record)
+            else:
+                raise PublishError(f"publishing to {record.topic!r} failed: {neutral(error)}")
+        producer.reset()
+        return settled
+
+    def close(self, timeout_s: float) -> None:
+        remaining = self._producer.producer.flush(timeout_s)
+        if remaining:
+            log.warning("the output producer closed with %d records unsent", remaining)
