@@ -27,17 +27,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-# The tests of our Kafka clients again with librdkafka (--kafka-client confluent); test_kafka_broker.py
-# checks the broker itself, with kafka-python.
-CONFLUENT_TESTS := tests/test_stream_end_to_end.py tests/test_exactly_once.py tests/test_stream_lifecycle.py \
-	tests/test_poison_stream.py tests/test_snapshot_recovery.py tests/test_stream_bad_input.py \
-	tests/test_operations.py tests/test_secured_cluster.py tests/test_delayed_labels_stream.py \
-	tests/test_scorers.py tests/test_fit.py tests/test_operator_tools.py
-
+# Every broker test (marked kafka) runs on both backends: the whole suite on librdkafka (the default),
+# then the broker tests again on kafka-python. test_kafka_broker.py checks the broker itself, once.
 test: install broker-start lint
 	$(BIN)/python -m pytest
-	STREAM_NEURON_KAFKA_CLIENT=confluent $(BIN)/python -m pytest $(CONFLUENT_TESTS)
+	STREAM_NEURON_KAFKA_CLIENT=kafka-python $(BIN)/python -m pytest -m kafka --ignore=tests/test_kafka_broker.py
 
 demo: install broker-start
 	$(BIN)/python -m stream_neuron.tools.demo

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,6 +28,8 @@ from stream_neuron.command_config import (
     MonitorSettings,
     ProduceSettings,
     ScoreSettings,
+    UnknownSettingError,
+    check_sources,
 )
 from stream_neuron.config import CommonSettings, Settings
 from stream_neuron.errors import OperatorError
@@ -297,7 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     prefix = f"stream-neuron {args.command}"
     try:
+        config = getattr(args, "config", None) or os.environ.get("STREAM_NEURON_CONFIG")
+        check_sources(Path(config) if config else None)
         settings = settings_from_args(args, COMMAND_SETTINGS[args.command])
+    except UnknownSettingError as error:
+        print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
     except (ValidationError, ValueError) as error:
         print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,7 +4,11 @@ every command's flags from."""
 
 from __future__ import annotations
 
+import difflib
 import math
+import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,6 +23,7 @@ from stream_neuron.config import (
     Settings,
     known_model,
 )
+from stream_neuron.errors import OperatorError
 
 
 class ScoreSettings(CommonSettings):
@@ -210,3 +215,51 @@ COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
     "check-river": CheckRiverSettings,
     "fit": FitSettings,
 }
+
+
+ENV_PREFIX = "STREAM_NEURON_"
+# Variables of the prefix that are not settings: the config file, the kernel choice, the tests' crash
+# points; and any holding a password (``--sasl-password-env`` names one of the operator's choosing).
+OTHER_VARIABLES = frozenset({"CONFIG", "KERNEL", "TEST_CRASH_AT", "TEST_CRASH_ON"})
+
+
+class UnknownSettingError(OperatorError):
+    """A config-file key or environment variable that no command knows (a misspelling, say)."""
+
+    exit_code = 2
+
+
+def known_settings() -> set[str]:
+    return {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields}
+
+
+def _nearest(name: str, known: set[str]) -> str | None:
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_sources(config: Path | None, environ: Mapping[str, str] = os.environ) -> None:
+    """Every key of the config file and every ``STREAM_NEURON_*`` variable is a setting of some command;
+    :class:`UnknownSettingError` names the first that is not, and the nearest known one. A setting that
+    silently does not apply is worse than a refusal."""
+    known = known_settings()
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        name = variable.removeprefix(ENV_PREFIX)
+        if name in OTHER_VARIABLES or "PASSWORD" in name or name.lower() in known:
+            continue
+        near = _nearest(name.lower(), known)
+        hint = f" (did you mean {ENV_PREFIX}{near.upper()}?)" if near else ""
+        raise UnknownSettingError(f"environment variable {variable} is not a setting of any command{hint}")
+    if config is None or not config.is_file():
+        return  # a missing file is the settings' own error
+    try:
+        keys = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UnknownSettingError(f"config file {config} is not valid TOML: {error}") from None
+    for key in keys:
+        if key not in known:
+            near = _nearest(key, known)
+            hint = f" (did you mean {near!r}?)" if near else ""
+            raise UnknownSettingError(f"config file {config}: {key!r} is not a setting of any command{hint}")

@@ -5,7 +5,8 @@ Sources, strongest first: command-line flags, ``STREAM_NEURON_*`` environment va
 config file (``--config``, or ``STREAM_NEURON_CONFIG``), the defaults below. Field names are the flags
 with ``-`` for ``_`` (``cli.py`` generates the flags from these classes), so a flag, its variable and
 its config key are always the same name. One config file can serve every command: each takes the
-keys it knows and leaves those of the other commands.
+keys it knows and leaves those of the other commands; a key or variable no command knows is an error
+that names it (``command_config.check_sources``).
 
 Delivery guarantees of ``run`` (``guarantee``):
 
@@ -179,16 +180,14 @@ class CommonSettings(BaseSettings):
 
 
 class _SharedTomlSource(TomlConfigSettingsSource):
-    """A config file shared by the commands: this command's keys, without the other commands' keys;
-    a key no command knows is still an error (``extra="forbid"``)."""
+    """A config file shared by the commands: this command's keys; the others are other commands'. (A
+    key that no command knows is refused by the command line, which knows every command:
+    ``command_config.check_sources``.)"""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
         super().__init__(settings_cls, toml_file=path)
         own = set(settings_cls.model_fields)
-        from stream_neuron.command_config import COMMAND_SETTINGS  # defined over these classes
-
-        others = {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields} - own
-        self.toml_data = {k: v for k, v in self.toml_data.items() if k not in others}
+        self.toml_data = {k: v for k, v in self.toml_data.items() if k in own}
         self.init_kwargs = self.toml_data
 
 

@@ -79,6 +79,7 @@ class Scorer:
         limits = topic_limits(connection, name, [settings.predictions_topic, settings.dead_letter_topic])
         self.limits = OutputLimits(predictions=limits[0], dead_letters=limits[1])
         self.follower = ModelFollower(connection, settings.model_topic, name, f"{name}-scorer-model")
+        self.owned: list[tuple[str, int]] = []  # the partitions this replica serves
         self.processor = self._first_model()
         self.version = self._version()
         self.input = group_input(
@@ -110,6 +111,7 @@ class Scorer:
 
     def _first_model(self) -> Processor:
         waited = time.monotonic()
+        said = False
         while True:
             value = self.follower.latest
             if value:
@@ -124,7 +126,8 @@ class Scorer:
                 )
             if self.stop.stopping:
                 raise StartupError("stopped while waiting for a first snapshot of the model")
-            if time.monotonic() - waited >= WAIT_LOG_S:
+            if not said or time.monotonic() - waited >= WAIT_LOG_S:
+                said = True
                 log.info(
                     "waiting for a snapshot of model %r on %s",
                     self.settings.model_name,
@@ -187,6 +190,14 @@ class Scorer:
         for tp in partitions:
             self.processor.positions.pop(tp, None)
 
+    def _note_assignment(self) -> None:
+        """One line when this replica's share of the requests changes (a rebalance)."""
+        owned = self.input.assignment()
+        if owned != self.owned:
+            self.owned = owned
+            partitions = [p for _, p in owned]
+            log.info("serving partitions %s of %s", partitions or "none", self.settings.input_topic)
+
     def loop(self) -> RunSummary:
         settings, stop = self.settings, self.stop
         consumed, last_input, first_input_at = 0, time.monotonic(), None
@@ -198,6 +209,7 @@ class Scorer:
             if settings.max_events is not None:
                 budget = min(budget, settings.max_events - consumed)
             records = self.input.poll(200, budget) if budget > 0 else []
+            self._note_assignment()
             now = time.monotonic()
             consumed += len(records)
             emitted = self.processor.process(records, now) if records else self.processor.tick(now)

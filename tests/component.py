@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -78,41 +79,102 @@ def run_component(
     return done
 
 
-STARTED: list[subprocess.Popen[str]] = []  # killed after each test by conftest, should it fail midway
+class Running:
+    """A command started in the background whose stderr is read as it comes, so a test can wait for a
+    line it logs (:meth:`wait_for_line`) instead of sleeping, and still gets all of it at the end."""
+
+    def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=None if env is None else dict(os.environ, **env),
+        )  # fmt: skip
+        self.pid = self.process.pid
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+
+    def last_line(self, words: str) -> str | None:
+        with self._changed:
+            return next((line for line in reversed(self.lines) if words in line), None)
+
+    def count(self, words: str) -> int:
+        with self._changed:
+            return sum(words in line for line in self.lines)
+
+    def wait_for_line(self, words: str, timeout_s: float = 120, count: int = 1) -> None:
+        """Until ``count`` lines containing ``words`` were logged; fails with the log otherwise (and
+        when the process ends first)."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while sum(words in line for line in self.lines) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no {words!r} in the log:\n{''.join(self.lines)[-4000:]}")
+                self._changed.wait(min(left, 0.5))
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def terminate(self) -> None:
+        self.process.terminate()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def finish(self, timeout_s: float) -> tuple[int, str]:
+        """Exit status and stderr; a process still running after ``timeout_s`` is killed and reported as
+        -9 with everything it wrote, so a hang fails with its own story instead of a bare timeout."""
+        try:
+            status = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(30)
+            self._reader.join(30)
+            return -9, f"(killed after {timeout_s:.0f} s)\n{''.join(self.lines)}"
+        self._reader.join(30)
+        return status, "".join(self.lines)
 
 
-def start_component(bootstrap: str, topics: Topics, *extra: str) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        command(bootstrap, topics, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    STARTED.append(process)
-    return process
+STARTED: list[Running] = []  # killed after each test by conftest, should it fail midway
+
+
+def start(command: list[str], env: dict[str, str] | None = None) -> Running:
+    running = Running(command, env)
+    STARTED.append(running)
+    return running
+
+
+def start_component(bootstrap: str, topics: Topics, *extra: str) -> Running:
+    return start(command(bootstrap, topics, *extra))
 
 
 def kill_leftovers() -> None:
     """A failed test must not leave a component running into the next one."""
     while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=30)
+        running = STARTED.pop()
+        if running.poll() is None:
+            running.kill()
+            running.finish(30)
 
 
-def finish(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:
-    """Exit status and stderr; a process still running after ``timeout_s`` is killed and reported as
-    -9 with everything it wrote, so a hang fails with its own story instead of a bare timeout."""
-    try:
-        _, err = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, err = process.communicate(timeout=30)
-        return -9, f"(killed after {timeout_s:.0f} s)\n{err}"
-    return process.returncode, err
+def finish(process: Running, timeout_s: float) -> tuple[int, str]:
+    return process.finish(timeout_s)
 
 
-def kill_hard(process: subprocess.Popen[str]) -> None:
+def kill_hard(process: Running) -> None:
     os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    process.finish(30)
 
 
 def send(

@@ -84,6 +84,30 @@ def read_to_end(
         consumer.close(autocommit=False)
 
 
+def recreate_topic(bootstrap: str, name: str, timeout_s: float = 30.0) -> None:
+    """Create a topic deleted a moment ago: the broker refuses it as existing while the deletion
+    completes in the background (any other error fails the test)."""
+    from kafka.errors import TopicAlreadyExistsError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            create_topic(bootstrap, name)
+            return
+        except TopicAlreadyExistsError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def topic_exists(bootstrap: str, name: str) -> bool:
+    admin = KafkaAdminClient(**client(bootstrap), client_id="stream-neuron-tests")
+    try:
+        return name in admin.list_topics()
+    finally:
+        admin.close()
+
+
 def alter_topic(bootstrap: str, name: str, configs: dict[str, str]) -> None:
     """Change topic settings now (as an operator would with kafka-configs)."""
     from kafka.admin import ConfigResource, ConfigResourceType

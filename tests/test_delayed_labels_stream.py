@@ -142,7 +142,7 @@ def test_kills_with_questions_pending_learn_every_answer_once(
         monkeypatch.setenv("STREAM_NEURON_TEST_CRASH_AT", "after-publish")
         monkeypatch.setenv("STREAM_NEURON_TEST_CRASH_ON", str(rng.randint(10, 35)))
         process = start_component(kafka_bootstrap, topics, *flags)
-        assert process.wait(timeout=240) == -signal.SIGKILL, "the run ended before its crash point"
+        assert process.finish(240)[0] == -signal.SIGKILL, "the run ended before its crash point"
     monkeypatch.delenv("STREAM_NEURON_TEST_CRASH_AT")
     monkeypatch.delenv("STREAM_NEURON_TEST_CRASH_ON")
     done = run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")

@@ -116,11 +116,7 @@ def test_zombie_is_fenced_and_exits_non_zero(kafka_bootstrap: str) -> None:
     watcher = EndWatcher(kafka_bootstrap, topics.predictions)
     wait_for(lambda: watcher.end() >= 5_000, 120, 0.01)
     second = start_component(kafka_bootstrap, topics, *EOS, "--idle-timeout-s", "4")
-    assert second.stderr is not None
-    startup: list[str] = []
-    while not any("running model" in line for line in startup):  # by then it has fenced the first
-        startup.append(second.stderr.readline())
-        assert startup[-1], f"the second instance ended early: {startup}"
+    second.wait_for_line("running model")  # by then it has fenced the first
     # The first instance learns it was fenced at its next transaction; new input makes sure it has one.
     X2, y2 = synthetic(2_000, 6, seed=34)
     send(

@@ -122,3 +122,33 @@ def test_a_failed_send_names_the_records_already_refused_for_what_they_are() -> 
         (records[3], "MessageSizeTooLargeError"),
         (records[1], "MessageSizeTooLargeError"),
     ]
+
+
+class _Wakeups:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def notify(self) -> None:
+        self.count += 1
+
+
+def test_a_metadata_update_already_pending_wakes_no_one() -> None:
+    """The outage spin: while an update is pending, asking again must not wake the I/O loop (it did on
+    every turn of the producer's loop); once a refresh fails, the next request wakes it once more."""
+    from kafka.cluster import ClusterMetadata
+    from kafka.errors import KafkaConnectionError
+
+    from stream_neuron.kafka_io.kafka_python import metadata_fix
+
+    metadata_fix.install()
+    cluster = ClusterMetadata()
+    wakeups = _Wakeups()
+    cluster._manager = object()  # attached to a client: requests wake its refresh loop
+    cluster._wakeup = wakeups
+    cluster.start_refresh_loop = lambda: None  # type: ignore[method-assign]
+    first = cluster.request_update()
+    assert [cluster.request_update() for _ in range(1000)] == [first] * 1000
+    assert wakeups.count == 1
+    cluster.failed_update(KafkaConnectionError("broker away"))
+    assert first.is_done and cluster.request_update() is not first
+    assert wakeups.count == 2

@@ -4,9 +4,7 @@ followed on the model topic and swapped between polls, a replica killed mid-stre
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from collections import Counter
 from typing import Any
 
@@ -18,8 +16,8 @@ from stream_neuron.config import Settings
 from stream_neuron.neuron import MODEL_KINDS
 from stream_neuron.snapshots import neuron_state
 from tests.component import (
-    STARTED,
     EndWatcher,
+    Running,
     Topics,
     finish,
     json_records,
@@ -28,14 +26,15 @@ from tests.component import (
     phishing_events,
     run_component,
     send,
+    start,
     wait_for,
 )
+from tests.datasets import river_phishing_correct
 from tests.kafka_helpers import client, create_topic, unique_name
 
 pytestmark = pytest.mark.kafka
 
-# The bound, measured in benchmarks/scoring.py: a committed snapshot is scored with within it.
-SWAP_BOUND_S = 2.0
+PROBE_ROUNDS = 100
 
 
 def train(bootstrap: str, events: list[dict[str, Any]], topics: Topics | None = None) -> Topics:
@@ -50,18 +49,42 @@ def requests(n: int, tag: str) -> list[dict[str, Any]]:
     return [{"id": f"{tag}-{i}", "features": base[i % len(base)]["features"]} for i in range(n)]
 
 
-def scorer(
-    bootstrap: str, topics: Topics, requests_topic: str, group: str, *extra: str
-) -> subprocess.Popen[str]:
+def scorer(bootstrap: str, topics: Topics, requests_topic: str, group: str, *extra: str) -> Running:
     command = [
         sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", bootstrap,
         "--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred",
         "--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", group,
         "--dead-letter-topic", f"{requests_topic}-dlq", *extra,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    STARTED.append(process)
-    return process
+    return start(command)
+
+
+def served_version(bootstrap: str, requests_topic: str, version: int, partitions: int = 4) -> None:
+    """Waits until a request on every partition is scored with model ``version`` (probe requests, one
+    a partition, round after round): every replica has swapped to it."""
+    base = phishing_events()[0]["features"]
+    producer = KafkaProducer(**client(bootstrap))
+    try:
+        for round_ in range(PROBE_ROUNDS):
+            ids = [f"probe{round_}x{p}" for p in range(partitions)]
+            for p, probe_id in enumerate(ids):
+                value = json.dumps({"id": probe_id, "features": base}).encode()
+                producer.send(requests_topic, value=value, partition=p)
+            producer.flush()
+            seen: dict[str, int] = {}
+            wait_for(lambda ids=ids, seen=seen: _probed(bootstrap, requests_topic, ids, seen), 60, 0.1)
+            if set(seen.values()) == {version}:
+                return
+        raise AssertionError(f"the replicas did not serve version {version}: {seen}")
+    finally:
+        producer.close()
+
+
+def _probed(bootstrap: str, requests_topic: str, ids: list[str], seen: dict[str, int]) -> bool:
+    for p in json_records(bootstrap, f"{requests_topic}-pred"):
+        if p["id"] in ids:
+            seen[p["id"]] = p["model_version"]
+    return len(seen) == len(ids)
 
 
 def expected_probabilities(snapshot: dict[str, Any], events: list[dict[str, Any]]) -> np.ndarray:
@@ -98,7 +121,7 @@ def test_two_replicas_score_every_request_with_the_committed_snapshot(kafka_boot
     assert partitions == {0, 1, 2, 3}
 
 
-def test_a_new_snapshot_is_scored_with_within_the_bound_and_a_foreign_one_is_refused(
+def test_a_new_snapshot_is_served_by_every_replica_and_a_foreign_one_is_refused(
     kafka_bootstrap: str,
 ) -> None:
     events = phishing_events()
@@ -113,19 +136,23 @@ def test_a_new_snapshot_is_scored_with_within_the_bound_and_a_foreign_one_is_ref
     train(kafka_bootstrap, events[600:], topics)  # the trainer learns more and commits a snapshot
     second = last_snapshot(kafka_bootstrap, topics)
     assert second["version"] > first["version"]
-    time.sleep(SWAP_BOUND_S)
+    served_version(kafka_bootstrap, requests_topic, second["version"])
+    probes = len(
+        [p for p in json_records(kafka_bootstrap, f"{requests_topic}-pred") if p["id"].startswith("probe")]
+    )
     after = requests(400, "after")
     send(kafka_bootstrap, requests_topic, after)
-    wait_for(lambda: watcher.end() >= 800, 120)
+    wait_for(lambda: watcher.end() >= 800 + probes, 120)
     # A snapshot of another kind under the same name: refused, the model kept.
     foreign = dict(second, kind="perceptron", version=second["version"] + 1)
     producer = KafkaProducer(**client(kafka_bootstrap))
     producer.send(topics.model, key=topics.model_name.encode(), value=json.dumps(foreign).encode())
     producer.flush()
     producer.close()
-    time.sleep(SWAP_BOUND_S)
+    for replica in replicas:
+        replica.wait_for_line("another kind or feature schema")
     send(kafka_bootstrap, requests_topic, requests(400, "foreign"))
-    wait_for(lambda: watcher.end() >= 1200, 120)
+    wait_for(lambda: watcher.end() >= 1200 + probes, 120)
     watcher.close()
     logs = ""
     for replica in replicas:
@@ -135,13 +162,13 @@ def test_a_new_snapshot_is_scored_with_within_the_bound_and_a_foreign_one_is_ref
         logs += stderr
     versions: dict[str, set[int]] = {}
     for p in json_records(kafka_bootstrap, f"{requests_topic}-pred"):
-        versions.setdefault(p["id"].split("-")[0], set()).add(p["model_version"])
+        if not p["id"].startswith("probe"):
+            versions.setdefault(p["id"].split("-")[0], set()).add(p["model_version"])
     assert versions == {
         "before": {first["version"]},
         "after": {second["version"]},
         "foreign": {second["version"]},
     }
-    assert "another kind or feature schema" in logs
     by_id = {p["id"]: p for p in json_records(kafka_bootstrap, f"{requests_topic}-pred")}
     np.testing.assert_allclose(
         [by_id[r["id"]]["probability"] for r in after],
@@ -162,11 +189,19 @@ def test_a_killed_replica_hands_its_partitions_to_the_other_and_no_request_is_lo
     second = scorer(
         kafka_bootstrap, topics, requests_topic, group, "--poll-max-records", "100", "--idle-timeout-s", "5"
     )
-    time.sleep(3)  # both joined
+    all_four = "serving partitions [0, 1, 2, 3]"
+
+    def shared() -> bool:  # both joined the group, and each serves a part of the topic
+        shares = [r.last_line("serving partitions") for r in (first, second)]
+        return all(share and all_four not in share and "none" not in share for share in shares)
+
+    wait_for(shared, 120)
     send(kafka_bootstrap, requests_topic, asked, keys=[r["id"].encode() for r in asked])
     watcher = EndWatcher(kafka_bootstrap, f"{requests_topic}-pred")
     wait_for(lambda: watcher.end() >= 15_000, 120, 0.01)
+    taken_over = second.count(all_four) + 1
     kill_hard(first)
+    second.wait_for_line(all_four, count=taken_over)  # the survivor took every partition over
     status, stderr = finish(second, 300)
     watcher.close()
     assert status == 0, stderr[-3000:]
@@ -193,7 +228,7 @@ def test_no_model_is_one_line_and_wait_for_model_waits(kafka_bootstrap: str) -> 
     )
     asked = requests(100, "w")
     send(kafka_bootstrap, requests_topic, asked)
-    time.sleep(1)
+    waiting.wait_for_line("waiting for a snapshot")
     train(kafka_bootstrap, phishing_events(), topics)
     status, stderr = finish(waiting, 120)
     assert status == 0, stderr[-3000:]
@@ -213,5 +248,5 @@ def test_a_trainer_can_leave_the_predictions_to_the_scorers(kafka_bootstrap: str
 
     assert raw_records(kafka_bootstrap, topics.predictions) == []
     final = json_records(kafka_bootstrap, topics.metrics)[-1]
-    assert final["cumulative"]["accuracy"] == pytest.approx(0.8928, abs=1e-12)
+    assert final["cumulative"]["accuracy"] == pytest.approx(river_phishing_correct(0.01) / 1250, abs=1e-12)
     assert last_snapshot(kafka_bootstrap, topics)["version"] == 1250

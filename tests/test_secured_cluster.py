@@ -23,6 +23,7 @@ from kafka.admin import (
 )
 
 from stream_neuron.config import CommonSettings
+from stream_neuron.kafka_io.kafka_python.config import client_config
 from tests.broker import private_broker
 from tests.component import (
     EndWatcher,
@@ -37,6 +38,7 @@ from tests.component import (
     tool_command,
     wait_for,
 )
+from tests.datasets import river_phishing_correct
 from tests.kafka_helpers import CLIENT_SETTINGS, read_to_end, unique_name
 
 pytestmark = pytest.mark.kafka
@@ -75,7 +77,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         config = Path(control("start").strip().splitlines()[-1])  # start on a running broker: a no-op
         assert config.name == "client.toml" and config.is_file()
         settings = CommonSettings(config=config)
-        client_settings = settings.connection.client_config("stream-neuron-tests")
+        client_settings = client_config(settings.connection, "stream-neuron-tests")
         client_settings.pop("bootstrap_servers")
         client_settings.pop("client_id")
         CLIENT_SETTINGS[bootstrap] = client_settings
@@ -115,9 +117,12 @@ def test_phishing_over_sasl_ssl_reproduces_river(secured: Secured) -> None:
     assert done.returncode == 0, done.stderr
     shown = cli("monitor", *config, "--metrics-topic", topics.metrics)
     assert shown.returncode == 0, shown.stderr
-    assert "cumulative accuracy  0.8928" in shown.stdout
+    river_correct = river_phishing_correct(0.01)
+    assert f"cumulative accuracy  {river_correct / 1250:.6g}" in shown.stdout
     predictions = json_records(secured.bootstrap, topics.predictions)
-    assert len(predictions) == 1250 and sum(p["prediction"] == p["label"] for p in predictions) == 1116
+    assert (
+        len(predictions) == 1250 and sum(p["prediction"] == p["label"] for p in predictions) == river_correct
+    )
     checked = cli("check-river", *config)
     assert checked.returncode == 0 and checked.stdout.strip().endswith("agree")
     # The password: never in a log line, a metrics record, a snapshot or a dead letter.
@@ -192,7 +197,7 @@ def misconfigured(secured: Secured, tmp_path: Path) -> list[tuple[str, list[str]
     ]
 
 
-@pytest.mark.parametrize("command_name", ["run", "produce", "monitor"])
+@pytest.mark.parametrize("command_name", ["run", "score", "fit", "produce", "monitor"])
 def test_each_misconfiguration_is_one_line_within_30_s(
     secured: Secured, tmp_path: Path, command_name: str
 ) -> None:
@@ -200,6 +205,8 @@ def test_each_misconfiguration_is_one_line_within_30_s(
     for case, flags, words in misconfigured(secured, tmp_path):
         args = {
             "run": ["run", "--input-topic", topics.input, "--model-name", topics.model_name],
+            "score": ["score", "--input-topic", topics.input, "--model-name", topics.model_name],
+            "fit": ["fit", "--input-topic", topics.input, "--model-name", topics.model_name],
             "produce": ["produce", "--topic", topics.input, "--dataset", "phishing"],
             "monitor": ["monitor", "--metrics-topic", topics.input],
         }[command_name]
@@ -248,3 +255,39 @@ def test_acl_denials_are_start_up_errors_naming_topic_group_and_transactional_id
     admin.close()
     line = refusal("--guarantee", "exactly-once")
     assert f"may not use transactional id 'stream-neuron-{topics.model_name}'" in line
+
+
+def test_acl_denials_end_score_and_fit_in_one_line(secured: Secured) -> None:
+    """The scorers and ``fit`` on a cluster whose ACLs refuse them a group or a topic: one line each,
+    naming what is refused, never a traceback (on either Kafka client)."""
+    topics = Topics.create(secured.bootstrap)
+    send(secured.bootstrap, topics.input, phishing_events()[:50])
+    config = ["--config", str(secured.config)]
+    trained = subprocess.run(
+        command(secured.bootstrap, topics, *config, "--max-events", "50"),
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    outside = unique_name("forbidden")
+    cases = [
+        (
+            ["score", "--input-topic", topics.input, "--model-topic", topics.model, "--model-name",
+             topics.model_name, "--group-id", "other-group", "--idle-timeout-s", "5"],
+            "consumer group 'other-group'",
+        ),
+        (
+            ["score", "--input-topic", topics.input, "--model-topic", topics.model, "--model-name",
+             topics.model_name, "--predictions-topic", outside],
+            f"predictions topic '{outside}': user 'app' is not authorized",
+        ),
+        (["fit", "--input-topic", outside, "--model-topic", topics.model], f"input topic '{outside}'"),
+        (
+            ["fit", "--input-topic", topics.input, "--model-topic", outside, "--model-name", "sn-fitted"],
+            f"model topic '{outside}'",
+        ),
+    ]  # fmt: skip
+    for args, words in cases:
+        done = cli(*args, *config, timeout_s=40)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1, (args, done.stderr[-2000:])
+        assert lines and words in lines[-1] and "Traceback" not in done.stderr, (args, done.stderr[-2000:])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from tests.component import (
     synthetic_events,
     weights,
 )
-from tests.kafka_helpers import client, create_topic, delete_topic, read_to_end
+from tests.kafka_helpers import client, create_topic, delete_topic, read_to_end, recreate_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -118,14 +117,7 @@ def test_offsets_beyond_a_recreated_input_refuse_then_keep_or_renew_the_model(ka
     topics, _, X, y = trained(kafka_bootstrap)
     before = last_snapshot(kafka_bootstrap, topics)
     delete_topic(kafka_bootstrap, topics.input)
-    import time
-
-    for _ in range(50):  # the deletion completes in the background
-        try:
-            create_topic(kafka_bootstrap, topics.input)
-            break
-        except Exception:
-            time.sleep(0.2)
+    recreate_topic(kafka_bootstrap, topics.input)
     new, X2, y2 = synthetic_events(120, 3, seed=5)
     send(kafka_bootstrap, topics.input, new)
     one_line_refusal(
@@ -178,13 +170,3 @@ def test_a_model_topic_too_small_for_the_model_is_a_clear_refusal(kafka_bootstra
     (dead,) = read_to_end(kafka_bootstrap, topics.dead_letters)
     assert dict(dead.headers)["stream_neuron.error.class"] == b"TooManyFeatures"
     assert last_snapshot(kafka_bootstrap, topics)["feature_names"] == ["a", "b"]
-
-
-def test_help_names_the_choice() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", "run", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "--on-bad-snapshot" in done.stdout and "keep-model" in done.stdout

@@ -127,8 +127,8 @@ def test_a_stop_signal_finishes_checkpoints_and_exits_zero(
     wait_for(lambda: watcher.end() >= 5000, 120)
     watcher.close()
     process.send_signal(stop_signal)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    status, stderr = process.finish(60)
+    assert status == 0, stderr
     assert stop_signal.name in stderr
     assert committed_offset(kafka_bootstrap, topics.group, topics.input) == 5000
     snapshot = last_snapshot(kafka_bootstrap, topics)
@@ -218,8 +218,8 @@ def test_a_partial_mini_batch_is_learned_when_it_has_lingered(kafka_bootstrap: s
     watcher.close()
     assert process.poll() is None
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr
+    status, stderr = process.finish(60)
+    assert status == 0, stderr
     offline = LogisticNeuron(3, learning_rate=0.1)
     offline.learn_batch(X, y)
     snapshot = last_snapshot(kafka_bootstrap, topics)

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.schedules import Schedule
 
-if TYPE_CHECKING:
-    from stream_neuron.neuron.scaler import OnlineStandardScaler
-    from stream_neuron.neuron.schedules import Schedule
+
+class ScalerStatistics(Protocol):
+    """What the per-event kernel reads and updates of an online scaler (``scaler.py``'s)."""
+
+    count: int
+    mean: FloatArray
+    var: FloatArray
 
 
 def _load() -> ModuleType | None:
@@ -54,7 +59,7 @@ def per_event(
     schedule: Schedule,
     intercept_schedule: Schedule,
     loss_code: int | None,
-    scaler: OnlineStandardScaler | None,
+    scaler: ScalerStatistics | None,
     scores_out: FloatArray,
     refused_out: NDArray[np.int8],
 ) -> tuple[FloatArray, float, int] | None:

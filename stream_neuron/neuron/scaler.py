@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_neuron.neuron import accel
 from stream_neuron.neuron.numeric import FloatArray
 
 
@@ -52,8 +53,6 @@ class OnlineStandardScaler:
     def learn_many(self, X: FloatArray) -> None:
         """Absorb every row of ``X`` in order: the same statistics, bit for bit, as :meth:`learn_one`
         row after row (the compiled kernel when built)."""
-        from stream_neuron.neuron import accel
-
         rows = np.ascontiguousarray(X, dtype=np.float64)
         if accel.compiled is not None and rows.ndim == 2 and rows.shape[1] == self.n_features and rows.size:
             self.count = accel.compiled.welford(rows, self.mean, self.var, self.count)

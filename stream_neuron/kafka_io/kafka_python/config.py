@@ -3,14 +3,17 @@ place its clients are made, so its fixes are installed wherever it makes a consu
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from kafka.net.compat import KafkaNetClient
+from kafka.net.selector import NetworkSelector
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import BrokerUnavailableError
-from stream_neuron.kafka_io.kafka_python import fencing_fix, header_keys_fix
+from stream_neuron.kafka_io.kafka_python import fencing_fix, header_keys_fix, metadata_fix
 from stream_neuron.kafka_io.limits import (
     MAX_REQUEST_BYTES,
     PRODUCER_BATCH_BYTES,
@@ -21,12 +24,22 @@ from stream_neuron.kafka_io.limits import (
 BATCH_MARGIN_BYTES = 1024
 
 
+def _network_client() -> dict[str, Any]:
+    """kafka-python 3.0's I/O loop warns of every step that took over 0.1 s ("blocking the event loop"):
+    in a process whose main thread holds the GIL for its own work (decoding, the maths) that happens on
+    healthy runs, and tells the operator nothing. The threshold is its network client's setting."""
+    if "slow_task_threshold_secs" not in NetworkSelector.DEFAULT_CONFIG:
+        return {}
+    return {"kafka_client": functools.partial(KafkaNetClient, slow_task_threshold_secs=0)}
+
+
 def client_config(connection: Connection, client_id: str) -> dict[str, Any]:
     """The configuration shared by the consumers, producers and admin clients."""
     config: dict[str, Any] = {
         "bootstrap_servers": connection.bootstrap_servers,
         "client_id": client_id,
         "security_protocol": connection.security_protocol,
+        **_network_client(),
     }
     if connection.tls:
         config.update(
@@ -70,6 +83,7 @@ def producer_config(
 def new_consumer(connection: Connection, **config: Any) -> KafkaConsumer:
     """A consumer, with the header-key fix installed (every reader of this backend needs it)."""
     header_keys_fix.install()
+    metadata_fix.install()
     try:
         return KafkaConsumer(**config)
     except KafkaError as error:
@@ -79,7 +93,8 @@ def new_consumer(connection: Connection, **config: Any) -> KafkaConsumer:
 
 
 def new_producer(connection: Connection, config: dict[str, Any]) -> KafkaProducer:
-    """A producer; a transactional one with the fencing fix installed."""
+    """A producer, with the outage spin fix installed; a transactional one with the fencing fix too."""
+    metadata_fix.install()
     if config.get("transactional_id"):
         fencing_fix.install()
     try:

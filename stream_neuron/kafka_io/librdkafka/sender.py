@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import PublishError, RecordRefusedError, Refused
+from stream_neuron.kafka_io.errors import KafkaIOError, PublishError, RecordRefusedError, Refused
 from stream_neuron.kafka_io.librdkafka.config import producer_config
 from stream_neuron.kafka_io.librdkafka.errors import REFUSED, described, neutral, translated
 from stream_neuron.kafka_io.ports import Settled
@@ -56,7 +56,8 @@ class RdProducer:
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         """Queue ``records`` in order; :class:`QueueFullError` (with the records not queued) when the
-        client's queue stays full; :class:`PublishError` for a record the client will not take."""
+        client's queue stays full; the neutral error of the client's refusal of anything else (a
+        producer in an error state, say)."""
         produce, sent = self.producer.produce, self.sent.append
         pending = list(records) if not isinstance(records, list) else records
         for i, record in enumerate(pending):
@@ -78,7 +79,7 @@ class RdProducer:
                     if kafka_error.code() in REFUSED:
                         self.refused_now.append(Refused(record, RecordRefusedError(described(kafka_error))))
                         break
-                    raise PublishError(f"publishing to {record.topic!r} failed: {neutral(error)}") from None
+                    raise neutral(error, f"publishing to {record.topic!r}") from None
             sent(record)
         self.producer.poll(0)
 
@@ -116,6 +117,8 @@ class RdSender:
             self._producer.send(records)
         except QueueFullError as full:
             self._retry += full.unsent
+        except KafkaIOError as error:
+            raise PublishError(str(error)) from None
 
     def settle(self, timeout_s: float) -> Settled | None:
         producer = self._producer

@@ -15,7 +15,13 @@ from typing import Any
 from confluent_kafka import TopicPartition
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import RecordRefusedError, Refused, TransactionFailedError
+from stream_neuron.kafka_io.errors import (
+    FencedError,
+    KafkaIOError,
+    RecordRefusedError,
+    Refused,
+    TransactionFailedError,
+)
 from stream_neuron.kafka_io.librdkafka.config import producer_config
 from stream_neuron.kafka_io.librdkafka.errors import REFUSED, described, neutral, translated
 from stream_neuron.kafka_io.librdkafka.sender import QueueFullError, RdProducer
@@ -58,7 +64,11 @@ class RdTransactions:
         try:
             self._sender.send(records)
         except QueueFullError as full:
-            raise TransactionFailedError(f"send failed: {full}") from None
+            raise TransactionFailedError(f"send failed: {full}", self.refused_so_far()) from None
+        except FencedError:
+            raise
+        except KafkaIOError as error:  # an abortable error: the transaction must abort first
+            raise TransactionFailedError(f"send failed: {error}", self.refused_so_far()) from None
 
     def settle(self, timeout_s: float) -> list[tuple[OutputRecord, BaseException]] | None:
         """Until every record sent is acknowledged, or one failed (then the transaction must abort, and

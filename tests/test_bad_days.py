@@ -1,0 +1,159 @@
+"""An operator's bad day, on whichever Kafka client is under test: a process paused for longer than the
+clients' timeouts, a broker away for over a minute. Each time the component finishes its input and exits
+0, learning every event once (checked against an offline replay), with a few log lines and without a
+thread spinning a core while it waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stream_neuron import LogisticNeuron
+from tests.broker import private_broker
+from tests.component import (
+    EndWatcher,
+    Running,
+    Topics,
+    json_records,
+    last_snapshot,
+    send,
+    start_component,
+    synthetic_events,
+    wait_for,
+    weights,
+)
+from tests.kafka_helpers import create_topic, unique_name
+from tests.test_scorers import scorer
+
+pytestmark = pytest.mark.kafka
+
+PAUSE_S = 65  # past the producers' request and delivery timeouts and the transaction timeout (60 s)
+OUTAGE_S = 75  # past the transaction timeout: an open transaction is aborted by the broker meanwhile
+IDLE_S = "8"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def client_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "stream_neuron.kafka:" in line]
+
+
+def assert_learned_once(bootstrap: str, topics: Topics, X: np.ndarray, y: np.ndarray) -> None:
+    offline = LogisticNeuron(X.shape[1], learning_rate=0.05)
+    offline.score_then_learn(X, y)
+    snapshot = last_snapshot(bootstrap, topics)
+    np.testing.assert_allclose(weights(snapshot), offline.weights, rtol=0, atol=1e-12)
+    assert snapshot["version"] == len(y)
+
+
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_a_process_paused_past_every_timeout_finishes_its_input(kafka_bootstrap: str, guarantee: str) -> None:
+    """SIGSTOP mid-stream for 65 s: batches expire, the broker aborts the open transaction (a new epoch
+    of the transactional id, which no other instance took); after SIGCONT the run finishes its input."""
+    # Enough input that even librdkafka's run (over 100,000 events/s) is mid-stream at the pause.
+    events, X, y = synthetic_events(150_000, 4, seed=43)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events)
+    process = start_component(
+        kafka_bootstrap,
+        topics,
+        "--guarantee",
+        guarantee,
+        "--idle-timeout-s",
+        IDLE_S,
+        "--poll-max-records",
+        "200",
+    )
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    wait_for(lambda: watcher.end() >= 1_000, 120, 0.01)
+    os.kill(process.pid, signal.SIGSTOP)
+    paused_at = watcher.end()
+    time.sleep(PAUSE_S)
+    os.kill(process.pid, signal.SIGCONT)
+    status, stderr = process.finish(400)
+    watcher.close()
+    assert status == 0, stderr[-4000:]
+    assert paused_at < 140_000, "the run was nearly done before the pause"
+    ids = Counter(p["id"] for p in json_records(kafka_bootstrap, topics.predictions))
+    assert set(ids) == {e["id"] for e in events}
+    if guarantee == "exactly-once":
+        assert set(ids.values()) == {1}, "read_committed: each prediction exactly once"
+    assert_learned_once(kafka_bootstrap, topics, X, y)
+    assert "Traceback" not in stderr
+
+
+def start_trainer(bootstrap: str, topics: Topics, guarantee: str) -> Running:
+    return start_component(
+        bootstrap, topics, "--guarantee", guarantee, "--idle-timeout-s", IDLE_S, "--poll-max-records", "200",
+        "--commit-interval-ms", "100",
+    )  # fmt: skip
+
+
+def test_a_broker_outage_is_ridden_through_by_both_guarantees_and_a_scorer(tmp_path: Path) -> None:
+    """The broker stops for 75 s while two trainers (at least once, exactly once) and a scorer have input
+    left; it comes back; each finishes everything and exits 0. Meanwhile: never the end of the input,
+    never a false fencing, a few lines of log, and no core spun."""
+    with private_broker(tmp_path / "kafka", seed=os.getpid() + 77) as (bootstrap, control):
+        first, X1, y1 = synthetic_events(20_000, 4, seed=44)
+        second, X2, y2 = synthetic_events(100_000, 4, seed=45)
+        second = [e | {"id": f"late{i}"} for i, e in enumerate(second)]
+        trainers = {g: Topics.create(bootstrap) for g in ("at-least-once", "exactly-once")}
+        requests_topic = create_topic(bootstrap, unique_name("sn-requests"), partitions=2)
+        rows, _, _ = synthetic_events(65_000, 4, seed=47)
+        asked = [{"id": f"r{i}", "features": e["features"]} for i, e in enumerate(rows)]
+        running: dict[str, Running] = {}
+        for guarantee, topics in trainers.items():
+            send(bootstrap, topics.input, first)
+            running[guarantee] = start_trainer(bootstrap, topics, guarantee)
+        for topics in trainers.values():
+            watcher = EndWatcher(bootstrap, topics.predictions)
+            wait_for(lambda watcher=watcher: watcher.end() >= 20_000, 120, 0.05)
+            watcher.close()
+        model = trainers["at-least-once"]
+        send(bootstrap, requests_topic, asked[:5_000])
+        running["score"] = scorer(
+            bootstrap, model, requests_topic, unique_name("scorers"), "--idle-timeout-s", IDLE_S
+        )
+        watcher = EndWatcher(bootstrap, f"{requests_topic}-pred")
+        wait_for(lambda: watcher.end() >= 5_000, 120, 0.05)
+        watcher.close()
+        # More input while they are held still, so each has some left when the broker goes.
+        for process in running.values():
+            os.kill(process.pid, signal.SIGSTOP)
+        for topics in trainers.values():
+            send(bootstrap, topics.input, second)
+        send(bootstrap, requests_topic, asked[5_000:])
+        for process in running.values():
+            os.kill(process.pid, signal.SIGCONT)
+        time.sleep(0.3)  # mid-stream: transactions open, batches in flight
+        control("stop")
+        cpu_before = {name: cpu_seconds(process.pid) for name, process in running.items()}
+        time.sleep(OUTAGE_S)
+        cpu_during = {name: cpu_seconds(process.pid) - cpu_before[name] for name, process in running.items()}
+        control("start")
+        outcomes = {name: process.finish(600) for name, process in running.items()}
+        for name, (status, stderr) in outcomes.items():
+            assert status == 0, f"{name}:\n{stderr[-4000:]}"
+            assert "Traceback" not in stderr, name
+            assert 1 <= len(client_lines(stderr)) <= 4, f"{name}:\n" + "\n".join(client_lines(stderr))
+            assert stderr.count("recovery failed") <= 1, f"{name}:\n{stderr[-4000:]}"
+            assert len(stderr.strip().splitlines()) < 25, f"{name}:\n{stderr[-4000:]}"
+            assert cpu_during[name] < 0.25 * OUTAGE_S, f"{name} spun a core: {cpu_during[name]:.1f} CPU s"
+        for guarantee, topics in trainers.items():
+            ids = Counter(p["id"] for p in json_records(bootstrap, topics.predictions))
+            assert set(ids) == {e["id"] for e in first + second}, guarantee
+            if guarantee == "exactly-once":
+                assert set(ids.values()) == {1}, "read_committed: each prediction exactly once"
+            assert_learned_once(bootstrap, topics, np.vstack([X1, X2]), np.concatenate([y1, y2]))
+        scored = {p["id"] for p in json_records(bootstrap, f"{requests_topic}-pred")}
+        assert scored == {r["id"] for r in asked}
