@@ -68,6 +68,68 @@ def bytes_per_question(n: int = 100_000) -> float:
     return used / n
 
 
+def rss_bytes_per_question(n: int = 100_000) -> float:
+    """The same store's growth of the process's resident memory (what an operator sees: the allocator's
+    own overhead included), in a fresh interpreter so nothing else moves it."""
+    import subprocess
+    import sys
+
+    program = f"""
+import numpy as np
+from stream_neuron.pending import PendingStore, Question
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * {os.sysconf("SC_PAGE_SIZE")}
+rows = np.random.default_rng(0).normal(size=({n}, {FEATURES}))
+store = PendingStore({n}, 10**12)
+before = rss()
+for i in range({n}):
+    store.ask(f"synthetic-{{i}}", Question("in", 0, i, i, rows[i].copy(), 0.5))
+print((rss() - before) / {n})
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
+def peak_rss(command: list[str]) -> int:
+    """The largest resident set of a process over its life, sampled every 50 ms."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while process.poll() is None:
+        try:
+            status = open(f"/proc/{process.pid}/status").read()  # noqa: SIM115
+        except OSError:
+            break
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                peak = max(peak, int(line.split()[1]) * 1024)
+        time.sleep(0.05)
+    assert process.wait() == 0, f"{command} failed"
+    return peak
+
+
+def component_bytes_per_question(bootstrap: str, n: int = 100_000) -> float:
+    """What a pending question costs inside ``run``: the peak resident memory of a run over ``n``
+    questions that stay pending, less that of a run over the same events with their labels inside."""
+    import sys
+
+    labelled = list(synthetic(n, FEATURES, 0.5, None, seed=2))
+    questions = [{k: v for k, v in e.items() if k != "label"} for e in labelled]
+    peaks = []
+    for events, window in ((labelled, 0), (questions, 2 * n)):
+        topic = f"bench-mem-{uuid.uuid4().hex[:8]}"
+        load(bootstrap, topic, events)
+        names = run_names(f"bench-{uuid.uuid4().hex[:8]}") | {"input_topic": topic}
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in names.items()]
+        peaks.append(peak_rss([
+            sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap, *flags,
+            f"--max-events={n}", f"--label-window={window}",
+        ]))  # fmt: skip
+    return (peaks[1] - peaks[0]) / n
+
+
 def measure(bootstrap: str, events: int, window: int, rounds: int) -> dict[str, float]:
     labelled = list(synthetic(events, FEATURES, 0.5, None, seed=1))
     same_event, delayed = f"bench-in-{uuid.uuid4().hex[:8]}", f"bench-qa-{uuid.uuid4().hex[:8]}"

@@ -139,11 +139,22 @@ class Checkpoint:
         self.events = 0
 
 
+class RefusedOutputsError(Exception):
+    """The broker refused outputs for what they are since the last commit: the caller rolls back to the
+    committed state and replays without the input they answer (``refused``), so that input is not
+    learned from, as exactly-once leaves it out of its replayed transaction."""
+
+    def __init__(self, refused: Sequence[Refused]) -> None:
+        super().__init__(f"the broker refused {len(refused)} output record(s)")
+        self.refused = list(refused)
+
+
 class AtLeastOnceCheckpoint(Checkpoint):
     """Outputs are sent as they come; a commit waits for their acknowledgement, then publishes the
     snapshot and waits for it, and only then commits the input positions it records. An output the
     broker refuses for what it is (too large, invalid) is replaced by what ``replacement`` gives (a
-    dead letter of its input) before the commit goes on."""
+    dead letter of its input) before the commit goes on; without a ``replacement`` (a learning run)
+    the commit raises :class:`RefusedOutputsError`, and the run rolls back (:meth:`rollback`)."""
 
     output: AcknowledgedOutput
 
@@ -153,16 +164,32 @@ class AtLeastOnceCheckpoint(Checkpoint):
         now: float,
         output: AcknowledgedOutput,
         input: Input,
-        replacement: Replacement = lambda record, error: None,
+        replacement: Replacement | None = None,
+        load_committed: Callable[[], dict[str, Any] | None] = lambda: None,
     ) -> None:
         super().__init__(cadence, now, output, input)
         self.replacement = replacement
+        self.load_committed = load_committed
+
+    def rollback(self, now: float) -> Committed:
+        """Where the committed state stands: the acknowledged snapshot, and the positions it covers (a
+        partition it does not cover resumes from the group's offset). What was published since is
+        published again by the replay: at least once."""
+        snapshot = self.load_committed()
+        positions = self.input.committed_positions()
+        if snapshot is not None:
+            positions.update(snapshot_positions(snapshot))
+        self._committed(now)
+        return Committed(snapshot, positions)
 
     def _deliver(self) -> None:
         refused = self.output.flush()
+        if refused and self.replacement is None:
+            raise RefusedOutputsError(refused)
         while refused:
             (record, error), others = culprit(refused)
             reason = str(error)
+            assert self.replacement is not None
             replacement = self.replacement(record, reason)
             if replacement is None:
                 raise refused_error(record, reason)

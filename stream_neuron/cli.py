@@ -28,6 +28,7 @@ from stream_neuron.command_config import (
     MonitorSettings,
     ProduceSettings,
     ScoreSettings,
+    TopicsSettings,
     UnknownSettingError,
     check_sources,
 )
@@ -267,6 +268,14 @@ def _check_river(settings: CheckRiverSettings) -> int:
     return 0 if result.agree else 1
 
 
+def _topics(settings: TopicsSettings) -> int:
+    from stream_neuron.tools.topics import create_topics
+
+    created, existing = create_topics(settings)
+    print(f"created: {', '.join(created) or 'none'}; already there: {', '.join(existing) or 'none'}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[Any], int]] = {
     "run": _run,
     "score": _score,
@@ -274,6 +283,7 @@ HANDLERS: dict[str, Callable[[Any], int]] = {
     "monitor": _monitor,
     "check-river": _check_river,
     "fit": _fit,
+    "topics": _topics,
 }
 
 

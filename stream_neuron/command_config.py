@@ -105,6 +105,12 @@ class FitSettings(CommonSettings):
     replace: bool = Field(False, description="replace an existing model of --model-name")
     max_memory_mb: float = Field(4096, gt=0, description="the largest history (rows x features) to hold")
     max_record_bytes: int = Field(1_000_000, ge=64, description="larger records are bad records")
+    max_feature_abs: float | None = Field(
+        None,
+        gt=0,
+        allow_inf_nan=False,
+        description="events with a feature beyond +/- this are bad records (as run's)",
+    )
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
 
     @field_validator("model")
@@ -207,6 +213,28 @@ class CheckRiverSettings(CommonSettings):
         return known_model(value)
 
 
+class TopicsSettings(CommonSettings):
+    """``stream-neuron topics``: create the topics of a stack in one go (run's input and outputs, the
+    scorers' requests, a labels topic), each as the commands need it (the model topic compacted, the
+    dead letters sized for any input); topics that exist are left as they are."""
+
+    input_topic: str = DEFAULT_TOPICS["input_topic"]
+    predictions_topic: str = DEFAULT_TOPICS["predictions_topic"]
+    metrics_topic: str = DEFAULT_TOPICS["metrics_topic"]
+    dead_letter_topic: str = DEFAULT_TOPICS["dead_letter_topic"]
+    model_topic: str = DEFAULT_TOPICS["model_topic"]
+    requests_topic: str | None = Field(None, description="the scorers' requests topic (default: none)")
+    requests_partitions: int = Field(4, ge=1, description="partitions of the requests topic")
+    labels_topic: str | None = Field(None, description="a topic of answers (delayed labels)")
+    topic_partitions: int = Field(1, ge=1, description="partitions of the other topics")
+    connect_timeout_s: float = Field(60.0, gt=0, description="how long to wait for a broker")
+
+    @field_validator("requests_topic", "labels_topic", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
     "run": Settings,
     "score": ScoreSettings,
@@ -214,6 +242,7 @@ COMMAND_SETTINGS: dict[str, type[CommonSettings]] = {
     "monitor": MonitorSettings,
     "check-river": CheckRiverSettings,
     "fit": FitSettings,
+    "topics": TopicsSettings,
 }
 
 

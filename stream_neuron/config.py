@@ -38,7 +38,7 @@ from pydantic_settings import (
 
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.neuron import MODEL_KINDS
+from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.schema import check_names
 
 DEFAULT_TOPICS = {
@@ -357,6 +357,17 @@ class Settings(CommonSettings):
         if self.commit_interval_ms is not None:
             return self.commit_interval_ms / 1000
         return 0.1 if self.guarantee == "exactly-once" else 1.0
+
+    def new_model(self, n_features: int) -> LinearNeuron:
+        """A new neuron of ``n_features`` as these settings describe it."""
+        return MODEL_KINDS[self.model](
+            n_features,
+            self.learning_rate,
+            self.intercept_rate,
+            schedule=self.schedule,
+            power=self.schedule_power,
+            standardize=self.standardize,
+        )
 
     @property
     def intercept_rate(self) -> float:

@@ -20,6 +20,9 @@ SOURCE_PARTITION_HEADER = "stream_neuron.source.partition"
 SOURCE_OFFSET_HEADER = "stream_neuron.source.offset"
 ORIGINAL_BYTES_HEADER = "stream_neuron.error.original_bytes"
 TRUNCATED_HEADER = "stream_neuron.error.truncated"
+NULL_FIELDS_HEADER = "stream_neuron.error.null_fields"
+"""On the dead letter of a record with neither key nor value (a keyless tombstone): Kafka clients
+refuse to send such a record, so the dead letter's value is empty, and this header says so."""
 
 
 class InputEvent(BaseModel):

@@ -56,7 +56,7 @@ def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> 
     try:
         event = from_json(value, allow_inf_nan=False, catch_duplicate_keys=True)
     except ValueError as error:
-        raise diagnose(value, str(error)) from None
+        raise diagnose(value, str(error), answers) from None
     if type(event) is not dict:
         raise diagnose(value)
     features: Any = event.get("features")
@@ -180,6 +180,8 @@ def _check_structure(event: Any, answers: bool = False) -> None:
         if event.get("id") is None:
             raise BadEventError('an answer (no "features") needs the "id" of its question', "InvalidAnswer")
     features = event.get("features", {})
+    if features is None and answers:  # an answer: its label and id are checked below
+        features = {}
     if isinstance(features, dict):
         for name, feature in features.items():
             _check_feature(f"feature {shown(name)}", feature)

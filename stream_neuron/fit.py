@@ -24,10 +24,9 @@ import numpy as np
 
 from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
-from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics
+from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics, model_topic_spec
 from stream_neuron.kafka_io.clients import open_tail, write_records
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.limits import MODEL_TOPIC_MAX_BYTES
 from stream_neuron.kafka_io.ports import StartupError, TopicSpec, WriteError
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
@@ -112,12 +111,15 @@ def load(settings: FitSettings) -> TrainingSet:
         from stream_neuron.tools import sources
 
         events = sources.events_file(settings.file, settings.label_column)
-        return from_events(events, kind, settings.feature_names, settings.max_memory_mb)
+        return from_events(
+            events, kind, settings.feature_names, settings.max_memory_mb, settings.max_feature_abs
+        )
     covered: dict[tuple[str, int], int] = {}
     values = _topic_values(settings, settings.connection, covered)
     history = from_values(
-        values, kind, settings.feature_names, settings.max_record_bytes, settings.max_memory_mb
-    )
+        values, kind, settings.feature_names, settings.max_record_bytes, settings.max_memory_mb,
+        settings.max_feature_abs,
+    )  # fmt: skip
     history.offsets = covered
     return history
 
@@ -208,11 +210,10 @@ def fit(settings: FitSettings) -> dict[str, Any]:
     """The whole command; returns the snapshot written."""
     connection = settings.connection
     probe(connection, settings.connect_timeout_s)
-    model_configs = {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)}
     needs = [
         TopicNeed(
             settings.model_topic, "model topic", ("WRITE", "READ", "DESCRIBE"),
-            TopicSpec(settings.model_topic, 1, model_configs),
+            model_topic_spec(settings.model_topic),
         ),
         TopicNeed(
             settings.metrics_topic, "metrics topic", ("WRITE", "DESCRIBE"), TopicSpec(settings.metrics_topic)

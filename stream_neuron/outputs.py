@@ -16,6 +16,7 @@ from json.encoder import encode_basestring_ascii
 from stream_neuron.contracts import (
     ERROR_CLASS_HEADER,
     ERROR_REASON_HEADER,
+    NULL_FIELDS_HEADER,
     ORIGINAL_BYTES_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
@@ -70,6 +71,9 @@ def dead_letter(topic: str, record: InputRecord, reason: str, error_class: str, 
         (SOURCE_OFFSET_HEADER, str(record.offset).encode()),
     ]
     key, value, original = record.key, record.value, record.headers
+    if key is None and value is None:  # a record needs one of them to be sent at all
+        value = b""
+        ours.append((NULL_FIELDS_HEADER, b"key, value"))
     if record_bytes(key, value, [*original, *ours]) <= limit:
         return OutputRecord(topic, key, value, [*original, *ours], record)
     cut: list[str] = []

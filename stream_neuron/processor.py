@@ -14,7 +14,6 @@ whose features would make a snapshot too large for the model topic.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_records
 from stream_neuron.pending import PendingStore, Question, answers_counted, question_of
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
-from stream_neuron.schema import FeatureSchema, label_of
+from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 from stream_neuron.snapshots import (
     SnapshotError,
     build_snapshot,
@@ -41,25 +40,13 @@ from stream_neuron.snapshots import (
     ref_from_json,
     snapshot_fit_problem,
     snapshot_positions,
+    unfixed_snapshot,
 )
-
-log = logging.getLogger("stream_neuron")
 
 LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
 """Records behind the end of the input, given the processor's positions (``None``: unknown)."""
 
 REFUSAL_CLASSES = {REFUSED_SCORE: "NonFiniteScore"}
-
-
-def build_model(settings: Settings, n_features: int) -> LinearNeuron:
-    return MODEL_KINDS[settings.model](
-        n_features,
-        settings.learning_rate,
-        settings.intercept_rate,
-        schedule=settings.schedule,
-        power=settings.schedule_power,
-        standardize=settings.standardize,
-    )
 
 
 class Processor:
@@ -74,7 +61,7 @@ class Processor:
         learning: bool = True,
     ) -> None:
         self.settings = settings
-        # A scorer's processor (``learning=False``) ignores labels and publishes predictions only.
+        # A scorer's (``learning=False``) refuses what run refuses; it publishes predictions only.
         self.learning = learning
         self.kind = MODEL_KINDS[settings.model]
         self.limits = limits or OutputLimits()
@@ -93,13 +80,16 @@ class Processor:
         # (reason, bare), bare when what was refused was the dead letter itself.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
         self._prediction_fits = PredictionBudget(self.limits.predictions, settings.predictions_topic)
+        self.feature_bound, self.feature_bound_reason = feature_bound(settings.max_feature_abs)
         self._rows = np.empty((0, 0))
         self._labels = np.empty(0)
         self.pending: PendingStore | None = None
         if settings.delayed_labels and learning:
             self.pending = PendingStore(settings.label_window, int(settings.label_window_s * 1000))
+        # Before the first event fixes the features, what every snapshot holds (the pending questions
+        # and mini-batch rows) must fit already: else every event would be refused.
+        self._check_snapshot_fits(self.schema, SnapshotError)
         if self.schema.n_features is not None:
-            self._check_snapshot_fits(self.schema, SnapshotError)
             self._build(self.schema.n_features)
 
     @classmethod
@@ -119,7 +109,7 @@ class Processor:
         return processor
 
     def _build(self, n_features: int) -> None:
-        self.model = build_model(self.settings, n_features)
+        self.model = self.settings.new_model(n_features)
         if self.settings.mode == "minibatch":
             self.learner = MiniBatchLearner(
                 self.model, self.settings.batch_size, self.settings.linger_ms / 1000
@@ -169,7 +159,8 @@ class Processor:
                 continue
             try:
                 event = decode_event(record.value, max_bytes, delayed)
-                label = label_of(event.get("label"), kind) if self.learning else math.nan
+                label = label_of(event.get("label"), kind)  # checked as run checks it; a scorer drops it
+                label = label if self.learning else math.nan
                 event_id = event.get("id")
                 if event_id is not None and type(event_id) is not str:
                     event_id = str(event_id)
@@ -212,9 +203,9 @@ class Processor:
         if refs and not np.isfinite(rows[: len(refs)]).all():
             finite = np.asarray(np.isfinite(rows[: len(refs)]).all(axis=1))
             refs = self._drop_rows(finite, rows, labels, refs, out, None)
-        bound = self.settings.max_feature_abs
-        if refs and bound is not None and np.abs(rows[: len(refs)]).max() > bound:
-            reason = f"a feature is beyond +/-{bound:g} (--max-feature-abs)"
+        bound = self.feature_bound
+        if refs and np.abs(rows[: len(refs)]).max() > bound:
+            reason = self.feature_bound_reason
             within = np.asarray((np.abs(rows[: len(refs)]) <= bound).all(axis=1))
             refs = self._drop_rows(within, rows, labels, refs, out, reason)
         if refs and self.learner is not None:
@@ -350,11 +341,19 @@ class Processor:
             None if self.pending is None else self.pending.state(),
         )
 
-    def snapshot_record(self) -> OutputRecord | None:
-        """The snapshot to publish at a checkpoint (None before the first valid event fixes a model)."""
+    def snapshot_record(self, unfixed: bool = False) -> OutputRecord | None:
+        """The snapshot to publish at a checkpoint. Before the first valid event fixes a model, a snapshot
+        without features once input was read (only bad events so far), or with ``unfixed`` (a new model
+        the operator chose): the group's offsets never run ahead of a snapshot."""
         if self.model is None:
-            return None
-        state = self.snapshot_state()
+            if not (unfixed or self.positions):
+                return None
+            settings = self.settings
+            state = unfixed_snapshot(
+                settings.model_name, settings.model, settings.learning_rate, self.positions
+            )
+        else:
+            state = self.snapshot_state()
         self._snapshot_version = state["version"]
         value = json.dumps(state, allow_nan=False).encode()
         return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, [])
@@ -363,6 +362,9 @@ class Processor:
         """Continue from a snapshot: model, metrics, pending batch and input positions."""
         snapshot = check_snapshot(snapshot, self.settings)
         n_features = int(snapshot["n_features"])
+        if n_features == 0:  # a new model whose first event is still to come
+            self.positions = snapshot_positions(snapshot)
+            return
         names = snapshot["feature_names"]
         self.schema = FeatureSchema(tuple(names) if names is not None else None, n_features)
         self._check_snapshot_fits(self.schema, SnapshotError)

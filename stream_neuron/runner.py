@@ -22,6 +22,7 @@ from stream_neuron.checkpoints import (
     Cadence,
     Committed,
     ExactlyOnceCheckpoint,
+    RefusedOutputsError,
     culprit,
     refused_error,
 )
@@ -36,6 +37,7 @@ from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
 from stream_neuron.startup import (
+    lost_model,
     output_limits,
     prepare_topics,
     rebuild_questions,
@@ -141,7 +143,7 @@ class Runner:
                     self.claim.check_to_end,
                 )
             stored = load_snapshot(connection, settings.model_topic, name)
-            self.processor = restored_processor(settings, stored, now, self._lag, self.limits)
+            self.processor, chose = restored_processor(settings, stored, now, self._lag, self.limits)
             self.input = input_consumer(
                 connection,
                 settings.input_topics,
@@ -150,9 +152,13 @@ class Runner:
                 settings.poll_max_records,
                 self.processor.positions,
             )
-            self.processor = settle_positions(
+            chose = lost_model(settings, stored, self.input) or chose
+            self.processor, moved = settle_positions(
                 settings, self.processor, self.input, now, self._lag, self.limits
             )
+            # The operator's choice about a bad, lost or out-of-range snapshot holds from now on: the
+            # next start finds the snapshot of that choice, even if no event comes meanwhile.
+            self.choice_to_keep = chose or moved
             rebuild_questions(settings, self.processor)
         except BaseException:
             if transactional is not None:
@@ -174,11 +180,7 @@ class Runner:
                 lambda: stop.stopping,
             )
             self.checkpoint = AtLeastOnceCheckpoint(
-                cadence,
-                now,
-                producer,
-                self.input,
-                lambda record, error: self.processor.replacement(record, error),
+                cadence, now, producer, self.input, load_committed=self._committed_snapshot
             )
 
     def _lag(self, positions: Mapping[tuple[str, int], int]) -> int | None:
@@ -192,7 +194,8 @@ class Runner:
         return snapshot
 
     def _check_outputs(self, topics: list[str]) -> None:
-        check_outputs_exist(self.connection, f"{self.settings.model_name}-check", topics)
+        s = self.settings
+        check_outputs_exist(self.connection, f"{s.model_name}-check", topics, s.model_topic)
 
     def _restore(self, committed: Committed, now: float) -> None:
         self.processor = Processor.restored(self.settings, committed.snapshot, now, self._lag, self.limits)
@@ -200,10 +203,9 @@ class Runner:
         rebuild_questions(self.settings, self.processor)
         self.input.seek(committed.positions)
 
-    def _recover(self, error: TransactionFailedError) -> None:
+    def _recover(self, error: TransactionFailedError | RefusedOutputsError) -> None:
         """Leave out what the broker refused, roll back to the committed state; while the broker is
         away, keep trying (a stop request ends the wait)."""
-        assert isinstance(self.checkpoint, ExactlyOnceCheckpoint)
         self._check_outputs(self._output_topics())  # a deleted topic is no reason to retry
         if error.refused:
             (record, refusal), _ = culprit(error.refused)
@@ -213,7 +215,7 @@ class Runner:
             bare = record.topic == self.settings.dead_letter_topic
             where = (origin.topic, origin.partition, origin.offset)
             self.quarantine[where] = (f"the broker refused its {record.topic!r} record: {what}", bare)
-            log.warning("transaction failed (%s): replaying it without input %s:%d:%d", error, *where)
+            log.warning("%s: replaying since the last checkpoint without input %s:%d:%d", error, *where)
         else:
             log.warning("transaction failed (%s): rolling back to the last committed snapshot", error)
         while True:
@@ -235,15 +237,17 @@ class Runner:
         s = self.settings
         return [s.predictions_topic, s.metrics_topic, s.dead_letter_topic, s.model_topic]
 
-    def _commit(self, now: float, final: bool = False) -> None:
+    def _commit(self, now: float, final: bool = False, unfixed: bool = False) -> None:
         processor = self.processor
         if isinstance(self.checkpoint, AtLeastOnceCheckpoint):  # exactly-once: the fencing stops it
             self.claim.check()
-        self.checkpoint.commit(processor.snapshot_record(), processor.positions, now, final)
+        self.checkpoint.commit(processor.snapshot_record(unfixed), processor.positions, now, final)
         client_log.recovered()
 
     def loop(self, exporter: PrometheusExporter | None) -> RunSummary:
         settings, stop = self.settings, self.stop
+        if self.choice_to_keep:
+            self._commit(time.monotonic(), unfixed=True)
         consumed = committed = 0  # input records taken; of those, covered by the last commit
         last_input = time.monotonic()
         first_input_at: float | None = None
@@ -266,7 +270,7 @@ class Runner:
                     committed = consumed
                 if exporter is not None:
                     exporter.observe(processor, self.input.lag(processor.positions))
-            except TransactionFailedError as error:
+            except (TransactionFailedError, RefusedOutputsError) as error:
                 self._recover(error)
                 consumed = committed  # the rolled-back records will be read again
                 last_input = time.monotonic()  # so is input the rollback rewound: not idle time
@@ -300,7 +304,7 @@ class Runner:
                 self.checkpoint.publish(closing.outputs())
                 self._commit(now, final=True)
                 return closing.metrics[-1].value if closing.metrics else None
-            except TransactionFailedError as error:
+            except (TransactionFailedError, RefusedOutputsError) as error:
                 if attempt == FINAL_COMMIT_ATTEMPTS:
                     raise PublishError(
                         f"the final checkpoint failed {attempt} times ({error}): nothing after the last "

@@ -9,6 +9,7 @@ from operator import itemgetter
 from stream_neuron.decode import BadEventError, Event, shown
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.scaler import SAFE_FEATURE_ABS
 
 MAX_NAME_CHARS = 200
 
@@ -119,3 +120,14 @@ def label_of(label: bool | float | None, model: type[LinearNeuron]) -> float:
             f"label must be {model.label_domain} for the {model.kind} model, got {shown(label)}",
             "InvalidLabel",
         ) from None
+
+
+def feature_bound(max_feature_abs: float | None) -> tuple[float, str]:
+    """The largest feature magnitude taken, and the reason a larger one is refused: the operator's
+    ``--max-feature-abs``, within what the scaler's statistics hold (:data:`SAFE_FEATURE_ABS`)."""
+    if max_feature_abs is not None and max_feature_abs <= SAFE_FEATURE_ABS:
+        return max_feature_abs, f"a feature is beyond +/-{max_feature_abs:g} (--max-feature-abs)"
+    return SAFE_FEATURE_ABS, (
+        f"a feature is beyond +/-{SAFE_FEATURE_ABS:.4g}, the largest the model's statistics hold "
+        "(--max-feature-abs narrows this)"
+    )

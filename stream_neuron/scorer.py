@@ -20,9 +20,8 @@ from typing import Any
 from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
 from stream_neuron.command_config import ScoreSettings
 from stream_neuron.kafka_io import client_log
-from stream_neuron.kafka_io.admin import TopicNeed, check_outputs_exist, ensure_topics
+from stream_neuron.kafka_io.admin import TopicNeed, check_outputs_exist, dead_letter_topic_spec, ensure_topics
 from stream_neuron.kafka_io.clients import group_input, output_producer
-from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES
 from stream_neuron.kafka_io.model_follower import ModelFollower
 from stream_neuron.kafka_io.ports import StartupError, TopicSpec
 from stream_neuron.kafka_io.probe import probe
@@ -39,7 +38,6 @@ WAIT_LOG_S = 30.0
 
 def score_topics(settings: ScoreSettings) -> list[TopicNeed]:
     partitions = settings.topic_partitions
-    dead_letters = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
     writes = ("WRITE", "DESCRIBE", "DESCRIBE_CONFIGS")
     return [
         TopicNeed(
@@ -62,7 +60,7 @@ def score_topics(settings: ScoreSettings) -> list[TopicNeed]:
             settings.dead_letter_topic,
             "dead-letter topic",
             writes,
-            TopicSpec(settings.dead_letter_topic, partitions, dead_letters),
+            dead_letter_topic_spec(settings.dead_letter_topic, partitions),
         ),
     ]
 
@@ -144,6 +142,8 @@ class Scorer:
             kind, names, scaled = raw["kind"], raw["feature_names"], raw["scaler_state"] is not None
             settings = self.settings.scoring(kind, tuple(names) if names else None, scaled)
             snapshot = check_snapshot(raw, settings)
+            if snapshot["n_features"] == 0:  # a new model that has not seen its first event yet
+                return None
             return Processor.restored(
                 settings, snapshot, time.monotonic(), lambda p: None, self.limits, learning=False
             )

@@ -68,8 +68,9 @@ def snapshot_fit_problem(
     )
     if bound <= limit:
         return None
+    model = f"a model of {n_features} features" if n_features else "a model of any number of features"
     return (
-        f"a model of {n_features} features would make snapshots of up to {bound:,} bytes, over "
+        f"{model} would make snapshots of up to {bound:,} bytes, over "
         f"the model topic's max.message.bytes of {limit:,}: raise that topic setting"
         + (" or use a smaller --batch-size" if pending else "")
         + (" or a smaller --label-window" if settings.label_window else "")
@@ -107,6 +108,14 @@ def ref_from_json(value: list[Any]) -> EventRef:
     )
 
 
+def offsets_json(positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    return {f"{topic}:{partition}": offset for (topic, partition), offset in sorted(positions.items())}
+
+
+def now_ts() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def build_snapshot(
     model_name: str,
     model: LinearNeuron,
@@ -139,11 +148,23 @@ def build_snapshot(
         "metrics_state": metrics_state,
         "pending": pending,
         **({"questions": questions} if questions is not None else {}),
-        "offsets": {
-            f"{topic}:{partition}": offset for (topic, partition), offset in sorted(positions.items())
-        },
-        "ts": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "offsets": offsets_json(positions),
+        "ts": now_ts(),
     }
+
+
+def unfixed_snapshot(
+    model_name: str, kind: str, learning_rate: float, positions: dict[tuple[str, int], int]
+) -> dict[str, Any]:
+    """The snapshot of a model whose features no valid event has fixed yet (``n_features`` 0, no
+    weights): written when the operator starts a new model (``--on-bad-snapshot new-model``), so the
+    choice holds at the next start even if no event came meanwhile."""
+    return {
+        "model": model_name, "kind": kind, "version": 0, "feature_names": None, "n_features": 0,
+        "weights": [], "bias": 0.0, "learning_rate": learning_rate, "schedule_state": {"n_updates": 0},
+        "scaler_state": None, "metrics_state": {}, "pending": None,
+        "offsets": offsets_json(positions), "ts": now_ts(),
+    }  # fmt: skip
 
 
 def snapshot_positions(snapshot: dict[str, Any]) -> dict[tuple[str, int], int]:
@@ -177,6 +198,9 @@ def neuron_state(snapshot: dict[str, Any], settings: Settings) -> dict[str, Any]
     }
 
 
+MAX_OFFSET = 2**63  # Kafka offsets are signed 64-bit
+
+
 def _finite(values: Any) -> bool:
     return all(isinstance(v, int | float) and math.isfinite(v) for v in values)
 
@@ -194,9 +218,20 @@ def _shape_problem(raw: Any) -> tuple[str | None, dict[str, Any]]:
     return _value_problem(snapshot), snapshot
 
 
+def _scaler_problem(state: dict[str, Any], n: int) -> str | None:
+    count, mean, var = state.get("count"), state.get("mean"), state.get("var")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        return "its count is not a count"
+    if not isinstance(mean, list) or not isinstance(var, list) or len(mean) != n or len(var) != n:
+        return f"its mean and var are not two lists of {n} numbers"
+    if not _finite([*mean, *var]) or min(var, default=0) < 0:
+        return "its mean and var are not finite (or a variance is negative)"
+    return None
+
+
 def _value_problem(snapshot: dict[str, Any]) -> str | None:
     n = snapshot["n_features"]
-    if n < 1 or len(snapshot["weights"]) != n:
+    if n < 0 or len(snapshot["weights"]) != n:
         return f"it has {len(snapshot['weights'])} weights for {n} features"
     if not _finite([*snapshot["weights"], snapshot["bias"], snapshot["learning_rate"]]):
         return "its weights, bias or learning rate are not all finite numbers"
@@ -206,8 +241,14 @@ def _value_problem(snapshot: dict[str, Any]) -> str | None:
     offsets = snapshot["offsets"]
     for topic_partition, offset in offsets.items():
         topic, _, partition = topic_partition.rpartition(":")
-        if not topic or not partition.isdigit() or offset < 0:
-            return f"its offset {topic_partition!r}: {offset} is not a topic:partition and a position >= 0"
+        if not topic or not partition.isdigit() or not 0 <= offset < MAX_OFFSET or int(partition) >= 2**31:
+            return (
+                f"its offset {topic_partition!r}: {offset} is not a topic:partition and a position "
+                "from 0 to 2^63 - 1"
+            )
+    scaler = snapshot["scaler_state"]
+    if scaler is not None and _scaler_problem(scaler, n):
+        return f"its scaler_state is not a scaler's state: {_scaler_problem(scaler, n)}"
     updates = snapshot["schedule_state"].get("n_updates")
     if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
         return "its update count (schedule_state.n_updates) is not a count"
@@ -226,6 +267,8 @@ def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
             f"snapshot of model {name!r} is a {snapshot['kind']} model but --model is {settings.model}: "
             f"use another --model-name or the same --model ({NEW_MODEL_HINT})"
         )
+    if snapshot["n_features"] == 0:  # a new model whose features are not fixed yet: nothing to differ
+        return snapshot
     names = snapshot["feature_names"]
     if settings.feature_names is not None and names is not None and tuple(names) != settings.feature_names:
         raise SnapshotError(

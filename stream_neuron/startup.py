@@ -11,10 +11,16 @@ import time
 from collections.abc import Sequence
 
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics, topic_configs
+from stream_neuron.kafka_io.admin import (
+    TopicNeed,
+    dead_letter_topic_spec,
+    ensure_topics,
+    model_topic_spec,
+    topic_configs,
+)
 from stream_neuron.kafka_io.clients import read_ranges
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.limits import DEAD_LETTER_MAX_BYTES, MAX_REQUEST_BYTES, MODEL_TOPIC_MAX_BYTES
+from stream_neuron.kafka_io.limits import MAX_REQUEST_BYTES
 from stream_neuron.kafka_io.ports import Input, TopicSpec
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import StoredSnapshot
@@ -38,8 +44,6 @@ def run_topics(settings: Settings) -> list[TopicNeed]:
     topic compacted, one partition, sized for large models; the dead-letter topic sized for whatever
     the input takes). The run reads the model topic back too."""
     partitions = settings.topic_partitions
-    dead_letters = {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)}
-    model = {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)}
     return [
         TopicNeed(settings.input_topic, "input topic", READS, None, "create it, or set --input-topic"),
         *(
@@ -64,10 +68,10 @@ def run_topics(settings: Settings) -> list[TopicNeed]:
             settings.dead_letter_topic,
             "dead-letter topic",
             WRITES,
-            TopicSpec(settings.dead_letter_topic, partitions, dead_letters),
+            dead_letter_topic_spec(settings.dead_letter_topic, partitions),
         ),
         TopicNeed(
-            settings.model_topic, "model topic", (*WRITES, "READ"), TopicSpec(settings.model_topic, 1, model)
+            settings.model_topic, "model topic", (*WRITES, "READ"), model_topic_spec(settings.model_topic)
         ),
     ]
 
@@ -117,13 +121,13 @@ def output_limits(settings: Settings) -> OutputLimits:
 
 def restored_processor(
     settings: Settings, stored: StoredSnapshot | None, now: float, lag: LagSource, limits: OutputLimits
-) -> Processor:
+) -> tuple[Processor, bool]:
     """The processor continuing the newest snapshot; a deleted or unusable one ends the start, unless
-    the operator chose ``--on-bad-snapshot new-model``."""
+    the operator chose ``--on-bad-snapshot new-model``. True with it when that choice was taken."""
     name, topic = settings.model_name, settings.model_topic
     try:
         if stored is None:
-            return Processor.restored(settings, None, now, lag, limits)
+            return Processor.restored(settings, None, now, lag, limits), False
         if stored.value is None:
             raise SnapshotError(
                 f"model {name!r} was deleted (its newest record on {topic} is a tombstone); {NEW_MODEL_HINT}"
@@ -137,12 +141,41 @@ def restored_processor(
             ) from None
         processor = Processor.restored(settings, snapshot, now, lag, limits)
         log.info("restoring model %r version %s from %s", name, snapshot.get("version"), topic)
-        return processor
+        return processor, False
     except SnapshotError as error:
         if settings.on_bad_snapshot != "new-model":
             raise
         log.warning("%s: starting a new model (--on-bad-snapshot new-model)", error)
-        return Processor.restored(settings, None, now, lag, limits)
+        return Processor.restored(settings, None, now, lag, limits), True
+
+
+def lost_model(settings: Settings, stored: StoredSnapshot | None, input: Input) -> bool:
+    """A model without a snapshot whose consumer group has committed offsets of the input has run
+    before, and its snapshots are gone (the model topic deleted, say): refused like an unusable
+    snapshot, unless the operator chose ``--on-bad-snapshot new-model`` (True: that choice was taken,
+    the new model starts from the group's offsets)."""
+    if stored is not None:
+        return False
+    committed = sorted(
+        f"{t}:{p}" for (t, p), offset in input.committed_positions().items() if offset is not None
+    )
+    if not committed:
+        return False
+    problem = (
+        f"model {settings.model_name!r} has no snapshot on {settings.model_topic}, but consumer group "
+        f"{settings.group_id!r} has committed offsets of its input ({', '.join(committed[:3])}): the model "
+        "ran before and its snapshots are gone (was the model topic deleted?)"
+    )
+    if settings.on_bad_snapshot == "new-model":
+        log.warning(
+            "%s: starting a new model from the group's offsets (--on-bad-snapshot new-model)", problem
+        )
+        return True
+    what = "there is no model to keep; " if settings.on_bad_snapshot == "keep-model" else ""
+    raise SnapshotError(
+        f"{problem}; {what}to start a new model from the group's offsets, run once with --on-bad-snapshot "
+        "new-model (or use a --group-id of its own)"
+    )
 
 
 def settle_positions(
@@ -152,13 +185,13 @@ def settle_positions(
     now: float,
     lag: LagSource,
     limits: OutputLimits,
-) -> Processor:
+) -> tuple[Processor, bool]:
     """Check the snapshot's positions against the input as it is now. Beyond a partition's end (the
     topic was deleted and created again) is the operator's choice: refuse, a new model, or keep the
     model and read those partitions from their beginning. Below a partition's start (retention deleted
     records never read) the input resumes at the start, with a warning."""
     if not processor.positions:
-        return processor
+        return processor, False
     ranges = input.offset_ranges()
     beyond = {
         tp: position
@@ -173,7 +206,7 @@ def settle_positions(
                 *tp, ranges[tp][0], position, ranges[tp][0],
             )  # fmt: skip
     if not beyond:
-        return processor
+        return processor, False
     (topic, partition), position = next(iter(beyond.items()))
     end = ranges.get((topic, partition), (0, 0))[1]
     choice = settings.on_bad_snapshot
@@ -188,7 +221,7 @@ def settle_positions(
         log.warning("the snapshot's positions lie beyond the input's end: starting a new model")
         fresh = Processor.restored(settings, None, now, lag, limits)
         input.seek(input.committed_positions())
-        return fresh
+        return fresh, True
     log.warning(
         "the snapshot's positions of %s lie beyond the input's end: keeping the model, reading them "
         "from their beginning (--on-bad-snapshot keep-model)",
@@ -197,7 +230,7 @@ def settle_positions(
     for tp in beyond:
         del processor.positions[tp]
     input.seek({tp: None for tp in beyond if tp in ranges})
-    return processor
+    return processor, True
 
 
 def rebuild_questions(settings: Settings, processor: Processor) -> None:

@@ -24,7 +24,7 @@ from stream_neuron.decode import BadEventError, Event, decode_event
 from stream_neuron.errors import OperatorError
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
-from stream_neuron.schema import FeatureSchema, label_of
+from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 
 BLOCK_ROWS = 65_536
 
@@ -51,9 +51,15 @@ class _Builder:
     """Rows gathered block by block under one schema (fixed by the names given or the first event)."""
 
     def __init__(
-        self, kind: type[LinearNeuron], names: tuple[str, ...] | None, max_bytes: int, max_memory_mb: float
+        self,
+        kind: type[LinearNeuron],
+        names: tuple[str, ...] | None,
+        max_bytes: int,
+        max_memory_mb: float,
+        max_feature_abs: float | None,
     ):
         self.kind, self.max_bytes, self.max_memory_mb = kind, max_bytes, max_memory_mb
+        self.bound, self.bound_reason = feature_bound(max_feature_abs)
         self.schema = FeatureSchema(names)
         self.blocks: list[FloatArray] = []
         self.labels: list[FloatArray] = []
@@ -77,6 +83,8 @@ class _Builder:
             self.schema.fill_row(event, row)
             if not np.isfinite(row).all():
                 raise BadEventError("a feature is too large for a float64", "InvalidFeature")
+            if np.abs(row).max(initial=0.0) > self.bound:
+                raise BadEventError(self.bound_reason, "FeatureOutOfRange")
         except BadEventError as bad:
             self.result.bad[bad.error_class] += 1
             if len(self.result.first_reasons) < 5:
@@ -134,19 +142,24 @@ def from_values(
     names: tuple[str, ...] | None,
     max_record_bytes: int,
     max_memory_mb: float,
+    max_feature_abs: float | None = None,
 ) -> TrainingSet:
     """Raw record values (a topic's), in order."""
-    builder = _Builder(kind, names, max_record_bytes, max_memory_mb)
+    builder = _Builder(kind, names, max_record_bytes, max_memory_mb, max_feature_abs)
     for value in values:
         builder.add(value)
     return builder.done()
 
 
 def from_events(
-    events: Iterable[Any], kind: type[LinearNeuron], names: tuple[str, ...] | None, max_memory_mb: float
+    events: Iterable[Any],
+    kind: type[LinearNeuron],
+    names: tuple[str, ...] | None,
+    max_memory_mb: float,
+    max_feature_abs: float | None = None,
 ) -> TrainingSet:
     """Events a file source gives (``tools.sources``): dicts, or rows it could not read (counted)."""
-    builder = _Builder(kind, names, 2**62, max_memory_mb)
+    builder = _Builder(kind, names, 2**62, max_memory_mb, max_feature_abs)
     for item in events:
         if isinstance(item, dict):
             try:

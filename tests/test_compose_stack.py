@@ -1,4 +1,6 @@
-"""The docker-compose stack's wiring, checked by parsing it (no Docker engine runs here)."""
+"""The docker-compose stack's wiring, checked by parsing it (no Docker engine runs here): the broker's
+state on its volume, one port setting, the topics made by the component's own command, grace periods,
+and a secured overlay that moves every service to the secured cluster."""
 
 from __future__ import annotations
 
@@ -16,10 +18,34 @@ from tests.broker import kafka_version
 REPO = Path(__file__).resolve().parent.parent
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with the Compose specification's merge tags (``!reset``, ``!override``), kept as markers."""
+
+
+class Reset(dict[str, Any]):
+    """A value an override file resets (``!reset``)."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: Reset())
+ComposeLoader.add_constructor(
+    "!override",
+    lambda loader, node: loader.construct_mapping(node) if isinstance(node, yaml.MappingNode) else [],
+)
+
+
+def load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.load((REPO / name).read_text(), Loader=ComposeLoader)
+    return loaded
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    return loaded
+    return load("docker-compose.yml")
+
+
+@pytest.fixture(scope="module")
+def secured() -> dict[str, Any]:
+    return load("docker-compose.secured.yml")
 
 
 def test_services(compose: dict[str, Any]) -> None:
@@ -32,7 +58,6 @@ def test_services(compose: dict[str, Any]) -> None:
 def test_kafka_is_the_pinned_version_single_node_kraft(compose: dict[str, Any]) -> None:
     kafka = compose["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{kafka_version()}"
-    assert compose["services"]["topics"]["image"] == kafka["image"]
     env = {k: str(v) for k, v in kafka["environment"].items()}
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     for key in (
@@ -43,10 +68,34 @@ def test_kafka_is_the_pinned_version_single_node_kraft(compose: dict[str, Any]) 
         assert env[key] == "1"
     assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    advertised = env["KAFKA_ADVERTISED_LISTENERS"]
-    assert "INTERNAL://kafka:19092" in advertised and "EXTERNAL://localhost:9092" in advertised
-    assert "9092:9092" in kafka["ports"]
+    assert "INTERNAL://kafka:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
     assert "healthcheck" in kafka and "19092" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_the_broker_keeps_its_log_on_the_named_volume(compose: dict[str, Any]) -> None:
+    """The log (topics, snapshots, offsets) survives down + up and a recreated container."""
+    kafka = compose["services"]["kafka"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    mounts = dict(volume.split(":", 1) for volume in kafka["volumes"])
+    assert mounts == {"kafka-data": log_dirs}
+    assert "kafka-data" in compose["volumes"]
+    cluster_id = kafka["environment"]["CLUSTER_ID"]  # the same cluster at every start
+    assert len(cluster_id) == 22 and re.fullmatch(r"[A-Za-z0-9_-]+", cluster_id)
+
+
+def test_one_variable_sets_the_published_port_and_the_advertised_host_listener(
+    compose: dict[str, Any],
+) -> None:
+    kafka = compose["services"]["kafka"]
+    [published] = kafka["ports"]
+    host_port, container_port = published.rsplit(":", 1)
+    assert host_port == "${KAFKA_HOST_PORT:-9092}"
+    listeners = dict(entry.split("://") for entry in kafka["environment"]["KAFKA_LISTENERS"].split(","))
+    assert listeners["EXTERNAL"] == f":{container_port}"
+    advertised = dict(
+        entry.split("://") for entry in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    )
+    assert advertised["EXTERNAL"] == f"localhost:{host_port}"
 
 
 def test_dependencies_are_health_gated(compose: dict[str, Any]) -> None:
@@ -57,15 +106,38 @@ def test_dependencies_are_health_gated(compose: dict[str, Any]) -> None:
     assert "stream-neuron" in services["monitor"]["depends_on"]
 
 
-def test_topics_service_creates_the_five_default_topics(compose: dict[str, Any]) -> None:
-    script = "\n".join(compose["services"]["topics"]["command"])
-    created = dict(re.findall(r"--topic (\S+) --partitions \d+(.*)", script))
+def test_topics_service_creates_every_topic_in_one_process(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The component's own `topics` command, not one JVM a topic: the five defaults and the requests."""
+    from stream_neuron.cli import build_parser, settings_from_args
+    from stream_neuron.tools.topics import stack_topics
+
+    spec = compose["services"]["topics"]
+    for key, value in spec["environment"].items():
+        monkeypatch.setenv(key, str(value))
+    args = build_parser().parse_args(spec["command"])
+    assert args.command == "topics"
+    created = {
+        need.name: need.create for need in stack_topics(settings_from_args(args, COMMAND_SETTINGS["topics"]))
+    }
     assert set(created) == {*DEFAULT_TOPICS.values(), DEFAULT_REQUESTS_TOPIC}
-    assert f"--topic {DEFAULT_REQUESTS_TOPIC} --partitions 4" in script
-    assert "cleanup.policy=compact" in created[DEFAULT_TOPICS["model_topic"]]
+    assert created[DEFAULT_REQUESTS_TOPIC] is not None and created[DEFAULT_REQUESTS_TOPIC].partitions == 4
+    model = created[DEFAULT_TOPICS["model_topic"]]
+    assert model is not None and model.configs["cleanup.policy"] == "compact"
     assert all(
-        "compact" not in extra for name, extra in created.items() if name != DEFAULT_TOPICS["model_topic"]
+        spec is not None and "cleanup.policy" not in spec.configs
+        for name, spec in created.items()
+        if name != DEFAULT_TOPICS["model_topic"]
     )
+
+
+def test_the_components_get_longer_than_a_checkpoint_to_stop(compose: dict[str, Any]) -> None:
+    """An engine that kills at once (Podman's `compose restart`) would lose the final checkpoint."""
+    checkpoint_s = Settings().transaction_timeout_s
+    for service in NEURON_SERVICES:
+        grace = compose["services"][service]["stop_grace_period"]
+        assert grace.endswith("s") and float(grace[:-1]) > checkpoint_s, service
 
 
 NEURON_SERVICES = ["stream-neuron", "scorer", "demo-producer", "request-producer", "monitor"]
@@ -123,21 +195,42 @@ def test_service_commands_parse_with_the_cli(compose: dict[str, Any], service: s
     assert args.command in {"run", "score", "produce", "monitor"}
 
 
-def test_the_secured_override_passes_credentials_as_secrets() -> None:
-    override = yaml.safe_load((REPO / "docker-compose.secured.yml").read_text())
-    fields = Settings.model_fields
-    for service in ("stream-neuron", "demo-producer", "monitor"):
-        spec = override["services"][service]
+def test_the_secured_overlay_moves_every_service_to_the_secured_cluster(
+    compose: dict[str, Any], secured: dict[str, Any]
+) -> None:
+    """Every service of the stack but the local broker is overridden; the broker moves to a profile
+    and nothing depends on it any more (the topics service waited for it)."""
+    overridden = secured["services"]
+    assert set(overridden) == set(compose["services"])
+    assert overridden["kafka"] == {"profiles": ["local-broker"]}
+    assert isinstance(overridden["topics"]["depends_on"], Reset)
+    for name, spec in compose["services"].items():
+        if name not in ("kafka", "topics"):
+            assert "kafka" not in spec.get("depends_on", {}), name
+    for name in (*NEURON_SERVICES, "topics"):
+        env = overridden[name]["environment"]
+        assert env["STREAM_NEURON_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["STREAM_NEURON_BOOTSTRAP_SERVERS"].startswith("${KAFKA_BOOTSTRAP"), name
+
+
+def test_the_secured_overlay_passes_credentials_as_readable_secrets(secured: dict[str, Any]) -> None:
+    fields = {name for cls in COMMAND_SETTINGS.values() for name in cls.model_fields}
+    for service in (*NEURON_SERVICES, "topics"):
+        spec = secured["services"][service]
         env = spec["environment"]
         for key in env:
             assert key.removeprefix("STREAM_NEURON_").lower() in fields, key
         assert env["STREAM_NEURON_SASL_PASSWORD_FILE"].startswith("/run/secrets/")
         assert not any("PASSWORD" in key and not key.endswith("_FILE") for key in env)
-        assert set(spec["secrets"]) <= set(override["secrets"])
-    assert all(secret["file"].startswith("./secrets/") for secret in override["secrets"].values())
+        assert set(spec["secrets"]) == set(secured["secrets"])
+        # mounted with the host file's mode: the container user joins the file's group
+        assert spec["group_add"] == [
+            "${KAFKA_SECRETS_GID:?set KAFKA_SECRETS_GID to the group of the secret files (id -g)}"
+        ]
+    assert all(secret["file"].startswith("./secrets/") for secret in secured["secrets"].values())
     # Those settings load (the variables filled in); the password comes from the file when connecting.
     env = {
         key.removeprefix("STREAM_NEURON_").lower(): value
-        for key, value in override["services"]["monitor"]["environment"].items()
+        for key, value in secured["services"]["monitor"]["environment"].items()
     }
     Settings(**env | {"bootstrap_servers": "broker1:9093", "sasl_username": "app"})

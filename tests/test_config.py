@@ -64,3 +64,32 @@ def test_settings_are_frozen_and_validated() -> None:
 def test_boolean_and_choice_flags_parse() -> None:
     run = build_parser().parse_args(["run", "--standardize", "--no-create-topics", "--model", "perceptron"])
     assert (run.standardize, run.create_topics, run.model) == (True, False, "perceptron")
+
+
+def test_a_setting_no_command_knows_is_an_error_naming_the_nearest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stream_neuron.command_config import UnknownSettingError, check_sources
+
+    config = tmp_path / "neuron.toml"
+    config.write_text('learning_rate = 0.1\nscore_group = "x"\nlearnin_rate = 0.2\n')
+    with pytest.raises(UnknownSettingError, match="'score_group' is not a setting of any command"):
+        check_sources(config, {})
+    config.write_text("learning_rate = 0.1\nwait_for_model = true\nlearnin_rate = 0.2\n")  # score's key: fine
+    with pytest.raises(UnknownSettingError, match=r"'learnin_rate' .*\(did you mean 'learning_rate'\?\)"):
+        check_sources(config, {})
+    with pytest.raises(
+        UnknownSettingError, match=r"STREAM_NEURON_BATCH_SIZ .*\(did you mean STREAM_NEURON_BATCH_SIZE\?\)"
+    ):
+        check_sources(None, {"STREAM_NEURON_BATCH_SIZ": "8"})
+    check_sources(None, {"STREAM_NEURON_KERNEL": "numpy", "STREAM_NEURON_SASL_PASSWORD": "x", "OTHER": "1"})
+    config.write_text("learning_rate = [1, 2\n")
+    with pytest.raises(UnknownSettingError, match="not valid TOML"):
+        check_sources(config, {})
+
+
+def test_a_value_of_the_wrong_type_names_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "neuron.toml"
+    config.write_text('batch_size = "many"\n')
+    with pytest.raises(ValidationError, match="batch_size"):
+        Settings(config=config)

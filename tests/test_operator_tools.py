@@ -340,3 +340,33 @@ def test_a_plot_that_cannot_be_written_is_one_line(kafka_bootstrap: str, tmp_pat
     assert done.stderr.strip().splitlines() == [
         f"stream-neuron monitor: [Errno 2] No such file or directory: '{tmp_path}/no/such/dir/curve.png'"
     ]
+
+
+def test_topics_creates_a_stack_in_one_process_and_leaves_existing_topics_alone(kafka_bootstrap: str) -> None:
+    from kafka import KafkaConsumer
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    base = unique_name("sn-stack")
+    names = {
+        "--input-topic": f"{base}-in", "--predictions-topic": f"{base}-pred",
+        "--metrics-topic": f"{base}-metrics", "--dead-letter-topic": f"{base}-dlq",
+        "--model-topic": f"{base}-model", "--requests-topic": f"{base}-req",
+    }  # fmt: skip
+    flags = [part for pair in names.items() for part in pair]
+    done = cli("topics", "--bootstrap-servers", kafka_bootstrap, *flags, timeout_s=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"created: {', '.join(names.values())}; already there: none"
+    again = cli("topics", "--bootstrap-servers", kafka_bootstrap, *flags, timeout_s=60)
+    assert again.stdout.strip() == f"created: none; already there: {', '.join(names.values())}"
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    try:
+        assert len(consumer.partitions_for_topic(names["--requests-topic"]) or ()) == 4
+        assert len(consumer.partitions_for_topic(names["--input-topic"]) or ()) == 1
+    finally:
+        consumer.close()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, names["--model-topic"])])
+        assert configs["topic"][names["--model-topic"]]["cleanup.policy"]["value"] == "compact"
+    finally:
+        admin.close()

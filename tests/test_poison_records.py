@@ -324,3 +324,34 @@ def test_an_output_the_broker_refuses_is_replaced_by_a_dead_letter_then_a_bare_o
     assert (bare.key, bare.value, bare.origin) == (b"", None, None)
     assert replacement(bare, "again") is None
     assert replacement(out.metrics[0] if out.metrics else processor.close(2.0).metrics[0], "x") is None
+
+
+def test_a_scorer_refuses_what_run_refuses_for_the_same_reasons() -> None:
+    """The scorers' processor (no learning) on the same corpus: the same dead letters, class by class
+    (a label is checked as run checks it, and a valid one ignored)."""
+    settings = Settings(feature_names=tuple(NAMES), max_record_bytes=200_000, max_feature_abs=1e12)
+    scorer = Processor(settings, 0.0, learning=False)
+    records = [InputRecord("in", 0, i, b"k", value, []) for i, (_, value, _) in enumerate(CORPUS)]
+    out = scorer.process(records, 1.0)
+    got = {
+        int(dict(r.headers)["stream_neuron.source.offset"]): dict(r.headers)[ERROR_CLASS_HEADER].decode()
+        for r in out.dead_letters
+    }
+    assert got == {i: cls for i, (_, _, cls) in enumerate(CORPUS)}
+
+
+def test_a_record_without_key_and_value_gets_a_dead_letter_every_client_can_send() -> None:
+    from stream_neuron.contracts import NULL_FIELDS_HEADER
+
+    processor = Processor(Settings(), 0.0)
+    out = processor.process([InputRecord("in", 0, 7, None, None, [])], 1.0)
+    [letter] = out.dead_letters
+    assert (letter.key, letter.value) == (None, b"")
+    assert dict(letter.headers)[NULL_FIELDS_HEADER] == b"key, value"
+    assert dict(letter.headers)[ERROR_CLASS_HEADER] == b"EmptyValue"
+
+
+def test_an_answer_with_a_nan_label_is_an_invalid_label() -> None:
+    processor = Processor(Settings(label_window=10), 0.0)
+    out = processor.process([InputRecord("in", 0, 0, b"k", b'{"id": "q", "label": NaN}', [])], 1.0)
+    assert dict(out.dead_letters[0].headers)[ERROR_CLASS_HEADER] == b"InvalidLabel"

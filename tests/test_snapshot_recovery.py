@@ -19,9 +19,10 @@ from tests.component import (
     run_component,
     send,
     synthetic_events,
+    wait_for,
     weights,
 )
-from tests.kafka_helpers import client, create_topic, delete_topic, read_to_end, recreate_topic
+from tests.kafka_helpers import client, create_topic, delete_topic, read_to_end, recreate_topic, topic_exists
 
 pytestmark = pytest.mark.kafka
 
@@ -65,6 +66,9 @@ MALFORMED: list[tuple[str, bytes]] = [
     ("NaN weights", b"NAN"),
     ("too few weights", b"SHORT"),
     ("a string count", b"STRINGCOUNT"),
+    ("an offset of 2^63", b"HUGEOFFSET"),
+    ("an offset of 2^64 + 1", b"HUGEROFFSET"),
+    ("a scaler state that is not one", b"GARBAGESCALER"),
 ]
 
 
@@ -76,6 +80,11 @@ def malformed(value: bytes, good: dict[str, Any]) -> bytes:
         return json.dumps(good | {"weights": [float("nan")] * len(good["weights"])}).encode()
     if value == b"SHORT":
         return json.dumps(good | {"weights": good["weights"][:-1]}).encode()
+    if value in (b"HUGEOFFSET", b"HUGEROFFSET"):
+        offset = 2**63 if value == b"HUGEOFFSET" else 2**64 + 1
+        return json.dumps(good | {"offsets": {k: offset for k in good["offsets"]}}).encode()
+    if value == b"GARBAGESCALER":
+        return json.dumps(good | {"scaler_state": {"count": "x"}}).encode()
     if value == b"STRINGCOUNT":
         return json.dumps(good | {"schedule_state": good["schedule_state"] | {"n_updates": "many"}}).encode()
     return value
@@ -89,6 +98,34 @@ def test_a_malformed_snapshot_refuses_with_one_line_and_new_model_starts_over(
     write_snapshot(kafka_bootstrap, topics, malformed(value, last_snapshot(kafka_bootstrap, topics)))
     refused = run_cli(kafka_bootstrap, topics, "--idle-timeout-s", "2")
     one_line_refusal(refused, "--on-bad-snapshot new-model")
+    if case == "a scaler state that is not one":
+        assert "scaler_state is not a scaler's state" in refused.stderr
+    start_over(kafka_bootstrap, topics)
+
+
+def test_a_new_model_choice_holds_at_the_next_start_even_with_no_new_input(kafka_bootstrap: str) -> None:
+    topics = trained(kafka_bootstrap)[0]
+    write_snapshot(kafka_bootstrap, topics, b"{not json")
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2", "--on-bad-snapshot", "new-model")
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2")  # plain: the choice was written
+    start_over(kafka_bootstrap, topics)
+
+
+def test_a_deleted_model_topic_refuses_then_starts_over_when_told(kafka_bootstrap: str) -> None:
+    """The snapshots gone with their topic, while the group's offsets show the model ran: not a new
+    model silently, but the same refusal and choice as an unusable snapshot."""
+    topics = trained(kafka_bootstrap)[0]
+    delete_topic(kafka_bootstrap, topics.model)
+    wait_for(lambda: not topic_exists(kafka_bootstrap, topics.model), 60)
+    one_line_refusal(
+        run_cli(kafka_bootstrap, topics, "--idle-timeout-s", "2"),
+        "has no snapshot",
+        "--on-bad-snapshot new-model",
+    )
+    kept = run_cli(kafka_bootstrap, topics, "--idle-timeout-s", "2", "--on-bad-snapshot", "keep-model")
+    one_line_refusal(kept, "no model to keep")
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2", "--on-bad-snapshot", "new-model")
+    run_component(kafka_bootstrap, topics, "--idle-timeout-s", "2")  # the choice held: a plain start
     start_over(kafka_bootstrap, topics)
 
 

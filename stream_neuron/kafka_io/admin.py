@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, PublishError, StartupError
-from stream_neuron.kafka_io.limits import ADMIN_REQUEST_TIMEOUT_MS
+from stream_neuron.kafka_io.limits import (
+    ADMIN_REQUEST_TIMEOUT_MS,
+    DEAD_LETTER_MAX_BYTES,
+    MODEL_TOPIC_MAX_BYTES,
+)
 from stream_neuron.kafka_io.ports import Admin, TopicSpec, TopicState
 from stream_neuron.kafka_io.probe import probe
 
@@ -28,6 +32,17 @@ class TopicNeed:
     operations: tuple[str, ...]
     create: TopicSpec | None = None
     remedy: str = "create it"
+
+
+def model_topic_spec(name: str) -> TopicSpec:
+    """The model topic: compacted (the newest snapshot of each model is kept), one partition (one
+    writer's order), records as large as a large model's snapshot."""
+    return TopicSpec(name, 1, {"cleanup.policy": "compact", "max.message.bytes": str(MODEL_TOPIC_MAX_BYTES)})
+
+
+def dead_letter_topic_spec(name: str, partitions: int) -> TopicSpec:
+    """The dead-letter topic: records as large as whatever the input took (a dead letter carries it)."""
+    return TopicSpec(name, partitions, {"max.message.bytes": str(DEAD_LETTER_MAX_BYTES)})
 
 
 def admin_client(connection: Connection, client_id: str, timeout_ms: int = ADMIN_REQUEST_TIMEOUT_MS) -> Admin:
@@ -129,10 +144,17 @@ def missing_topics(connection: Connection, client_id: str, names: Iterable[str])
         admin.close()
 
 
-def check_outputs_exist(connection: Connection, client_id: str, topics: Iterable[str]) -> None:
+def check_outputs_exist(
+    connection: Connection, client_id: str, topics: Iterable[str], model_topic: str | None = None
+) -> None:
     """While publishing waits on the broker: an output topic that no longer exists (deleted under the
     running component) is :class:`PublishError` naming it, not a reason to wait on."""
     gone = missing_topics(connection, client_id, topics)
+    if gone and model_topic in gone:
+        raise PublishError(
+            f"model topic {model_topic!r} no longer exists, and the model's snapshots with it: a restart "
+            "refuses to start without them; run once with --on-bad-snapshot new-model to start a new model"
+        )
     if gone:
         raise PublishError(
             f"output topic {sorted(gone)[0]!r} no longer exists: recreate it (a restart creates the missing "

@@ -35,3 +35,6 @@ SESSION_TIMEOUT_MS = 10_000
 # ``produce``: larger batches and a longer linger than the outputs, for throughput.
 STREAM_WRITER_LINGER_MS = 10
 STREAM_WRITER_BATCH_BYTES = 256 * 1024
+# Partitions added to the input while running are looked for this often (the consumers' cached
+# metadata refreshes as often): a new partition is read within two of these.
+PARTITION_CHECK_S = 5.0

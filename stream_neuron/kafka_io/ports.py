@@ -102,6 +102,11 @@ class Input(Protocol):
     def lag(self, positions: Positions) -> int | None:
         """Records behind the end, from cached watermarks (no request); ``None`` until known."""
 
+    def ends(self) -> dict[tuple[str, int], bool]:
+        """For each partition whose end the client has heard of (cached, no request): whether its fetch
+        position has reached that end (nothing more to read there for now). A partition whose end is
+        not known yet (no fetch answered) is not among them."""
+
     def group_metadata(self) -> Any:
         """What a transactional producer of the same backend needs to commit this group's offsets."""
 

@@ -15,6 +15,11 @@ import numpy as np
 from stream_neuron.neuron import accel
 from stream_neuron.neuron.numeric import FloatArray
 
+SAFE_FEATURE_ABS = 2.0**510
+"""The largest feature magnitude the statistics hold: the difference of two such values squared
+(2^1022) is still a float64. One value beyond it (1e300, say) would make the variance infinite for
+good, and every later row unscalable, so the stream refuses such values before they get here."""
+
 
 class OnlineStandardScaler:
     """Running standardisation of dense feature rows.

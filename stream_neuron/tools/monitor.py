@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +12,9 @@ from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.ports import TopicMissingError
 from stream_neuron.kafka_io.topic_reader import read_topic
 from stream_neuron.tools.metrics_view import Malformed, clean_record
+
+LOOK_BACK = 64
+READ_TIMEOUT_S = 30.0
 
 
 def read_metrics(
@@ -27,12 +31,26 @@ def read_metrics(
 
 
 def follow_metrics(connection: Connection, topic: str) -> Iterator[dict[str, Any] | Malformed]:
-    """Every record as it arrives, cleaned, from the newest one on (runs until interrupted)."""
+    """The newest record, then every record as it arrives, cleaned (runs until interrupted). The newest
+    is looked for among the last :data:`LOOK_BACK` offsets: on a topic an exactly-once run writes,
+    the last offsets are transaction markers, not records."""
     tail = open_tail(connection, topic, "stream-neuron-monitor")
     try:
         if not tail.partitions:
             raise OperatorError(f"metrics topic {topic!r} does not exist")
-        tail.start_from_end(back=1)
+        ends = tail.end_offsets()
+        tail.start_from_end(back=LOOK_BACK)
+        newest: list[bytes | None] = []  # the last record before the end, when there is one
+        later: list[bytes | None] = []
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while not tail.reached(ends) and time.monotonic() < deadline:
+            for record in tail.poll(500):
+                if record.offset < ends[record.partition]:
+                    newest = [record.value]
+                else:
+                    later.append(record.value)
+        for value in [*newest, *later]:
+            yield clean_record(value)
         while True:
             for record in tail.poll(1000):
                 yield clean_record(record.value)

@@ -60,18 +60,34 @@ def _number(text: str) -> float:
     return value
 
 
+def _unicode_problem(text: str) -> str | None:
+    """Text read with ``surrogateescape`` (a byte that is not UTF-8 became a lone surrogate) or decoded
+    from a JSON escape of a lone surrogate: either way it cannot be sent as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = text[error.start]
+        if 0xDC80 <= ord(bad) <= 0xDCFF:
+            return f"not valid UTF-8 (byte 0x{ord(bad) - 0xDC00:02x})"
+        return f"a lone surrogate \\u{ord(bad):04x} (not valid Unicode)"
+    return None
+
+
 def csv_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
     """A CSV with a header row; every column but ``label_column`` (and ``id``) is a feature. The header
     is checked here, before anything is sent."""
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         header = next(csv.reader(handle), [])
+    problem = _unicode_problem(",".join(header))
+    if problem is not None:
+        raise OperatorError(f"{path}: its header row is {problem}")
     if label_column is not None and label_column not in header:
         raise OperatorError(f"{path}: no column {label_column!r} (columns: {', '.join(header)})")
     return _csv_rows(path, label_column)
 
 
 def _csv_rows(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         feature_columns = [c for c in header if c not in (label_column, "id")]
@@ -80,6 +96,9 @@ def _csv_rows(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
             try:
                 if None in row or any(row[c] is None for c in header):
                     raise ValueError(f"expected {len(header)} fields")
+                problem = _unicode_problem("".join(row.values()))
+                if problem is not None:
+                    raise ValueError(problem)
                 features = {c: _number(row[c]) for c in feature_columns}
                 event: Event = {"id": row.get("id") or f"{path.name}:{line}", "features": features}
                 if label_column is not None and row[label_column] != "":
@@ -92,14 +111,20 @@ def _csv_rows(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
 
 def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
     """JSON lines, one input event per line (checked only for being a JSON object with features)."""
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="surrogateescape") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
             try:
+                problem = _unicode_problem(text)
+                if problem is not None:
+                    raise ValueError(problem)
                 event = json.loads(text)
                 if not isinstance(event, dict) or "features" not in event:
                     raise ValueError('not a JSON object with "features"')
+                problem = _unicode_problem(json.dumps(event, ensure_ascii=False))
+                if problem is not None:
+                    raise ValueError(f"a string holds {problem}")
             except ValueError as error:
                 yield BadRow(line, str(error))
                 continue

@@ -35,14 +35,13 @@ from stream_neuron.kafka_io.limits import (
     INPUT_METADATA_WAIT_S,
     MAX_PARTITION_FETCH_BYTES,
     OFFSETS_TIMEOUT_MS,
+    PARTITION_CHECK_S,
     RECONNECT_BACKOFF_MAX_MS,
 )
 from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
-
-PARTITION_CHECK_S = 10.0
 
 
 def input_consumer(
@@ -227,6 +226,15 @@ class InputConsumer:
                     return None
             total += max(highwater - position, 0)
         return total
+
+    def ends(self) -> dict[tuple[str, int], bool]:
+        known = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            position = self._consumer.position(tp, timeout_ms=0)
+            if highwater is not None and position is not None:
+                known[(tp.topic, tp.partition)] = position >= highwater
+        return known
 
     def group_metadata(self) -> Any:
         """What a transactional producer needs to commit this group's offsets."""

@@ -22,13 +22,12 @@ from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, TimedOutError, TopicMissingError
 from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config, consumer_config
 from stream_neuron.kafka_io.librdkafka.errors import described, translated
-from stream_neuron.kafka_io.limits import INPUT_METADATA_WAIT_S, OFFSETS_TIMEOUT_MS
+from stream_neuron.kafka_io.limits import INPUT_METADATA_WAIT_S, OFFSETS_TIMEOUT_MS, PARTITION_CHECK_S
 from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
 
-PARTITION_CHECK_S = 10.0
 TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
 
 
@@ -217,6 +216,21 @@ class RdInputConsumer:
                 position = start
             total += max(high - position, 0)
         return total
+
+    def ends(self) -> dict[tuple[str, int], bool]:
+        known = {}
+        for tp, position in self._positions().items():
+            try:
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(*tp), cached=True)
+            except KafkaException:
+                continue
+            if high < 0:  # no fetch answered for it yet
+                continue
+            if position is None:  # nothing consumed yet: where it was told to start
+                start = self._offsets[tp]
+                position = low if start < 0 else start
+            known[tp] = position >= high
+        return known
 
     def group_metadata(self) -> Any:
         return self._consumer.consumer_group_metadata()
