@@ -268,6 +268,12 @@ class Settings(CommonSettings):
     max_events: int | None = Field(None, ge=1, description="stop after N input records (bounded run)")
     idle_timeout_s: float | None = Field(None, gt=0, description="stop after S seconds without input")
     poll_max_records: int = Field(500, ge=1)
+    max_partition_wait_ms: int = Field(
+        100,
+        ge=0,
+        description="records of several partitions are learned in record-time order; a partition with "
+        "none fetched that is not at its end is waited for this long (0: not at all)",
+    )
     max_record_bytes: int = Field(1_000_000, ge=64, description="larger input records are dead-lettered")
     max_feature_abs: float | None = Field(
         None,

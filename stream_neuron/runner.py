@@ -31,6 +31,7 @@ from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import check_outputs_exist
 from stream_neuron.kafka_io.clients import input_consumer, output_producer, transactional_output
 from stream_neuron.kafka_io.ports import KafkaIOError, PublishError, TakenOverError, TransactionFailedError
+from stream_neuron.kafka_io.record_order import OrderedInput
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactional import TransactionalOutput
 from stream_neuron.kafka_io.writer_claim import WriterClaim
@@ -144,13 +145,16 @@ class Runner:
                 )
             stored = load_snapshot(connection, settings.model_topic, name)
             self.processor, chose = restored_processor(settings, stored, now, self._lag, self.limits)
-            self.input = input_consumer(
-                connection,
-                settings.input_topics,
-                settings.group_id,
-                f"{name}-input",
-                settings.poll_max_records,
-                self.processor.positions,
+            self.input = OrderedInput(
+                input_consumer(
+                    connection,
+                    settings.input_topics,
+                    settings.group_id,
+                    f"{name}-input",
+                    settings.poll_max_records,
+                    self.processor.positions,
+                ),
+                settings.max_partition_wait_ms / 1000,
             )
             chose = lost_model(settings, stored, self.input) or chose
             self.processor, moved = settle_positions(

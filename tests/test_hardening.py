@@ -47,12 +47,13 @@ def send_raw(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes
 
 
 def keyless_tombstone(bootstrap: str, topic: str) -> None:
-    """A record with a null key and a null value, as kcat -Z writes it (kafka-python refuses to)."""
+    """A record with a null key and a null value, as kcat writes it (-Z: empty is null; -K: an empty key
+    before the colon, an empty value after it). kafka-python refuses to send one."""
     import shutil
 
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     assert kcat is not None
-    subprocess.run([kcat, "-b", bootstrap, "-t", topic, "-P", "-Z"], input=b"\n", check=True, timeout=60)
+    subprocess.run([kcat, "-b", bootstrap, "-t", topic, "-P", "-Z", "-K:"], input=b":\n", check=True, timeout=60)
 
 
 def dead_letters_by_offset(bootstrap: str, topic: str) -> dict[int, Any]:
