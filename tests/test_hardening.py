@@ -53,7 +53,9 @@ def keyless_tombstone(bootstrap: str, topic: str) -> None:
 
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     assert kcat is not None
-    subprocess.run([kcat, "-b", bootstrap, "-t", topic, "-P", "-Z", "-K:"], input=b":\n", check=True, timeout=60)
+    subprocess.run(
+        [kcat, "-b", bootstrap, "-t", topic, "-P", "-Z", "-K:"], input=b":\n", check=True, timeout=60
+    )
 
 
 def dead_letters_by_offset(bootstrap: str, topic: str) -> dict[int, Any]:
