@@ -112,7 +112,9 @@ def test_three_runs_learn_bit_identical_models_equal_to_the_record_time_replay(
     flags = ["--mode", mode, "--batch-size", "16", "--linger-ms", "60000", "--idle-timeout-s", "3"]
     runs = [fresh(base) for _ in range(3)]
     for topics in runs:
-        run_component(kafka_bootstrap, topics, *flags)
+        done = run_component(kafka_bootstrap, topics, *flags)
+        # A healthy run logs no client warnings (kafka-python's "blocking the event loop" are off).
+        assert "stream_neuron.kafka:" not in done.stderr, done.stderr[-3000:]
     snapshots = [last_snapshot(kafka_bootstrap, topics) for topics in runs]
     for snapshot in snapshots[1:]:
         np.testing.assert_array_equal(weights(snapshot), weights(snapshots[0]))

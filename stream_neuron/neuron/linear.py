@@ -28,6 +28,7 @@ from stream_neuron.neuron.numeric import (
     labels_all_valid,
     out_buffer,
 )
+from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
 
@@ -66,9 +67,14 @@ class LinearNeuron:
         schedule: ScheduleName = "constant",
         power: float = 0.5,
         standardize: bool = False,
+        optimizer: OptimizerName = "sgd",
+        l2: float = 0.0,
+        l1: float = 0.0,
     ) -> None:
         if not isinstance(n_features, int | np.integer) or n_features < 1:
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        self.rule = self.checked_rule(Rule(optimizer, float(l2), float(l1)))
+        self.rule_state = RuleState()
         rate = self.default_learning_rate if learning_rate is None else float(learning_rate)
         self.n_features = int(n_features)
         self.schedule = Schedule(schedule, rate, power)
@@ -80,6 +86,11 @@ class LinearNeuron:
         self.n_updates = 0
 
     # -- what the stream asks of a kind ------------------------------------------------------------
+
+    @classmethod
+    def checked_rule(cls, rule: Rule) -> Rule:
+        """``rule`` when this kind of model takes it (river's Perceptron takes plain SGD, and L2)."""
+        return rule
 
     @classmethod
     def check_label(cls, value: float) -> float:
@@ -247,16 +258,25 @@ class LinearNeuron:
             z_learned = float(learned @ self._weights) + self.bias
         t = self.n_updates
         g = float(self.loss.gradient(z_learned, self.loss.canonical_one(float(label))))
-        weights = self._weights - self.schedule.rate(t) * (g * learned)
+        weights, rule_state = self._stepped(g * learned, t)
         bias = self.bias - self.intercept_schedule.rate(t) * g
-        if not (math.isfinite(bias) and np.isfinite(weights).all()):
+        if not (math.isfinite(bias) and np.isfinite(weights).all() and rule_state.finite()):
             return z, REFUSED_STEP
         if stats is not None:
             if not (np.isfinite(stats[0]).all() and np.isfinite(stats[1]).all()):
                 return z, REFUSED_STEP
             scaler.accept(*stats)  # type: ignore[union-attr]
-        self._weights, self.bias, self.n_updates = weights, bias, t + 1
+        self._weights, self.bias, self.n_updates, self.rule_state = weights, bias, t + 1, rule_state
         return z, ACCEPTED
+
+    def _stepped(self, feature_gradient: FloatArray, t: int) -> tuple[FloatArray, RuleState]:
+        """The weights (and the rule's state) one step on: plain SGD inline, else the rule's."""
+        rate = self.schedule.rate(t)
+        if self.rule.plain:
+            return self._weights - rate * feature_gradient, self.rule_state
+        return self.rule.step(
+            self._weights, feature_gradient, rate, self.schedule.rate(t + 1), t, self.rule_state
+        )
 
     def _guarded_batch_step(
         self,
@@ -297,12 +317,12 @@ class LinearNeuron:
             z = rows @ self._weights + self.bias
         n, t = rows.shape[0], self.n_updates
         g = np.asarray(self.loss.gradient(z, self.loss.canonical(labels)))
-        weights = self._weights - self.schedule.rate(t) * (g @ rows / n)
+        weights, rule_state = self._stepped(g @ rows / n, t)
         bias = self.bias - self.intercept_schedule.rate(t) * (float(g.sum()) / n)
-        if not (math.isfinite(bias) and np.isfinite(weights).all()):
+        if not (math.isfinite(bias) and np.isfinite(weights).all() and rule_state.finite()):
             return False
         if commit:
-            self._weights, self.bias, self.n_updates = weights, bias, t + 1
+            self._weights, self.bias, self.n_updates, self.rule_state = weights, bias, t + 1, rule_state
             if scaler is not None:
                 self.scaler = scaler
         return True
@@ -323,6 +343,8 @@ class LinearNeuron:
     def _compiled_per_event(
         self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
     ) -> FloatArray | None:
+        if not self.rule.plain:
+            return None
         ran = accel.per_event(
             rows, y, self._weights, self.bias, self.n_updates, self.schedule, self.intercept_schedule,
             self.loss.kernel_code, self.scaler, z, refused,
@@ -336,7 +358,7 @@ class LinearNeuron:
     def _compiled_mini_batch(
         self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
     ) -> FloatArray | None:
-        if self.scaler is not None:
+        if self.scaler is not None or not self.rule.plain:
             return None
         t = self.n_updates
         ran = accel.mini_batch(
@@ -362,6 +384,11 @@ class LinearNeuron:
             "schedule": self.schedule.to_dict(),
             "intercept_schedule": self.intercept_schedule.to_dict(),
             "scaler": None if self.scaler is None else self.scaler.to_dict(),
+            **(
+                {}
+                if self.rule.plain
+                else {"rule": self.rule.to_dict(), "rule_state": self.rule_state.to_dict()}
+            ),
         }
 
     @classmethod
@@ -387,3 +414,5 @@ class LinearNeuron:
         self.bias = float(state["bias"])
         self.n_updates = int(state["n_updates"])
         self.scaler = scaler
+        self.rule = self.checked_rule(Rule.from_dict(state.get("rule")))
+        self.rule_state = RuleState.from_dict(state.get("rule_state"), self.n_features)

@@ -7,6 +7,7 @@ import numpy as np
 from stream_neuron.neuron.linear import LinearNeuron
 from stream_neuron.neuron.losses import PerceptronLoss
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.optimizers import Rule
 
 
 class Perceptron(LinearNeuron):
@@ -35,6 +36,13 @@ class Perceptron(LinearNeuron):
     label_domain = "-1/+1 or 0/1 (or true/false)"
     default_learning_rate = 1.0
     probabilistic = False
+
+    @classmethod
+    def checked_rule(cls, rule: Rule) -> Rule:
+        """river's Perceptron is plain SGD, with an optional L2 penalty: nothing else is offered."""
+        if rule.optimizer != "sgd" or rule.l1:
+            raise ValueError("the perceptron learns by plain SGD (with an optional l2), as river's does")
+        return rule
 
     def outputs(self, z: FloatArray) -> FloatArray:
         return np.where(z > 0, 1.0, -1.0)
