@@ -23,6 +23,7 @@ Delivery guarantees of ``run`` (``guarantee``):
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,6 +40,7 @@ from pydantic_settings import (
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
+from stream_neuron.neuron.optimizers import Rule
 from stream_neuron.schema import check_names
 
 DEFAULT_TOPICS = {
@@ -52,6 +54,18 @@ DEFAULT_REQUESTS_TOPIC = "neuron-requests"
 
 MODEL_CHOICES: list[Any] = list(MODEL_KINDS)
 DEFAULT_RATES = ", ".join(f"{cls.default_learning_rate:g} ({kind})" for kind, cls in MODEL_KINDS.items())
+
+
+def split_rates(value: Any) -> Any:
+    """``0.1`` or ``"0.1,0.01"`` (a flag, a variable) as a tuple of rates; anything else as it came."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (float(value),)
+    if isinstance(value, str):
+        try:
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        except ValueError:
+            raise ValueError(f"not a list of numbers: {value!r}") from None
+    return value
 
 
 def known_model(kind: str) -> str:
@@ -217,13 +231,22 @@ class Settings(CommonSettings):
     mode: Literal["sgd", "minibatch"] = "sgd"
     batch_size: int = Field(32, ge=1, le=100_000)
     linger_ms: int = Field(200, ge=0)
-    learning_rate: float = Field(
-        0.05,
-        ge=0,
-        allow_inf_nan=False,
-        description=f"the model's step size (default: {DEFAULT_RATES})",
+    learning_rate: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.05,),
+        description="the model's step size, or several (a,b,c): one candidate model each, raced on every "
+        f"event, the champion's prediction published (default: {DEFAULT_RATES})",
         json_schema_extra={"default_in_description": True},
     )
+    champion_window: int = Field(
+        1000, ge=1, description="the champion: lowest log loss over this many labelled events (candidates)"
+    )
+    optimizer: Literal["sgd", "adagrad", "adam"] = Field(
+        "sgd", description="the weights' optimizer, as river's optim.SGD, AdaGrad, Adam"
+    )
+    l2: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="L2 penalty (river's LogisticRegression l2)"
+    )
+    l1: float = Field(0.0, ge=0, allow_inf_nan=False, description="L1 penalty (river's; not with --l2)")
     intercept_learning_rate: float | None = Field(
         None, ge=0, allow_inf_nan=False, description="the intercept's step size (default: --learning-rate)"
     )
@@ -315,6 +338,28 @@ class Settings(CommonSettings):
     def _known_model(cls, value: str) -> str:
         return known_model(value)
 
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _split_rates(cls, value: Any) -> Any:
+        return split_rates(value)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _usable_rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or not all(math.isfinite(rate) and rate >= 0 for rate in value):
+            raise ValueError("learning rates must be finite numbers >= 0")
+        if len(set(value)) != len(value):
+            raise ValueError("each learning rate once: two candidates with one rate learn the same model")
+        return value
+
+    @model_validator(mode="after")
+    def _rule_of_the_model(self) -> Settings:
+        try:
+            MODEL_KINDS[self.model].checked_rule(Rule(self.optimizer, self.l2, self.l1))
+        except ValueError as error:
+            raise ValueError(str(error).replace("l1 and l2", "--l1 and --l2")) from None
+        return self
+
     @field_validator("feature_names", mode="before")
     @classmethod
     def _split_names(cls, value: Any) -> Any:
@@ -364,17 +409,24 @@ class Settings(CommonSettings):
             return self.commit_interval_ms / 1000
         return 0.1 if self.guarantee == "exactly-once" else 1.0
 
-    def new_model(self, n_features: int) -> LinearNeuron:
-        """A new neuron of ``n_features`` as these settings describe it."""
+    def new_model(self, n_features: int, rate: float | None = None) -> LinearNeuron:
+        """A new neuron of ``n_features`` as these settings describe it (the candidate of ``rate``; by
+        default the first)."""
+        rate = self.learning_rate[0] if rate is None else rate
         return MODEL_KINDS[self.model](
             n_features,
-            self.learning_rate,
-            self.intercept_rate,
+            rate,
+            self.intercept_rate(rate),
             schedule=self.schedule,
             power=self.schedule_power,
             standardize=self.standardize,
+            optimizer=self.optimizer,
+            l2=self.l2,
+            l1=self.l1,
         )
 
-    @property
-    def intercept_rate(self) -> float:
-        return self.learning_rate if self.intercept_learning_rate is None else self.intercept_learning_rate
+    def intercept_rate(self, rate: float | None = None) -> float:
+        """The intercept's rate of the candidate of ``rate`` (by default the first): its own rate,
+        unless --intercept-learning-rate sets one for all."""
+        rate = self.learning_rate[0] if rate is None else rate
+        return rate if self.intercept_learning_rate is None else self.intercept_learning_rate

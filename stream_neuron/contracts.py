@@ -53,6 +53,10 @@ class Prediction(BaseModel):
     label: int | None
     model_version: int = Field(description="updates the scoring weights had seen")
     source: SourceRef
+    candidate: int | None = Field(
+        None, description="several --learning-rate candidates: the champion's index that scored it"
+    )
+    learning_rate: float | None = Field(None, description="with candidates: that candidate's learning rate")
 
 
 class WindowMetrics(BaseModel):
@@ -77,6 +81,17 @@ class LabelMetrics(BaseModel):
     duplicate_questions: int = Field(description="questions whose id was pending already (scored, not kept)")
 
 
+class CandidateMetrics(BaseModel):
+    """One learning-rate candidate: its own prequential figures (its predictions, published or not)."""
+
+    learning_rate: float
+    optimizer: str
+    window: CumulativeMetrics
+    cumulative: CumulativeMetrics
+    diverging: bool = Field(description="flagged diverging: it may not be champion while flagged")
+    champion: bool
+
+
 class Metrics(BaseModel):
     """Published every ``--metrics-every`` events or ``--metrics-interval-s`` seconds, and at shutdown.
     Losses and accuracies are prequential: each event was scored before it was learned from."""
@@ -99,6 +114,11 @@ class Metrics(BaseModel):
     lag: int | None
     ts: str
     labels: LabelMetrics | None = Field(None, description="delayed labels (--label-window) only")
+    candidates: list[CandidateMetrics] | None = Field(
+        None, description="several --learning-rate candidates: each one's figures, in --learning-rate order"
+    )
+    champion: int | None = Field(None, description="with candidates: the index of the champion now")
+    champion_changes: int | None = Field(None, description="with candidates: changes of champion so far")
 
 
 class Snapshot(BaseModel):
@@ -123,3 +143,11 @@ class Snapshot(BaseModel):
     )
     offsets: dict[str, int] = Field(description='"topic:partition" -> next offset to read')
     ts: str
+    candidates: list[dict[str, object]] | None = Field(
+        None,
+        description="several learning rates raced: every candidate's model, metrics state and diverging "
+        "flag, in --learning-rate order (the top level is the champion's model)",
+    )
+    champion: dict[str, object] | None = Field(
+        None, description="the champion rule's state: the champion, its window's running totals, streaks"
+    )

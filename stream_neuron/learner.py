@@ -10,7 +10,7 @@ comes back marked in ``refused``: it changed nothing and is the caller's to dead
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -32,6 +32,10 @@ class Scored(Generic[Ref]):
     outputs: FloatArray
     versions: np.ndarray
     refused: NDArray[np.int8]
+    # Racing candidates (``candidates.py``): which one each row was published from, and each one's own
+    # chunk of the same rows.
+    champions: np.ndarray | None = field(default=None)
+    per_candidate: list[Scored[Ref]] | None = field(default=None)
 
     def select(self, keep: NDArray[np.bool_]) -> Scored[Ref]:
         """The rows where ``keep`` is true, in order."""
@@ -42,6 +46,8 @@ class Scored(Generic[Ref]):
             self.outputs[keep],
             self.versions[keep],
             self.refused[keep],
+            None if self.champions is None else self.champions[keep],
+            None if self.per_candidate is None else [own.select(keep) for own in self.per_candidate],
         )
 
 

@@ -107,11 +107,13 @@ def prediction_records(
     scores: Sequence[float],
     versions: Sequence[int],
     labels: Sequence[float],
+    candidates: Sequence[tuple[int, float]] | None = None,
 ) -> list[OutputRecord]:
     """One prediction per scored row, keyed like its input (``probabilities``: ``None`` for a model
     without them). Written by one template per record, not json.dumps of a dict: it is most of the
     per-event cost otherwise. repr() of a finite float is valid JSON and round-trips exactly (rows
-    the model refused never get here)."""
+    the model refused never get here). ``candidates``: when candidates race, the candidate each row was
+    published from and its learning rate."""
     quote, classes = encode_basestring_ascii, _CLASS_TEXT
     quoted: dict[str, str] = {}
     records: list[OutputRecord] = []
@@ -129,6 +131,14 @@ def prediction_records(
             f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}}}'
         )
         append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
+    if candidates is not None:
+        records = [
+            record._replace(
+                value=record.value[:-1] + f', "candidate": {j}, "learning_rate": {rate!r}}}'.encode()
+            )
+            for record, (j, rate) in zip(records, candidates, strict=True)
+            if record.value is not None
+        ]
     return records
 
 

@@ -51,6 +51,7 @@ class Question:
     timestamp_ms: int
     row: FloatArray
     score: float = float("nan")
+    scores: FloatArray | None = None  # racing candidates: each one's score (the published is ``score``)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class PendingStore:
     answered: OrderedDict[str, None] = field(default_factory=OrderedDict)
     stream_time_ms: int = -1
     _wanted: list[tuple[str, int, int, float]] = field(default_factory=list)  # to read back after restore
+    _wanted_scores: np.ndarray | None = None  # racing candidates: each question's scores, in that order
 
     def __len__(self) -> int:
         return len(self.questions)
@@ -158,7 +160,7 @@ class PendingStore:
             where = (question.topic, question.partition)
             which[i] = partitions.setdefault(where, len(partitions))
             offsets[i], scores[i] = question.offset, question.score
-        return {
+        state: dict[str, Any] = {
             "stream_time_ms": self.stream_time_ms,
             "counts": self.counts.state(),
             "partitions": [f"{topic}:{partition}" for topic, partition in partitions],
@@ -166,6 +168,11 @@ class PendingStore:
             "offsets": _encode(offsets),
             "scores": _encode(scores),
         }
+        every = [q.scores for q in self.questions.values()]
+        if every and every[0] is not None:
+            state["candidate_scores"] = _encode(np.vstack(every).reshape(-1))  # type: ignore[arg-type]
+            state["candidates"] = len(every[0])
+        return state
 
     @staticmethod
     def wanted(state: dict[str, Any] | None) -> list[tuple[str, int, int, float]]:
@@ -194,6 +201,13 @@ class PendingStore:
         self.counts = LabelCounts.restored((state or {}).get("counts"))
         self.stream_time_ms = int((state or {}).get("stream_time_ms", -1))
         self._wanted = self.wanted(state)
+        self._wanted_scores = None
+        if state and state.get("candidate_scores"):
+            k = int(state["candidates"])
+            scores = _decode(state["candidate_scores"], np.float64)
+            if k < 1 or len(scores) != k * len(self._wanted):
+                raise ValueError("the pending questions' candidate scores are inconsistent")
+            self._wanted_scores = scores.reshape(len(self._wanted), k)
 
     def to_read(self) -> dict[tuple[str, int], tuple[int, int]]:
         """Per input partition, the offsets to read back (first, last + 1) for :meth:`rebuild`."""
@@ -211,15 +225,18 @@ class PendingStore:
         not be rebuilt (their records are gone, or unreadable)."""
         by_place = {(r.topic, r.partition, r.offset): r for r in records}
         missing = 0
-        for topic, partition, offset, score in self._wanted:
+        for i, (topic, partition, offset, score) in enumerate(self._wanted):
             record = by_place.get((topic, partition, offset))
             question = None if record is None else read(record)
             if record is None or question is None:
                 missing += 1
                 continue
             event_id, row = question
-            self.questions[event_id] = Question(topic, partition, offset, record.timestamp_ms, row, score)
-        self._wanted = []
+            scores = None if self._wanted_scores is None else self._wanted_scores[i].copy()
+            self.questions[event_id] = Question(
+                topic, partition, offset, record.timestamp_ms, row, score, scores
+            )
+        self._wanted, self._wanted_scores = [], None
         return missing
 
     def metrics(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
@@ -29,18 +30,13 @@ from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_records
-from stream_neuron.pending import PendingStore, Question, answers_counted, question_of
+from stream_neuron.pending import PendingStore, Question, answers_counted
+from stream_neuron.processor_state import ProcessorState
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 from stream_neuron.snapshots import (
     SnapshotError,
-    build_snapshot,
-    check_snapshot,
-    neuron_state,
-    ref_from_json,
     snapshot_fit_problem,
-    snapshot_positions,
-    unfixed_snapshot,
 )
 
 LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
@@ -49,8 +45,9 @@ LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
 REFUSAL_CLASSES = {REFUSED_SCORE: "NonFiniteScore"}
 
 
-class Processor:
-    """One model's streaming state: schema, neuron, update policy, metrics and input position."""
+class Processor(ProcessorState):
+    """One model's streaming state: schema, neuron (or candidates), update policy, metrics and input
+    position. Its snapshots and their restoring: ``processor_state.py``."""
 
     def __init__(
         self,
@@ -66,8 +63,7 @@ class Processor:
         self.kind = MODEL_KINDS[settings.model]
         self.limits = limits or OutputLimits()
         self.schema = FeatureSchema(settings.feature_names)
-        self.model: LinearNeuron | None = None
-        self.learner: PerEventLearner[EventRef] | MiniBatchLearner[EventRef] | None = None
+        self.models: Candidates | None = None  # the model, or the candidates racing (their champion)
         self.metrics = MetricsTracker(self.kind.probabilistic, window_started=now)
         letters = DeadLetters(settings.dead_letter_topic, self.limits.dead_letters, self.metrics)
         self._dead_letter, self.replacement = letters.letter, letters.replacement
@@ -108,14 +104,21 @@ class Processor:
             processor._restore(snapshot, now)
         return processor
 
+    @property
+    def model(self) -> LinearNeuron | None:
+        """The model whose predictions are published (the champion, when candidates race)."""
+        return None if self.models is None else self.models.model
+
     def _build(self, n_features: int) -> None:
-        self.model = self.settings.new_model(n_features)
-        if self.settings.mode == "minibatch":
-            self.learner = MiniBatchLearner(
-                self.model, self.settings.batch_size, self.settings.linger_ms / 1000
-            )
-        else:
-            self.learner = PerEventLearner(self.model)
+        settings = self.settings
+
+        def learner(model: LinearNeuron) -> PerEventLearner[EventRef] | MiniBatchLearner[EventRef]:
+            if settings.mode == "minibatch":
+                return MiniBatchLearner(model, settings.batch_size, settings.linger_ms / 1000)
+            return PerEventLearner(model)
+
+        models = [settings.new_model(n_features, rate) for rate in settings.learning_rate]
+        self.models = Candidates(models, learner, settings.champion_window, self._last_step)
 
     def _check_snapshot_fits(self, schema: FeatureSchema, error: Callable[[str], Exception]) -> None:
         problem = snapshot_fit_problem(self.settings, schema.n_features or 0, schema.names, self.limits.model)
@@ -208,8 +211,8 @@ class Processor:
             reason = self.feature_bound_reason
             within = np.asarray((np.abs(rows[: len(refs)]) <= bound).all(axis=1))
             refs = self._drop_rows(within, rows, labels, refs, out, reason)
-        if refs and self.learner is not None:
-            for scored in self.learner.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
+        if refs and self.models is not None:
+            for scored in self.models.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
                 self._emit(scored, out)
 
     def _fix_schema(self, event: Event) -> None:
@@ -254,8 +257,8 @@ class Processor:
         """Time-driven work without new input: a lingering mini-batch, the metrics interval."""
         self._last_step = now
         out = Emitted()
-        if self.learner is not None:
-            for chunk in self.learner.due(now):
+        if self.models is not None:
+            for chunk in self.models.due(now):
                 self._emit(chunk, out)
         metrics = self.metrics
         if self.learning and metrics.due(self.settings.metrics_every, self.settings.metrics_interval_s, now):
@@ -269,18 +272,19 @@ class Processor:
     def close(self, now: float) -> Emitted:
         """Shutdown: learn what is buffered, then a final metrics record."""
         out = Emitted()
-        if self.learner is not None:
-            for chunk in self.learner.drain():
+        if self.models is not None:
+            for chunk in self.models.drain():
                 self._emit(chunk, out)
         if self.learning:
             out.metrics.append(self._metrics_record(now))
         return out
 
     def _emit(self, chunk: Scored[EventRef], out: Emitted) -> None:
+        models, model = self.models, self.model
+        assert models is not None and model is not None
+        models.count(chunk)  # each candidate's own metrics (racing only)
         if chunk.refused.any():
             chunk = self._refused_to_dead_letters(chunk, out)
-        model = self.model
-        assert model is not None
         if self.pending is not None:
             chunk = answers_counted(chunk, model, self.metrics)
         labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
@@ -297,6 +301,7 @@ class Processor:
             chunk.scores.tolist(),
             chunk.versions.tolist(),
             chunk.labels.tolist(),
+            None if chunk.champions is None else models.published_by(chunk.champions),
         )
 
     def _refused_to_dead_letters(self, chunk: Scored[EventRef], out: Emitted) -> Scored[EventRef]:
@@ -317,83 +322,20 @@ class Processor:
         model = self.model
         record = self.metrics.record(
             model_version=model.n_updates if model else 0,
-            learning_rate=model.learning_rate if model else self.settings.learning_rate,
+            learning_rate=model.learning_rate if model else self.settings.learning_rate[0],
             weight_norm=robust_norm(model.weights) if model else 0.0,
             lag=self.lag(self.positions),
             now=now,
             labels=None if self.pending is None else self.pending.metrics(),
         )
+        if self.models is not None and self.models.racing:
+            record["candidates"] = self.models.records(now)
+            record["champion"] = self.models.champion.champion
+            record["champion_changes"] = self.models.champion.changes
         self.last_window = record["window"]
         key = self.settings.model_name.encode()
         return OutputRecord(
             self.settings.metrics_topic, key, json.dumps(record, allow_nan=False).encode(), []
-        )
-
-    def snapshot_state(self) -> dict[str, Any]:
-        assert self.model is not None and self.learner is not None
-        return build_snapshot(
-            self.settings.model_name,
-            self.model,
-            self.schema.names,
-            self.metrics.state(),
-            self.learner.pending_state(),
-            self.positions,
-            None if self.pending is None else self.pending.state(),
-        )
-
-    def snapshot_record(self, unfixed: bool = False) -> OutputRecord | None:
-        """The snapshot to publish at a checkpoint. Before the first valid event fixes a model, a snapshot
-        without features once input was read (only bad events so far), or with ``unfixed`` (a new model
-        the operator chose): the group's offsets never run ahead of a snapshot."""
-        if self.model is None:
-            if not (unfixed or self.positions):
-                return None
-            settings = self.settings
-            state = unfixed_snapshot(
-                settings.model_name, settings.model, settings.learning_rate, self.positions
-            )
-        else:
-            state = self.snapshot_state()
-        self._snapshot_version = state["version"]
-        value = json.dumps(state, allow_nan=False).encode()
-        return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, [])
-
-    def _restore(self, snapshot: dict[str, Any], now: float) -> None:
-        """Continue from a snapshot: model, metrics, pending batch and input positions."""
-        snapshot = check_snapshot(snapshot, self.settings)
-        n_features = int(snapshot["n_features"])
-        if n_features == 0:  # a new model whose first event is still to come
-            self.positions = snapshot_positions(snapshot)
-            return
-        names = snapshot["feature_names"]
-        self.schema = FeatureSchema(tuple(names) if names is not None else None, n_features)
-        self._check_snapshot_fits(self.schema, SnapshotError)
-        self._build(n_features)
-        assert self.model is not None and self.learner is not None
-        try:
-            self.model.load_dict(neuron_state(snapshot, self.settings))
-            self.learner.restore_pending(snapshot.get("pending"), ref_from_json, now)
-            self.metrics.restore(snapshot["metrics_state"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
-        self.positions = snapshot_positions(snapshot)
-        self._snapshot_version = self.model.n_updates
-        if self.pending is not None:
-            try:
-                self.pending.restore(snapshot.get("questions"))
-            except (KeyError, TypeError, ValueError) as error:
-                raise SnapshotError(f"the snapshot's pending questions are unreadable: {error}") from error
-
-    def questions_to_read(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """Delayed labels after a restore: the input offsets to read back to rebuild the questions."""
-        return {} if self.pending is None else self.pending.to_read()
-
-    def rebuild_questions(self, records: Sequence[InputRecord]) -> int:
-        """The restored snapshot's pending questions from their input ``records`` (none is scored or
-        learned from again); how many could not be rebuilt (their records are gone)."""
-        assert self.pending is not None
-        return self.pending.rebuild(
-            records, lambda record: question_of(record, self.schema, self.settings.max_record_bytes)
         )
 
 

@@ -22,6 +22,7 @@ from stream_neuron.config import Settings
 from stream_neuron.contracts import Snapshot
 from stream_neuron.errors import OperatorError
 from stream_neuron.neuron import LinearNeuron
+from stream_neuron.neuron.optimizers import Rule
 from stream_neuron.pending import BYTES_PER_PENDING_IN_SNAPSHOT, Question
 from stream_neuron.records import EventRef
 from stream_neuron.schema import name_problem
@@ -43,13 +44,21 @@ def snapshot_bytes_bound(
     pending_rows: int,
     model_name: str,
     questions: int = 0,
+    candidates: int = 1,
+    rule_vectors: int = 0,
+    champion_window: int = 0,
 ) -> int:
-    """An upper bound of a snapshot's size: weights, the scaler's two vectors, pending mini-batch rows
-    (and their references), the feature names, the pending questions of delayed labels."""
-    numbers = n_features * (1 + 2 * standardize + pending_rows)
+    """An upper bound of a snapshot's size: weights, the scaler's two vectors and the update rule's
+    (an optimizer's moments, an L1 total), for each candidate and once more for the champion at the top,
+    pending mini-batch rows (and their references), the feature names, the pending questions of delayed
+    labels (a score per candidate each), the champion rule's running totals."""
+    copies = 1 if candidates == 1 else candidates + 1
+    numbers = n_features * (copies * (1 + 2 * standardize + rule_vectors) + pending_rows)
+    if candidates > 1:
+        numbers += candidates * (champion_window + 1) + questions * candidates
     name_bytes = sum(len(json.dumps(name)) + 2 for name in names) if names else 0
     return (
-        SNAPSHOT_FIXED_BYTES
+        SNAPSHOT_FIXED_BYTES * copies
         + numbers * BYTES_PER_NUMBER
         + name_bytes
         + pending_rows * 600
@@ -63,9 +72,11 @@ def snapshot_fit_problem(
 ) -> str | None:
     """Why snapshots of a model of ``n_features`` could outgrow the model topic's ``limit``, or ``None``."""
     pending = settings.batch_size if settings.mode == "minibatch" else 0
+    rule_vectors = {"sgd": 0, "adagrad": 1, "adam": 2}[settings.optimizer] + (1 if settings.l1 else 0)
     bound = snapshot_bytes_bound(
-        n_features, names, settings.standardize, pending, settings.model_name, settings.label_window
-    )
+        n_features, names, settings.standardize, pending, settings.model_name, settings.label_window,
+        len(settings.learning_rate), rule_vectors, settings.champion_window,
+    )  # fmt: skip
     if bound <= limit:
         return None
     model = f"a model of {n_features} features" if n_features else "a model of any number of features"
@@ -143,6 +154,7 @@ def build_snapshot(
             "schedule": state["schedule"],
             "intercept_schedule": state["intercept_schedule"],
             "n_updates": state["n_updates"],
+            **({k: state[k] for k in ("rule", "rule_state")} if "rule" in state else {}),
         },
         "scaler_state": state["scaler"],
         "metrics_state": metrics_state,
@@ -176,16 +188,17 @@ def snapshot_positions(snapshot: dict[str, Any]) -> dict[tuple[str, int], int]:
     return positions
 
 
-def neuron_state(snapshot: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The neuron's state from a snapshot's contract fields. The learning-rate schedule comes from the
-    settings (the operator's current intent); the update count, which drives it, from the snapshot."""
+def neuron_state(snapshot: dict[str, Any], settings: Settings, rate: float | None = None) -> dict[str, Any]:
+    """The neuron's state from a snapshot's contract fields. The learning-rate schedule and the update
+    rule come from the settings (the operator's current intent: ``rate``, by default the first); the
+    update count, which drives them, and the rule's state (an optimizer's moments) from the snapshot,
+    when it was kept by the same rule."""
     schedule_state = snapshot["schedule_state"]
-    schedule = {
-        "name": settings.schedule,
-        "learning_rate": settings.learning_rate,
-        "power": settings.schedule_power,
-    }
-    intercept = dict(schedule, learning_rate=settings.intercept_rate)
+    rate = settings.learning_rate[0] if rate is None else rate
+    schedule = {"name": settings.schedule, "learning_rate": rate, "power": settings.schedule_power}
+    intercept = dict(schedule, learning_rate=settings.intercept_rate(rate))
+    rule = Rule(settings.optimizer, settings.l2, settings.l1)
+    kept = schedule_state.get("rule_state") if Rule.from_dict(schedule_state.get("rule")) == rule else None
     return {
         "kind": snapshot["kind"],
         "n_features": snapshot["n_features"],
@@ -195,6 +208,8 @@ def neuron_state(snapshot: dict[str, Any], settings: Settings) -> dict[str, Any]
         "schedule": schedule,
         "intercept_schedule": intercept,
         "scaler": snapshot["scaler_state"],
+        "rule": rule.to_dict(),
+        "rule_state": kept,
     }
 
 

@@ -29,7 +29,7 @@ def test_defaults_are_the_design_contract() -> None:
     )
     assert settings.commit_interval_s == 1.0
     assert Settings(guarantee="exactly-once").commit_interval_s == 0.1
-    assert Settings(model="perceptron").learning_rate == 1.0
+    assert Settings(model="perceptron").learning_rate == (1.0,)
 
 
 def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,11 +42,11 @@ def test_flags_beat_environment_beat_file(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("STREAM_NEURON_STANDARDIZE", "true")
     args = build_parser().parse_args(["run", "--learning-rate", "0.1"])
     settings = settings_from_args(args, Settings)
-    assert settings.learning_rate == 0.1  # flag
+    assert settings.learning_rate == (0.1,)  # flag
     assert settings.standardize is True  # environment
     assert (settings.batch_size, settings.model_name) == (8, "from-file")  # file
     assert settings.feature_names == ("a", "b")
-    assert settings.intercept_rate == 0.1
+    assert settings.intercept_rate() == 0.1
 
 
 def test_settings_are_frozen_and_validated() -> None:

@@ -146,7 +146,7 @@ def test_a_new_kind_of_model_is_one_class(monkeypatch: pytest.MonkeyPatch) -> No
     """Registering a class is all a new kind needs: flags, labels, predictions, metrics, snapshots."""
     monkeypatch.setitem(MODEL_KINDS, "adaline", Adaline)
     settings = Settings(model="adaline", metrics_every=4)
-    assert settings.learning_rate == 0.01
+    assert settings.learning_rate == (0.01,)
     processor = Processor(settings, 0.0)
     events = [{"features": [1.0, float(i % 2)], "label": i % 2} for i in range(4)]
     out = processor.process(records(*events, {"features": [1.0, 0.0], "label": -1}), 1.0)

@@ -1,0 +1,217 @@
+"""Several learning rates raced on the same events: one candidate model per rate, the champion's
+output published. No Kafka here.
+
+Every candidate is a neuron with its own learner (per event, or mini-batch), fed the same validated
+rows in the same order: one decode and one pass over the input, K steps per event (each a compiled
+kernel call per poll batch). Each candidate keeps its own prequential metrics; the champion rule
+(``champion.py``) picks which candidate's output each event is published with, from the losses of the
+labelled events before it. With one rate this is today's single model, at no extra cost.
+
+With delayed labels a candidate's loss on an answer is that of the prediction it made at question
+time (each question keeps one score per candidate), as the published metrics count the published
+prediction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from stream_neuron.champion import Champion
+from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
+from stream_neuron.metrics import MetricsTracker
+from stream_neuron.neuron import LinearNeuron
+from stream_neuron.neuron.linear import ACCEPTED
+from stream_neuron.neuron.numeric import FloatArray, robust_norm
+from stream_neuron.records import EventRef
+
+Learner = PerEventLearner[EventRef] | MiniBatchLearner[EventRef]
+
+
+class Candidates:
+    """The candidate models of one stream (one or more), their learners and metrics, and the champion."""
+
+    def __init__(
+        self,
+        models: Sequence[LinearNeuron],
+        make_learner: Callable[[LinearNeuron], Learner],
+        champion_window: int,
+        now: float,
+    ) -> None:
+        self.models = list(models)
+        self.learners = [make_learner(model) for model in self.models]
+        self.metrics = [MetricsTracker(model.probabilistic, window_started=now) for model in self.models]
+        self.champion = Champion(len(self.models), champion_window)
+        self.diverging = [False] * len(self.models)
+
+    @property
+    def racing(self) -> bool:
+        return len(self.models) > 1
+
+    @property
+    def model(self) -> LinearNeuron:
+        """The champion's model (the one model when there is one)."""
+        return self.models[self.champion.champion]
+
+    @property
+    def learner(self) -> Learner:
+        return self.learners[self.champion.champion]
+
+    # -- the hot path --------------------------------------------------------------------------------
+
+    def submit(
+        self, rows: FloatArray, labels: FloatArray, refs: list[EventRef], now: float
+    ) -> list[Scored[EventRef]]:
+        if not self.racing:
+            return self.learners[0].submit(rows, labels, refs, now)
+        return self._combined([learner.submit(rows, labels, refs, now) for learner in self.learners])
+
+    def due(self, now: float) -> list[Scored[EventRef]]:
+        if not self.racing:
+            return self.learners[0].due(now)
+        return self._combined([learner.due(now) for learner in self.learners])
+
+    def drain(self) -> list[Scored[EventRef]]:
+        if not self.racing:
+            return self.learners[0].drain()
+        return self._combined([learner.drain() for learner in self.learners])
+
+    def _combined(self, per_candidate: list[list[Scored[EventRef]]]) -> list[Scored[EventRef]]:
+        """Each candidate's chunks (the same rows, in the same chunks: the learners took the same
+        input) as the published chunks: every row from the candidate that was champion for it."""
+        return [
+            self._published([chunks[i] for chunks in per_candidate]) for i in range(len(per_candidate[0]))
+        ]
+
+    def _published(self, chunks: list[Scored[EventRef]]) -> Scored[EventRef]:
+        first = chunks[0]
+        n = len(first.refs)
+        labelled = np.flatnonzero(first.labels == first.labels)
+        start = self.champion.champion
+        losses = np.vstack([self._losses(j, chunk, labelled) for j, chunk in enumerate(chunks)])
+        scored_by = self.champion.observe(losses)
+        # An unlabelled row is scored by the champion of the moment: the one after the labelled rows
+        # before it (the chunk's first champion when none came before it).
+        after = np.append(scored_by[1:], self.champion.champion) if len(scored_by) else scored_by
+        champions = np.full(n, start, dtype=np.int64)
+        champions[labelled] = scored_by
+        if len(labelled) < n:
+            preceding = np.searchsorted(labelled, np.arange(n), side="left") - 1
+            unlabelled = np.flatnonzero(first.labels != first.labels)
+            for i in unlabelled.tolist():
+                champions[i] = after[preceding[i]] if preceding[i] >= 0 else start
+        pick = champions, np.arange(n)
+        published = Scored(
+            first.refs,
+            first.labels,
+            np.vstack([c.scores for c in chunks])[pick],
+            np.vstack([c.outputs for c in chunks])[pick],
+            np.vstack([c.versions for c in chunks])[pick],
+            np.vstack([c.refused for c in chunks])[pick],
+        )
+        published.champions, published.per_candidate = champions, chunks
+        self._keep_question_scores(chunks)
+        return published
+
+    def _losses(self, j: int, chunk: Scored[EventRef], labelled: np.ndarray) -> FloatArray:
+        """Candidate ``j``'s loss on each labelled row: on its own prediction before it learned the row
+        (an answer's, made at question time); NaN where it refused the row."""
+        model = self.models[j]
+        z = self._prequential_logits(j, chunk, labelled)
+        loss = np.asarray(model.loss.value(z, model.loss.canonical(chunk.labels[labelled])), dtype=np.float64)
+        loss[chunk.refused[labelled] != ACCEPTED] = np.nan
+        return loss
+
+    def _prequential_logits(self, j: int, chunk: Scored[EventRef], rows: np.ndarray) -> FloatArray:
+        z: FloatArray = chunk.scores[rows].copy()
+        for k, i in enumerate(rows.tolist()):
+            asked = chunk.refs[i].asked
+            if asked is not None and asked.scores is not None:  # an answer: its question's prediction
+                z[k] = asked.scores[j]
+        return z
+
+    def _keep_question_scores(self, chunks: list[Scored[EventRef]]) -> None:
+        """Delayed labels: a question keeps every candidate's score for when its answer comes."""
+        refs, labels = chunks[0].refs, chunks[0].labels
+        for i, ref in enumerate(refs):
+            if ref.asked is not None and labels[i] != labels[i]:
+                ref.asked.scores = np.array([chunk.scores[i] for chunk in chunks])
+
+    def published_by(self, champions: np.ndarray) -> list[tuple[int, float]]:
+        """For each published row: the candidate it came from and that candidate's learning rate."""
+        rates = [model.learning_rate for model in self.models]
+        return [(j, rates[j]) for j in champions.tolist()]
+
+    # -- metrics ---------------------------------------------------------------------------------------
+
+    def count(self, chunk: Scored[EventRef]) -> None:
+        """Each candidate's prequential terms of a published chunk's labelled rows."""
+        if chunk.per_candidate is None:
+            return
+        for j, own in enumerate(chunk.per_candidate):
+            self.metrics[j].count_events(len(own.refs), 0.0)  # the events it scored
+            rows = np.flatnonzero((own.labels == own.labels) & (own.refused == ACCEPTED))
+            if not len(rows):
+                continue
+            model = self.models[j]
+            z = self._prequential_logits(j, own, rows)
+            loss, correct = model.prequential_terms(z, model.outputs(z), own.labels[rows])
+            self.metrics[j].add_terms(len(rows), loss, correct)
+
+    def records(self, now: float) -> list[dict[str, Any]]:
+        """Each candidate's part of a metrics record; updates which may be champion (not diverging)."""
+        out = []
+        for j, (model, tracker) in enumerate(zip(self.models, self.metrics, strict=True)):
+            record = tracker.record(
+                model.n_updates, model.learning_rate, robust_norm(model.weights), None, now
+            )
+            self.diverging[j] = bool(record["diverging"])
+            out.append(
+                {
+                    "learning_rate": model.learning_rate,
+                    "optimizer": model.rule.optimizer,
+                    "window": {k: record["window"][k] for k in ("log_loss", "accuracy")},
+                    "cumulative": record["cumulative"],
+                    "diverging": record["diverging"],
+                    "champion": j == self.champion.champion,
+                }
+            )
+        self.champion.set_eligible(np.array([not d for d in self.diverging]))
+        for j, entry in enumerate(out):
+            entry["champion"] = j == self.champion.champion
+        return out
+
+    # -- snapshots ------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "candidates": [
+                {"model": model.to_dict(), "metrics": tracker.state(), "diverging": diverging}
+                for model, tracker, diverging in zip(self.models, self.metrics, self.diverging, strict=True)
+            ],
+            "champion": self.champion.state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        entries = state["candidates"]
+        if len(entries) != len(self.models):
+            raise ValueError(
+                f"the snapshot races {len(entries)} candidates, --learning-rate names {len(self.models)}"
+            )
+        for model, tracker, entry in zip(self.models, self.metrics, entries, strict=True):
+            rate = entry["model"]["schedule"]["learning_rate"]
+            if rate != model.schedule.learning_rate:
+                raise ValueError(f"the snapshot's candidate rates differ from --learning-rate (found {rate})")
+            model.load_dict(entry["model"])
+            tracker.restore(entry["metrics"])
+        self.diverging = [bool(entry.get("diverging", False)) for entry in entries]
+        self.champion.restore(state["champion"])
+        self.champion.eligible = np.array([not d for d in self.diverging])
+
+    def restore_pending(
+        self, state: dict[str, Any] | None, ref_from: Callable[[Any], EventRef], now: float
+    ) -> None:
+        for learner in self.learners:  # the same rows wait in every candidate's batch
+            learner.restore_pending(state, ref_from, now)
