@@ -70,6 +70,7 @@ class Processor(ProcessorState):
         self.positions: dict[tuple[str, int], int] = {}
         self.lag = lag
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
+        self.last_candidates: list[dict[str, Any]] | None = None  # ... and its candidates, racing
         self._snapshot_version = 0
         self._last_step = now
         # Input records whose outputs the broker refused inside a transaction, left out when replayed:
@@ -333,6 +334,7 @@ class Processor(ProcessorState):
             record["champion"] = self.models.champion.champion
             record["champion_changes"] = self.models.champion.changes
         self.last_window = record["window"]
+        self.last_candidates = record.get("candidates")
         key = self.settings.model_name.encode()
         return OutputRecord(
             self.settings.metrics_topic, key, json.dumps(record, allow_nan=False).encode(), []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from stream_neuron.processor import Processor
@@ -46,6 +48,29 @@ class PrometheusExporter:
         self.model_version = Gauge(
             "stream_neuron_model_version", "updates the model has made", labels, registry=self.registry
         )
+        racing = ["model", "candidate", "learning_rate"]
+        self.candidate_gauges = {
+            (section, key): Gauge(
+                f"stream_neuron_candidate_{section}_{key}",
+                f"a learning-rate candidate's prequential {key.replace('_', ' ')} ({section})",
+                racing,
+                registry=self.registry,
+            )
+            for section in ("window", "cumulative")
+            for key in ("log_loss", "accuracy")
+        }
+        self.candidate_diverging = Gauge(
+            "stream_neuron_candidate_diverging",
+            "1 while a candidate is flagged diverging (it may not be champion)",
+            racing,
+            registry=self.registry,
+        )
+        self.candidate_champion = Gauge(
+            "stream_neuron_candidate_champion",
+            "1 for the candidate whose predictions are published",
+            racing,
+            registry=self.registry,
+        )
         self.model_name = model_name
         self._seen = (0, 0, 0)
         self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
@@ -81,6 +106,19 @@ class PrometheusExporter:
                 value = window.get(key)
                 if isinstance(value, int | float):
                     gauge.labels(name).set(value)
+
+        if processor.last_candidates is not None:
+            self._observe_candidates(processor.last_candidates)
+
+    def _observe_candidates(self, candidates: list[dict[str, Any]]) -> None:
+        for j, candidate in enumerate(candidates):
+            labels = (self.model_name, str(j), f"{candidate['learning_rate']:g}")
+            for (section, key), gauge in self.candidate_gauges.items():
+                value = candidate[section][key]
+                if isinstance(value, int | float):
+                    gauge.labels(*labels).set(value)
+            self.candidate_diverging.labels(*labels).set(float(candidate["diverging"]))
+            self.candidate_champion.labels(*labels).set(float(candidate["champion"]))
 
     def close(self) -> None:
         self.server.shutdown()

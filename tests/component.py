@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -267,6 +268,12 @@ def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0)
         return consumer.committed(TopicPartition(topic, partition))
     finally:
         consumer.close(autocommit=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def synthetic_events(n: int, d: int, seed: int) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ every candidate and the champion exactly."""
 from __future__ import annotations
 
 import itertools
+import itertools
 import json
 from typing import Any
 
@@ -165,3 +166,33 @@ def test_delayed_labels_count_each_candidate_s_question_time_prediction() -> Non
         data = stream.iter_array(X, y.astype(bool), feature_names=names)
         accuracy = evaluate.progressive_val_score(data, model, metrics.Accuracy(), delay=delay).get()
         assert record["cumulative"]["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_monitor_shows_the_candidates_and_the_plot_marks_each_change_of_champion(tmp_path: Any) -> None:
+    from stream_neuron.tools.curve import draw, learning_curve
+    from stream_neuron.tools.metrics_view import clean_record
+    from stream_neuron.tools.monitor import format_metrics
+
+    settings = Settings(learning_rate=RATES, standardize=True, champion_window=50, metrics_every=50)
+    _, out = run(settings, phishing_records())
+    records = [clean_record(r.value) for r in out.metrics]
+    last = records[-1]
+    assert isinstance(last, dict)
+    table = format_metrics(last)
+    for j, rate in enumerate(RATES):
+        line = next(row for row in table.splitlines() if row[3:].startswith(f"{j} "))
+        assert f"{rate:g}" in line and line.startswith("*" if j == last["champion"] else " ")
+    curve = learning_curve(records)
+    assert curve.candidate_rates == list(RATES)
+    assert all(len(series) == len(curve.events) for series in curve.candidate_log_loss)
+    # a change of champion is marked where the record after it first names the new champion
+    raw = [json.loads(r.value) for r in out.metrics if json.loads(r.value)["window"]["events"]]
+    expected = [
+        (b["events"], b["champion"])
+        for a, b in itertools.pairwise(raw)
+        if a["champion"] != b["champion"]
+    ]
+    assert curve.champion_changes == expected and expected
+    assert curve.champions == [r["champion"] for r in raw]
+    draw(curve, tmp_path / "candidates.png")
+    assert (tmp_path / "candidates.png").stat().st_size > 10_000

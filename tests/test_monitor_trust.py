@@ -23,6 +23,11 @@ GOOD = {
     "ts": "2026-11-29T12:00:00Z",
 }  # fmt: skip
 
+RACER = {
+    "learning_rate": 0.1, "optimizer": "sgd", "window": {"log_loss": 0.3, "accuracy": 0.9},
+    "cumulative": {"log_loss": 0.3, "accuracy": 0.9}, "diverging": False, "champion": True,
+}  # fmt: skip
+
 HOSTILE_TEXT = [
     "\x1b[2J\x1b[H",  # clear the screen
     "\x1b]0;pwned\x07",  # set the window title
@@ -41,11 +46,13 @@ def encoded(record: Any) -> bytes:
 
 @pytest.mark.parametrize("text", HOSTILE_TEXT)
 def test_text_fields_come_out_plain(text: str) -> None:
-    record = clean_record(encoded(GOOD | {"ts": text}))
+    racing = {"candidates": [RACER | {"optimizer": text}], "champion": 0, "champion_changes": 0}
+    record = clean_record(encoded(GOOD | {"ts": text} | racing))
     assert not isinstance(record, Malformed)
     table = format_metrics(record)
     assert "\x1b" not in table and "\x07" not in table and "\r" not in table and "\u202e" not in table
     assert "[" not in table and len(table) < 2000
+    assert "* champion: candidate 0" in table
     console = Console(record=True, width=100, force_terminal=True)
     console.print(view(record, deque([0.5]), deque([0.7])))
     rendered = console.export_text(styles=False)
@@ -65,6 +72,12 @@ def test_text_fields_come_out_plain(text: str) -> None:
         (b"\xff\xfe", "not JSON"),
         (b"", "not JSON"),
         (encoded({"hello": "world"}), "no event count"),
+        (encoded(GOOD | {"candidates": "\x1b[2J"}), "candidates is not a list"),
+        (encoded(GOOD | {"candidates": [{"learning_rate": "fast"}]}), "a candidate has no learning rate"),
+        (encoded(GOOD | {"candidates": [RACER | {"window": {"log_loss": "x"}}]}), "candidate's window"),
+        (encoded(GOOD | {"candidates": [RACER], "champion": 1, "champion_changes": 0}), "champion is not"),
+        (encoded(GOOD | {"candidates": [RACER], "champion": 0, "champion_changes": -1}), "champion_changes"),
+        (encoded(GOOD | {"candidates": [RACER] * 65, "champion": 0, "champion_changes": 0}), "1 to 64"),
     ],
 )
 def test_a_malformed_record_is_shown_as_malformed(value: bytes, why: str) -> None:

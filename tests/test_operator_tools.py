@@ -4,7 +4,6 @@ and the Prometheus endpoint of run."""
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from stream_neuron.tools.live import sparkline, view
 from tests.component import (
     EndWatcher,
     Topics,
+    free_port,
     json_records,
     raw_records,
     run_component,
@@ -42,12 +42,6 @@ def cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
         check=False,
     )
     return done
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -29,6 +29,12 @@ class LearningCurve:
     rate_changes: list[tuple[int, float]] = field(default_factory=list)
     pending: list[int | None] = field(default_factory=list)  # delayed labels: questions waiting
     expired: list[int | None] = field(default_factory=list)  # ... and expired so far
+    # Several learning rates raced: each candidate's rate and window log loss at every point, the
+    # champion at every point, and (events, new champion) where it changed since the point before.
+    candidate_rates: list[float] = field(default_factory=list)
+    candidate_log_loss: list[list[float | None]] = field(default_factory=list)
+    champions: list[int | None] = field(default_factory=list)
+    champion_changes: list[tuple[int, int]] = field(default_factory=list)
 
 
 MAX_MARKED_CHANGES = 10
@@ -55,7 +61,23 @@ def learning_curve(records: list[dict[str, Any] | Malformed]) -> LearningCurve:
         labels = record.get("labels") or {}
         curve.pending.append(labels.get("pending"))
         curve.expired.append(labels.get("expired"))
+        _add_candidates(curve, record)
     return curve
+
+
+def _add_candidates(curve: LearningCurve, record: dict[str, Any]) -> None:
+    candidates = record.get("candidates")
+    rates = [c["learning_rate"] for c in candidates] if candidates else []
+    if rates and rates != curve.candidate_rates:  # the first racing record (or a restart with others)
+        curve.candidate_rates = rates
+        curve.candidate_log_loss = [[None] * (len(curve.events) - 1) for _ in rates]
+    for j, series in enumerate(curve.candidate_log_loss):
+        series.append(candidates[j]["window"]["log_loss"] if candidates else None)
+    champion = record.get("champion") if candidates else None
+    before = next((c for c in reversed(curve.champions) if c is not None), None)
+    if champion is not None and before is not None and champion != before:
+        curve.champion_changes.append((int(record["events"]), champion))
+    curve.champions.append(champion)
 
 
 def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning curve") -> None:
@@ -69,12 +91,15 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
         raise OperatorError("--plot needs matplotlib: pip install 'stream-neuron[plot]'") from error
 
     delayed = any(value is not None for value in curve.pending)
-    rows = 3 if delayed else 2
-    figure, axes = plt.subplots(rows, 1, figsize=(9, 6.5 + 2.5 * delayed), sharex=True, dpi=110)
+    racing = bool(curve.candidate_rates)
+    rows = 2 + delayed + racing
+    figure, axes = plt.subplots(rows, 1, figsize=(9, 6.5 + 2.5 * (delayed + racing)), sharex=True, dpi=110)
     loss_axis, accuracy_axis = axes[0], axes[1]
     figure.suptitle(title)
+    if racing:
+        _draw_candidates(curve, axes[2])
     if delayed:
-        labels_axis = axes[2]
+        labels_axis = axes[-1]
         for counts, name, colour in ((curve.pending, "pending questions", "tab:green"),
                                      (curve.expired, "expired (cumulative)", "tab:grey")):  # fmt: skip
             counted = [(e, v) for e, v in zip(curve.events, counts, strict=True) if v is not None]
@@ -117,7 +142,9 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
         loss_axis.text(
             0.99,
             0.95,
-            f"learning rate {curve.learning_rate[0]:g}",
+            f"learning rate {curve.learning_rate[0]:g}"
+            if not curve.candidate_rates
+            else "published: the champion's (candidates below)",
             transform=loss_axis.transAxes,
             ha="right",
             va="top",
@@ -129,6 +156,32 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _draw_candidates(curve: LearningCurve, axis: Any) -> None:
+    """Every candidate's window log loss; thick where it was champion, a dashed line and its rate at
+    each change of champion."""
+    for j, (rate, losses) in enumerate(zip(curve.candidate_rates, curve.candidate_log_loss, strict=True)):
+        points = [(e, v) for e, v in zip(curve.events, losses, strict=True) if v is not None and v > 0]
+        if not points:
+            continue
+        xs, ys = zip(*points, strict=True)
+        (line,) = axis.plot(xs, ys, label=f"lr={rate:g}", linewidth=1.0, alpha=0.8)
+        held = [(e, v) for e, v, c in zip(curve.events, losses, curve.champions, strict=True)
+                if c == j and v is not None and v > 0]  # fmt: skip
+        if held:
+            hx, hy = zip(*held, strict=True)
+            axis.plot(hx, hy, linestyle="none", marker="o", markersize=4, color=line.get_color())
+    for events, champion in curve.champion_changes:
+        axis.axvline(events, color="black", linestyle="--", linewidth=0.8)
+        axis.annotate(
+            f"champion lr={curve.candidate_rates[champion]:g}", (events, 1.0),
+            xycoords=("data", "axes fraction"), fontsize=7, va="top", ha="left", rotation=90,
+        )  # fmt: skip
+    axis.set_yscale("log")
+    axis.set_ylabel("candidates: window log loss\n(dots: champion)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(loc="best", fontsize=8)
 
 
 def draw_rates(curves: list[tuple[float, Any]], path: Path, best: float) -> None:

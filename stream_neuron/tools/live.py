@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from rich.console import Console, Group
@@ -65,7 +65,27 @@ def view(record: dict[str, Any], losses: deque[float | None], accuracies: deque[
         ("accuracy trend  ", "bold"), (sparkline(accuracies), "blue"), "\n",
         Text(f"at {record.get('ts')}", "dim"),
     )  # fmt: skip
+    if record.get("candidates"):
+        return Group(table, candidates_table(record, fmt), trend)
     return Group(table, trend)
+
+
+def candidates_table(record: dict[str, Any], fmt: Callable[..., Text]) -> Table:
+    table = Table(title=Text("candidates (* champion)"), title_justify="left")
+    for name in ("", "learning rate", "optimizer", "window log loss", "cumulative log loss",
+                 "cumulative accuracy", "diverging"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("", "optimizer") else "right")
+    for c in record["candidates"]:
+        table.add_row(
+            Text("*" if c["champion"] else ""),
+            fmt(c["learning_rate"], 6),
+            Text(c["optimizer"] or "-"),
+            fmt(c["window"]["log_loss"]),
+            fmt(c["cumulative"]["log_loss"]),
+            fmt(c["cumulative"]["accuracy"]),
+            Text("yes" if c["diverging"] else "no"),
+        )
+    return table
 
 
 def follow(records: Iterable[dict[str, Any] | Malformed], history: int = 60) -> None:

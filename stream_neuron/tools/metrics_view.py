@@ -21,6 +21,8 @@ SECTIONS = {"window": ("events", "log_loss", "accuracy"), "cumulative": ("log_lo
 LABELS = (
     "pending", "answered", "expired", "unmatched_answers", "duplicate_answers", "duplicate_questions",
 )  # fmt: skip
+OPTIMIZERS = ("sgd", "adagrad", "adam")
+MAX_CANDIDATES = 64
 _UNSAFE = re.compile(r"[^0-9A-Za-z:.+\- TZ]")
 
 
@@ -60,6 +62,11 @@ def clean_record(value: bytes | None) -> dict[str, Any] | Malformed:
         if not isinstance(labels, dict) or not all(_number(labels.get(name)) for name in LABELS):
             return Malformed("labels is not an object of counts")
         clean["labels"] = {name: labels.get(name) for name in LABELS}
+    if record.get("candidates") is not None:  # several learning rates raced
+        candidates = _clean_candidates(record)
+        if isinstance(candidates, Malformed):
+            return candidates
+        clean.update(candidates)
     diverging = record.get("diverging", False)
     clean["diverging"] = diverging if isinstance(diverging, bool) else None
     ts = record.get("ts")
@@ -67,3 +74,30 @@ def clean_record(value: bytes | None) -> dict[str, Any] | Malformed:
     if clean["events"] is None:
         return Malformed("it has no event count")
     return clean
+
+
+def _clean_candidates(record: dict[str, Any]) -> dict[str, Any] | Malformed:
+    """The candidates' figures, the champion's index and the count of its changes."""
+    candidates = record["candidates"]
+    if not isinstance(candidates, list) or not 0 < len(candidates) <= MAX_CANDIDATES:
+        return Malformed(f"candidates is not a list of 1 to {MAX_CANDIDATES} candidates")
+    clean = []
+    for entry in candidates:
+        if not isinstance(entry, dict) or not _number(entry.get("learning_rate")):
+            return Malformed("a candidate has no learning rate")
+        item: dict[str, Any] = {"learning_rate": entry["learning_rate"]}
+        for section in ("window", "cumulative"):
+            part = entry.get(section)
+            if not isinstance(part, dict) or not all(_number(part.get(n)) for n in ("log_loss", "accuracy")):
+                return Malformed(f"a candidate's {section} is not an object of numbers")
+            item[section] = {n: part.get(n) for n in ("log_loss", "accuracy")}
+        item["optimizer"] = entry.get("optimizer") if entry.get("optimizer") in OPTIMIZERS else None
+        item["diverging"] = entry.get("diverging") is True
+        item["champion"] = entry.get("champion") is True
+        clean.append(item)
+    champion, changes = record.get("champion"), record.get("champion_changes")
+    if not (isinstance(champion, int) and not isinstance(champion, bool) and 0 <= champion < len(clean)):
+        return Malformed("champion is not the index of a candidate")
+    if not (_number(changes) and changes is not None and changes >= 0):
+        return Malformed("champion_changes is not a count")
+    return {"candidates": clean, "champion": champion, "champion_changes": int(changes)}

@@ -98,4 +98,34 @@ def format_metrics(record: dict[str, Any] | Malformed) -> str:
         ]
     rows.append(("at", record.get("ts")))
     width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {_fmt(value)}" for name, value in rows)
+    table = "\n".join(f"{name:<{width}}  {_fmt(value)}" for name, value in rows)
+    if record.get("candidates"):
+        table += "\n\n" + format_candidates(record)
+    return table
+
+
+def format_candidates(record: dict[str, Any]) -> str:
+    """The candidates of a (cleaned) metrics record, one row each; the champion marked."""
+    header = ("", "candidate", "learning rate", "optimizer", "window log loss", "window accuracy",
+              "cumulative log loss", "cumulative accuracy", "diverging")  # fmt: skip
+    rows = [header]
+    for j, c in enumerate(record["candidates"]):
+        rows.append(
+            (
+                "*" if c["champion"] else "",
+                str(j),
+                _fmt(c["learning_rate"]),
+                c["optimizer"] or "-",
+                _fmt(c["window"]["log_loss"]),
+                _fmt(c["window"]["accuracy"]),
+                _fmt(c["cumulative"]["log_loss"]),
+                _fmt(c["cumulative"]["accuracy"]),
+                "yes" if c["diverging"] else "no",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    changes = record["champion_changes"]
+    times = "time" if changes == 1 else "times"
+    lines.append(f"* champion: candidate {record['champion']} (changed {changes} {times})")
+    return "\n".join(lines)
