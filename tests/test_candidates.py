@@ -6,7 +6,6 @@ every candidate and the champion exactly."""
 from __future__ import annotations
 
 import itertools
-import itertools
 import json
 from typing import Any
 
