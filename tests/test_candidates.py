@@ -187,9 +187,7 @@ def test_monitor_shows_the_candidates_and_the_plot_marks_each_change_of_champion
     # a change of champion is marked where the record after it first names the new champion
     raw = [json.loads(r.value) for r in out.metrics if json.loads(r.value)["window"]["events"]]
     expected = [
-        (b["events"], b["champion"])
-        for a, b in itertools.pairwise(raw)
-        if a["champion"] != b["champion"]
+        (b["events"], b["champion"]) for a, b in itertools.pairwise(raw) if a["champion"] != b["champion"]
     ]
     assert curve.champion_changes == expected and expected
     assert curve.champions == [r["champion"] for r in raw]
