@@ -6,7 +6,8 @@ champion changes only when another candidate has had a lower window loss than th
 whole window, ``window`` labelled events in a row (no flapping); among several such, the lowest window
 loss wins. A candidate that may not be champion (``eligible`` false: its numbers left the floats, or
 it is flagged diverging) never becomes it, and a champion that stops being eligible gives way at once
-to the best eligible candidate. Until the first window fills, the champion is the first candidate.
+to the best eligible candidate. Until the first window fills, the champion is the first candidate
+(or the one a snapshot, or a fit, hands over).
 
 The sums are differences of each candidate's running total of losses (``np.cumsum`` in event order,
 carried across batches), so the choice depends on the events and their order only, never on how they
@@ -25,9 +26,9 @@ LOSS_CAP = 1e6
 
 
 class Champion:
-    def __init__(self, n_candidates: int, window: int) -> None:
+    def __init__(self, n_candidates: int, window: int, champion: int = 0) -> None:
         self.k, self.window = n_candidates, window
-        self.champion = 0
+        self.champion = champion
         self.totals: FloatArray = np.zeros((n_candidates, window + 1))  # the last window+1 running totals
         self.seen = 0  # labelled events so far
         self.streaks = np.zeros(n_candidates, dtype=np.int64)  # events in a row better than the champion
@@ -136,10 +137,14 @@ class Champion:
         totals = np.asarray(state["totals"], dtype=np.float64)
         streaks = np.asarray(state["streaks"], dtype=np.int64)
         champion, seen, changes = int(state["champion"]), int(state["seen"]), int(state["changes"])
-        if totals.shape != (self.k, self.window + 1) or streaks.shape != (self.k,):
-            raise ValueError(f"champion state for {self.k} candidates and a window of {self.window} expected")
+        if totals.ndim != 2 or totals.shape[0] != self.k or streaks.shape != (self.k,):
+            raise ValueError(f"champion state for {self.k} candidates expected")
         if not (0 <= champion < self.k and seen >= 0 and changes >= 0 and np.isfinite(totals).all()):
             raise ValueError("champion state: out of range")
+        if totals.shape[1] != self.window + 1:
+            # Another --champion-window (or a fit's first champion): the champion stays, and the
+            # comparison starts afresh with windows of the new size.
+            totals, seen, streaks = np.zeros((self.k, self.window + 1)), 0, np.zeros(self.k, dtype=np.int64)
         self.totals, self.streaks, self.champion, self.seen, self.changes = (
             totals,
             streaks,

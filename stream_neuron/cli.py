@@ -252,20 +252,30 @@ def _monitor(settings: MonitorSettings) -> int:
 
 
 def _check_river(settings: CheckRiverSettings) -> int:
+    from stream_neuron.neuron.optimizers import Rule
     from stream_neuron.tools.check_river import WEIGHT_TOLERANCE, compare
 
-    result = compare(
-        settings.dataset, settings.model, settings.learning_rate, settings.standardize, settings.delay
+    rule = Rule(settings.optimizer, settings.l2, settings.l1)
+    results = compare(
+        settings.dataset, settings.model, settings.learning_rate, settings.standardize, settings.delay, rule
     )
     print(
-        f"dataset {settings.dataset}: {result.events:,} events, {settings.model}, "
-        f"standardize={settings.standardize}, delay={settings.delay}"
+        f"dataset {settings.dataset}: {results[0].events:,} events, {settings.model}, "
+        f"optimizer {rule.optimizer}, l2={rule.l2:g}, l1={rule.l1:g}, standardize={settings.standardize}, "
+        f"delay={settings.delay}"
     )
-    print(f"largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})")
-    print(f"intercept difference       {result.bias_difference:.3e}")
-    print(f"progressive accuracy       ours {result.our_accuracy:.4%}   river {result.river_accuracy:.4%}")
-    print("agree" if result.agree else "DISAGREE")
-    return 0 if result.agree else 1
+    for result in results:
+        print(f"learning rate {result.learning_rate:g}" + (" (candidate)" if len(results) > 1 else ""))
+        print(
+            f"  largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})"
+        )
+        print(f"  intercept difference       {result.bias_difference:.3e}")
+        print(
+            f"  progressive accuracy       ours {result.our_accuracy:.4%}   river {result.river_accuracy:.4%}"
+        )
+    agree = all(result.agree for result in results)
+    print("agree" if agree else "DISAGREE")
+    return 0 if agree else 1
 
 
 def _topics(settings: TopicsSettings) -> int:

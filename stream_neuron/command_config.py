@@ -21,7 +21,9 @@ from stream_neuron.config import (
     MODEL_CHOICES,
     CommonSettings,
     Settings,
+    check_rule,
     known_model,
+    split_rates,
 )
 from stream_neuron.errors import OperatorError
 
@@ -98,6 +100,18 @@ class FitSettings(CommonSettings):
     learning_rate: Annotated[tuple[float, ...], NoDecode] = Field(
         (0.1,), description="the step size, or several (a,b,c) to compare: the best one's model is kept"
     )
+    optimizer: Literal["sgd", "adagrad", "adam"] = Field(
+        "sgd", description="the weights' optimizer (run's, river's), per step of the descent"
+    )
+    l2: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 penalty (run's, river's)")
+    l1: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="L1 penalty (run's, river's; not with --l2)"
+    )
+    keep_all: bool = Field(
+        False,
+        description="with several rates: hand every one to run as a candidate (run --learning-rate with the "
+        "same rates), the best as the first champion",
+    )
     standardize: bool = Field(False, description="scale by the whole set's mean and variance (run goes on)")
     tol: float | None = Field(None, gt=0, description="stop when the cost changes by less than this")
     seed: int = Field(0, description="the mini-batch reshuffle's seed")
@@ -126,18 +140,21 @@ class FitSettings(CommonSettings):
     @field_validator("learning_rate", mode="before")
     @classmethod
     def _split_rates(cls, value: Any) -> Any:
-        if isinstance(value, int | float):
-            return (float(value),)
-        if isinstance(value, str):
-            return tuple(float(part) for part in value.split(",") if part.strip())
-        return value
+        return split_rates(value)
 
     @field_validator("learning_rate")
     @classmethod
     def _positive_rates(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value or not all(math.isfinite(rate) and rate > 0 for rate in value):
             raise ValueError("learning rates must be finite numbers > 0")
+        if len(set(value)) != len(value):
+            raise ValueError("each learning rate once")
         return value
+
+    @model_validator(mode="after")
+    def _rule_of_the_model(self) -> FitSettings:
+        check_rule(self.model, self.optimizer, self.l2, self.l1)
+        return self
 
     @model_validator(mode="after")
     def _one_history(self) -> FitSettings:
@@ -199,9 +216,16 @@ class CheckRiverSettings(CommonSettings):
 
     dataset: Literal["phishing", "bananas"] = "phishing"
     model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
-    learning_rate: float | None = Field(
-        None, gt=0, allow_inf_nan=False, description="default 0.01 (logistic), the model's own otherwise"
+    learning_rate: Annotated[tuple[float, ...] | None, NoDecode] = Field(
+        None,
+        description="a rate, or several (a,b,c) raced as candidates, each compared with river at its rate "
+        "(default 0.01 (logistic), the model's own otherwise)",
     )
+    optimizer: Literal["sgd", "adagrad", "adam"] = Field(
+        "sgd", description="river's optim.SGD, AdaGrad, Adam"
+    )
+    l2: float = Field(0.0, ge=0, allow_inf_nan=False, description="L2 penalty (river's l2)")
+    l1: float = Field(0.0, ge=0, allow_inf_nan=False, description="L1 penalty (river's l1; not with --l2)")
     standardize: bool = False
     delay: int | None = Field(
         None, ge=0, description="labels revealed N events after each question (progressive_val_score delay)"
@@ -211,6 +235,21 @@ class CheckRiverSettings(CommonSettings):
     @classmethod
     def _known_model(cls, value: str) -> str:
         return known_model(value)
+
+    @field_validator("learning_rate", mode="before")
+    @classmethod
+    def _split_rates(cls, value: Any) -> Any:
+        return split_rates(value)
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _positive_rates(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        return None if value is None else FitSettings._positive_rates(value)
+
+    @model_validator(mode="after")
+    def _rule_of_the_model(self) -> CheckRiverSettings:
+        check_rule(self.model, self.optimizer, self.l2, self.l1)
+        return self
 
 
 class TopicsSettings(CommonSettings):

@@ -40,7 +40,7 @@ from pydantic_settings import (
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
-from stream_neuron.neuron.optimizers import Rule
+from stream_neuron.neuron.optimizers import OptimizerName, Rule
 from stream_neuron.schema import check_names
 
 DEFAULT_TOPICS = {
@@ -66,6 +66,14 @@ def split_rates(value: Any) -> Any:
         except ValueError:
             raise ValueError(f"not a list of numbers: {value!r}") from None
     return value
+
+
+def check_rule(model: str, optimizer: OptimizerName, l2: float, l1: float) -> None:
+    """``ValueError`` (naming the flags) for an optimizer and penalties the model does not take."""
+    try:
+        MODEL_KINDS[model].checked_rule(Rule(optimizer, l2, l1))
+    except ValueError as error:
+        raise ValueError(str(error).replace("l1 and l2", "--l1 and --l2")) from None
 
 
 def known_model(kind: str) -> str:
@@ -354,10 +362,7 @@ class Settings(CommonSettings):
 
     @model_validator(mode="after")
     def _rule_of_the_model(self) -> Settings:
-        try:
-            MODEL_KINDS[self.model].checked_rule(Rule(self.optimizer, self.l2, self.l1))
-        except ValueError as error:
-            raise ValueError(str(error).replace("l1 and l2", "--l1 and --l2")) from None
+        check_rule(self.model, self.optimizer, self.l2, self.l1)
         return self
 
     @field_validator("feature_names", mode="before")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from stream_neuron.champion import Champion
 from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics, model_topic_spec
@@ -142,7 +143,7 @@ def fit_rates(settings: FitSettings, history: TrainingSet, X: np.ndarray, show: 
     kind = MODEL_KINDS[settings.model]
     fitted = []
     for rate in settings.learning_rate:
-        model = kind(history.n_features, rate)
+        model = kind(history.n_features, rate, optimizer=settings.optimizer, l2=settings.l2, l1=settings.l1)
         shown = _EpochLine(rate, settings.epochs) if show else None
         descent = descend(
             model, X, history.y, settings.epochs, settings.batch_size, settings.seed, settings.tol,
@@ -193,16 +194,33 @@ def metrics_records(settings: FitSettings, fitted: Fitted, n: int) -> list[bytes
 
 
 def snapshot_of(
-    settings: FitSettings, fitted: Fitted, history: TrainingSet, scaler: OnlineStandardScaler | None
+    settings: FitSettings,
+    fitted: list[Fitted],
+    chosen: Fitted,
+    history: TrainingSet,
+    scaler: OnlineStandardScaler | None,
 ) -> dict[str, Any]:
-    kind = MODEL_KINDS[settings.model]
-    model = kind(history.n_features, fitted.rate, standardize=scaler is not None)
-    state = fitted.model.to_dict() | {"scaler": None if scaler is None else scaler.to_dict()}
-    model.load_dict(state)
+    """The snapshot ``run`` continues: the chosen rate's model; with ``--keep-all``, every rate's as a
+    candidate (in --learning-rate order) and the chosen one as the first champion."""
+    # the models were fitted on scaled rows: the scaler that scaled them goes with each
+    scaler_state = {"scaler": None if scaler is None else scaler.to_dict()}
+
+    def with_scaler(model: LinearNeuron) -> LinearNeuron:
+        return type(model).from_dict(model.to_dict() | scaler_state)
+
     bad = sum(history.bad.values())
     metrics = {"events": history.read, "labelled": 0, "loss_sum": 0.0, "correct": 0, "dead_letters": bad}
-    snapshot = build_snapshot(settings.model_name, model, history.names, metrics, None, history.offsets)
-    snapshot["learning_rate"] = fitted.rate
+    snapshot = build_snapshot(
+        settings.model_name, with_scaler(chosen.model), history.names, metrics, None, history.offsets
+    )
+    snapshot["learning_rate"] = chosen.rate
+    if settings.keep_all and len(fitted) > 1:
+        unlearned = {"events": 0, "labelled": 0, "loss_sum": 0.0, "correct": 0, "dead_letters": 0}
+        snapshot["candidates"] = [
+            {"model": with_scaler(f.model).to_dict(), "metrics": unlearned, "diverging": f.descent.diverged}
+            for f in fitted
+        ]
+        snapshot["champion"] = Champion(len(fitted), 1, fitted.index(chosen)).state()
     return snapshot
 
 
@@ -259,7 +277,7 @@ def fit(settings: FitSettings) -> dict[str, Any]:
 
         draw_rates([(f.rate, f.descent) for f in fitted], settings.plot, chosen.rate)
         print(f"the cost per epoch of {len(fitted)} learning rates drawn to {settings.plot}", file=sys.stderr)
-    snapshot = snapshot_of(settings, chosen, history, scaler)
+    snapshot = snapshot_of(settings, fitted, chosen, history, scaler)
     value = json.dumps(snapshot, allow_nan=False).encode()
     key = settings.model_name.encode()
     records = [

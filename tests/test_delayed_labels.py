@@ -79,7 +79,7 @@ def test_the_processor_reproduces_river_under_delay(delay: int) -> None:
 
 @pytest.mark.parametrize("delay", [0, 25])
 def test_check_river_compares_a_delay(delay: int) -> None:
-    result = compare("phishing", "logistic", 0.01, True, delay)
+    [result] = compare("phishing", "logistic", 0.01, True, delay)
     assert result.agree, result
 
 

@@ -65,6 +65,21 @@ def test_standardized_phishing_reaches_scikit_learn_s_optimum() -> None:
     assert ours - theirs < 1e-6 and distance < 1e-2
 
 
+@pytest.mark.parametrize("l2", [0.001, 0.05])
+def test_batch_descent_with_l2_reaches_scikit_learn_s_penalised_optimum(l2: float) -> None:
+    """river's L2 adds ``l2 * w`` to the mean gradient: batch descent minimises the mean log loss plus
+    ``l2/2 |w|^2`` (the intercept unpenalised), which is scikit-learn's objective at C = 1/(n l2)."""
+    _, _, X, y = phishing()
+    scaler = OnlineStandardScaler(9)
+    scaler.learn_many(X)
+    Xs = scaled(X, scaler.mean, scaler.var)
+    model = LogisticNeuron(9, learning_rate=2.0, l2=l2)
+    descend(model, Xs, y, epochs=20_000, tol=1e-15)
+    optimum = LogisticRegression(C=1 / (len(y) * l2), tol=1e-12, max_iter=100_000).fit(Xs, y)
+    np.testing.assert_allclose(model.weights, optimum.coef_[0], rtol=0, atol=1e-6)
+    assert model.bias == pytest.approx(float(optimum.intercept_[0]), abs=1e-6)
+
+
 def test_a_seeded_mini_batch_fit_is_reproducible() -> None:
     X, y = synthetic(1000, 5, seed=4)
     runs = []

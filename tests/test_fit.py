@@ -205,3 +205,57 @@ def test_a_time_range_and_the_memory_limit(kafka_bootstrap: str) -> None:
     limit = ("--max-memory-mb", "0.005")  # 163 rows of 3 features and a label
     refused = fit(kafka_bootstrap, topics, "--input-topic", topics.input, *limit, "--replace", expect=1)
     assert refused.stderr.count("\n") == 1 and "--max-memory-mb 0.005" in refused.stderr
+
+
+def test_keep_all_hands_every_rate_to_run_as_candidates(kafka_bootstrap: str) -> None:
+    events = phishing_events()
+    _, _, X, y = phishing()
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events)
+    n_fit, rates, epochs = 1000, (0.05, 0.5, 5.0), 40
+    rate_flag = ",".join(map(str, rates))
+    done = fit(
+        kafka_bootstrap, topics, "--input-topic", topics.input, "--to-offset", str(n_fit), "--standardize",
+        "--learning-rate", rate_flag, "--epochs", str(epochs), "--keep-all",
+    )  # fmt: skip
+    fitted = last_snapshot(kafka_bootstrap, topics)
+    assert len(fitted["candidates"]) == 3
+    best = next(r for r in rates if f"best learning rate: {r:g}" in done.stderr)
+    assert fitted["champion"]["champion"] == rates.index(best) and fitted["learning_rate"] == best
+
+    run_component(
+        kafka_bootstrap, topics, "--standardize", "--learning-rate", rate_flag, "--champion-window", "50",
+        "--idle-timeout-s", "2",
+    )  # fmt: skip
+    replays = {rate: replay(X, y, n_fit, rate, epochs) for rate in rates}
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    for rate, candidate in zip(rates, snapshot["candidates"], strict=True):
+        model = candidate["model"]
+        np.testing.assert_allclose([*model["weights"], model["bias"]], replays[rate][1], rtol=0, atol=1e-9)
+    predictions = sorted(json_records(kafka_bootstrap, topics.predictions), key=lambda p: int(p["id"][1:]))
+    assert len(predictions) == len(events) - n_fit
+    assert predictions[0]["learning_rate"] == best  # the fit's best is the first champion
+    for i, p in enumerate(predictions):
+        assert p["probability"] == pytest.approx(replays[p["learning_rate"]][0][i], abs=1e-9)
+
+
+def test_a_penalised_fit_is_the_penalised_descent_and_run_keeps_its_rule(kafka_bootstrap: str) -> None:
+    events = phishing_events()
+    _, _, X, y = phishing()
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, events)
+    fit(
+        kafka_bootstrap, topics, "--input-topic", topics.input, "--to-offset", "1000", "--l2", "0.01",
+        "--optimizer", "adam", "--learning-rate", "0.05", "--epochs", "30",
+    )  # fmt: skip
+    model = LogisticNeuron(9, learning_rate=0.05, l2=0.01, optimizer="adam")
+    descend(model, X[:1000], y[:1000], 30)
+    fitted = last_snapshot(kafka_bootstrap, topics)
+    np.testing.assert_allclose(fitted["weights"], model.weights, rtol=0, atol=1e-12)
+    assert fitted["schedule_state"]["rule"] == {"optimizer": "adam", "l2": 0.01, "l1": 0.0}
+    run_component(
+        kafka_bootstrap, topics, "--l2", "0.01", "--optimizer", "adam", "--learning-rate", "0.05",
+        "--idle-timeout-s", "2",
+    )  # fmt: skip
+    model.score_then_learn(X[1000:], y[1000:])
+    np.testing.assert_allclose(last_snapshot(kafka_bootstrap, topics)["weights"], model.weights, atol=1e-12)

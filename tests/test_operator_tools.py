@@ -206,12 +206,36 @@ def test_prometheus_endpoint_serves_the_counters(kafka_bootstrap: str) -> None:
 
 @pytest.mark.parametrize(
     "flags",
-    [[], ["--standardize"], ["--model", "perceptron"], ["--dataset", "bananas", "--learning-rate", "0.1"]],
+    [
+        [],
+        ["--standardize"],
+        ["--model", "perceptron"],
+        ["--dataset", "bananas", "--learning-rate", "0.1"],
+        ["--learning-rate", "0.001,0.01,0.1,1", "--standardize"],
+        ["--optimizer", "adam", "--learning-rate", "0.01", "--standardize"],
+        ["--optimizer", "adagrad", "--learning-rate", "0.1", "--l2", "0.01"],
+        ["--l1", "0.001", "--learning-rate", "0.05", "--standardize", "--delay", "25"],
+        ["--model", "perceptron", "--l2", "0.01", "--learning-rate", "0.5"],
+        [
+            "--dataset",
+            "bananas",
+            "--learning-rate",
+            "0.01,0.1",
+            "--optimizer",
+            "adam",
+            "--l1",
+            "0.001",
+            "--delay",
+            "10",
+        ],
+    ],  # fmt: skip
 )
 def test_check_river_agrees(flags: list[str]) -> None:
     done = cli("check-river", *flags)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("agree")
+    rates = flags[flags.index("--learning-rate") + 1].split(",") if "--learning-rate" in flags else ["x"]
+    assert done.stdout.count("progressive accuracy") == len(rates)
 
 
 def test_check_river_disagreement_is_a_failure() -> None:
@@ -300,6 +324,10 @@ def operator_errors(bootstrap: str, tmp_path: Path) -> list[tuple[list[str], str
             "'no_such_setting' is not a setting of any command",
         ),
         (["check-river", "--model", "svm"], "invalid choice: 'svm'"),
+        (["check-river", "--l1", "0.1", "--l2", "0.1"], "--l1 and --l2 together are not supported"),
+        (["run", "--model", "perceptron", "--optimizer", "adam"], "the perceptron learns by plain SGD"),
+        (["run", "--learning-rate", "0.1,0.1"], "each learning rate once"),
+        (["run", "--learning-rate", "0.1,abc"], "not a list of numbers: '0.1,abc'"),
         (["score", *run_server, "--input-topic", "no-such-requests"], "requests topic 'no-such-requests'"),
         (["fit", *run_server, "--input-topic", "no-such-history"], "input topic 'no-such-history'"),
         (["run", "--bootstrap-servers", "127.0.0.1:1"], "no Kafka broker answers at 127.0.0.1:1"),
