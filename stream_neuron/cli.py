@@ -266,9 +266,8 @@ def _check_river(settings: CheckRiverSettings) -> int:
     )
     for result in results:
         print(f"learning rate {result.learning_rate:g}" + (" (candidate)" if len(results) > 1 else ""))
-        print(
-            f"  largest weight difference  {result.max_weight_difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})"
-        )
+        difference = result.max_weight_difference
+        print(f"  largest weight difference  {difference:.3e}  (tolerance {WEIGHT_TOLERANCE:g})")
         print(f"  intercept difference       {result.bias_difference:.3e}")
         print(
             f"  progressive accuracy       ours {result.our_accuracy:.4%}   river {result.river_accuracy:.4%}"

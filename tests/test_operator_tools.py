@@ -228,7 +228,7 @@ def test_prometheus_endpoint_serves_the_counters(kafka_bootstrap: str) -> None:
             "--delay",
             "10",
         ],
-    ],  # fmt: skip
+    ],
 )
 def test_check_river_agrees(flags: list[str]) -> None:
     done = cli("check-river", *flags)
