@@ -65,22 +65,60 @@ def run_both(
         (LogisticNeuron, {"learning_rate": 0.8, "intercept_learning_rate": 0.1, "schedule": "invscaling"}),
         (LogisticNeuron, {"learning_rate": 0.1, "standardize": True}),
         (Perceptron, {"learning_rate": 0.5}),
+        (LogisticNeuron, {"learning_rate": 0.1, "optimizer": "adagrad"}),
+        (LogisticNeuron, {"learning_rate": 0.01, "optimizer": "adam", "standardize": True}),
+        (LogisticNeuron, {"learning_rate": 0.5, "l2": 0.01, "schedule": "invscaling"}),
+        (LogisticNeuron, {"learning_rate": 0.1, "l1": 0.001}),
+        (LogisticNeuron, {"learning_rate": 0.05, "optimizer": "adam", "l1": 0.01, "standardize": True}),
+        (Perceptron, {"learning_rate": 0.5, "l2": 0.1}),
     ],
 )
 def test_compiled_equals_numpy(
     make: type[LinearNeuron], kwargs: dict, minibatch: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     compiled, reference, out_c, out_r, calls = run_both(make, kwargs, minibatch, monkeypatch)
+    plain = not ({"optimizer", "l2", "l1"} & set(kwargs))
     if not minibatch:
-        assert calls == {"score_then_learn": BATCHES[False]}  # the scaler's statistics inside
-    elif kwargs.get("standardize"):
+        assert calls == {"score_then_learn": BATCHES[False]}  # the scaler's statistics, the rule inside
+    elif kwargs.get("standardize") and plain:
         # A standardised mini-batch steps in numpy; only the scaler's statistics take the kernel.
         assert calls == {"welford": BATCHES[True]}
-    else:
+    elif plain:
         assert calls == {"score_then_step": BATCHES[True]}
+    else:  # a mini-batch with an optimizer or a penalty steps in numpy (one step a batch)
+        assert calls == ({"welford": BATCHES[True]} if kwargs.get("standardize") else {})
     np.testing.assert_allclose(out_c, out_r, rtol=0, atol=1e-12)
     np.testing.assert_allclose(compiled.weights, reference.weights, rtol=0, atol=1e-12)
     assert compiled.bias == pytest.approx(reference.bias, abs=1e-12)
+    assert compiled.n_updates == reference.n_updates
+    state_c, state_r = compiled.rule_state.to_dict(), reference.rule_state.to_dict()
+    for key in ("first", "second", "cum_l1"):
+        assert (state_c[key] is None) == (state_r[key] is None), key
+        if state_c[key] is not None:
+            np.testing.assert_allclose(state_c[key], state_r[key], rtol=0, atol=1e-12)
+    assert state_c["max_cum_l1"] == pytest.approx(state_r["max_cum_l1"], abs=1e-12)
+
+
+@pytest.mark.parametrize("rule", [{"l2": 0.5}, {"optimizer": "adagrad"}, {"optimizer": "adam"}, {"l1": 0.01}])
+def test_a_rule_step_that_leaves_the_floats_is_refused_alike(
+    rule: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of 1e155 make the squared gradient (AdaGrad's, Adam's moments) or the step overflow: both
+    paths refuse the same rows, and change nothing for them."""
+    if accel.compiled is None:
+        pytest.fail("the compiled kernels are not built")
+    X, y = synthetic(200, 3, seed=5)
+    X[::17] *= 1e155
+    results = []
+    for kernels in (accel.compiled, None):
+        monkeypatch.setattr(accel, "compiled", kernels)
+        model = LogisticNeuron(3, learning_rate=1e150, **rule)
+        results.append((model.score_then_learn(X, y), model))
+    (out_c, compiled), (out_r, reference) = results
+    assert np.isnan(out_r).any()
+    np.testing.assert_array_equal(np.isnan(out_c), np.isnan(out_r))
+    np.testing.assert_allclose(out_c, out_r, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(compiled.weights, reference.weights, rtol=1e-12, atol=0)
     assert compiled.n_updates == reference.n_updates
 
 

@@ -93,8 +93,87 @@ static inline double rate(double learning_rate, int invscaling, double power, Py
     return invscaling ? learning_rate / pow((double)t + 1.0, power) : learning_rate;
 }
 
+enum { OPT_SGD = 0, OPT_ADAGRAD = 1, OPT_ADAM = 2 };
+#define ADAGRAD_EPS 1e-8
+#define ADAM_BETA_1 0.9
+#define ADAM_BETA_2 0.999
+#define ADAM_EPS 1e-8
+
+/* An optimizer with its penalty (optimizers.py's Rule) and its state: AdaGrad's G or Adam's m in
+ * first, Adam's v in second, the L1 totals in cum and *max_cum. NULL arrays where the rule has none. */
+typedef struct {
+    int optimizer;
+    double l2, l1;
+    double *first, *second, *cum;
+    double max_cum;
+} Rule;
+
+/* The weights and state after one step of the rule at count t (optimizers.py's Rule.step, in its
+ * order of operations), from the loss gradient g times the features x: into pw, pf, ps, pc and
+ * *pmax; nothing of the model changes. 0 when every proposed number is finite. */
+static int rule_step(const Rule *rule, const double *w, const double *x, double g, double r_t, double r_next,
+                     Py_ssize_t t, Py_ssize_t d, double *pw, double *pf, double *ps, double *pc, double *pmax) {
+    int finite = 1;
+    double lr = r_t;
+    if (rule->optimizer == OPT_ADAM) {
+        lr = r_t * pow(1.0 - pow(ADAM_BETA_2, (double)(t + 1)), 0.5);
+        lr /= 1.0 - pow(ADAM_BETA_1, (double)(t + 1));
+    }
+    for (Py_ssize_t j = 0; j < d; j++) {
+        double fg = g * x[j];
+        if (rule->l2 != 0.0) fg = fg + w[j] * rule->l2;
+        if (rule->optimizer == OPT_SGD) {
+            pw[j] = w[j] - r_t * fg;
+        } else if (rule->optimizer == OPT_ADAGRAD) {
+            pf[j] = rule->first[j] + fg * fg;
+            pw[j] = w[j] - r_t / sqrt(pf[j] + ADAGRAD_EPS) * fg;
+            finite &= isfinite(pf[j]);
+        } else {
+            pf[j] = ADAM_BETA_1 * rule->first[j] + (1.0 - ADAM_BETA_1) * fg;
+            ps[j] = ADAM_BETA_2 * rule->second[j] + (1.0 - ADAM_BETA_2) * (fg * fg);
+            pw[j] = w[j] - lr * pf[j] / (sqrt(ps[j]) + ADAM_EPS);
+            finite &= isfinite(pf[j]) && isfinite(ps[j]);
+        }
+    }
+    *pmax = rule->max_cum;
+    if (rule->l1 != 0.0) { /* river's cumulative truncation, after the step, at the next rate */
+        *pmax = rule->max_cum + rule->l1 * r_next;
+        for (Py_ssize_t j = 0; j < d; j++) {
+            double before = pw[j], c = rule->cum[j], after = before;
+            if (before > 0.0) {
+                after = before - (*pmax + c);
+                if (after < 0.0) after = 0.0; /* np.maximum(0, x); NaN stays NaN */
+            } else if (before < 0.0) {
+                after = before + (*pmax - c);
+                if (after > 0.0) after = 0.0;
+            }
+            pw[j] = after;
+            pc[j] = c + (after - before);
+            finite &= isfinite(pc[j]);
+        }
+        finite &= isfinite(*pmax);
+    }
+    for (Py_ssize_t j = 0; j < d && finite; j++) finite = isfinite(pw[j]);
+    return finite ? 0 : -1;
+}
+
+static void rule_commit(Rule *rule, double *w, const double *pw, const double *pf, const double *ps,
+                        const double *pc, double pmax, Py_ssize_t d) {
+    memcpy(w, pw, (size_t)d * sizeof(double));
+    if (rule->first != NULL) memcpy(rule->first, pf, (size_t)d * sizeof(double));
+    if (rule->second != NULL) memcpy(rule->second, ps, (size_t)d * sizeof(double));
+    if (rule->cum != NULL) memcpy(rule->cum, pc, (size_t)d * sizeof(double));
+    rule->max_cum = pmax;
+}
+
 /* score_then_learn(rows, labels, weights, bias, t0, lr_w, lr_b, power, invscaling, scores_out,
- *                  outputs_out, refused_out, loss, mean, var, count) -> (bias, n_learned, count)
+ *                  outputs_out, refused_out, loss, mean, var, count, optimizer, l2, l1, first, second,
+ *                  cum, max_cum) -> (bias, n_learned, count, max_cum)
+ *
+ * optimizer -1 is plain SGD (no penalty, no state); 0, 1, 2 are SGD, AdaGrad, Adam with the l2 or l1
+ * penalty and the rule's state arrays (writable, d each, None where the rule keeps none), stepped
+ * as optimizers.py's Rule.step. A step is committed only when the weights, the bias and the state
+ * all stay finite.
  *
  * Per row in order: the logit with the weights (and scaler statistics) from before it into
  * scores_out, the model's output into outputs_out; when the label is not NaN, one SGD step, with the
@@ -104,8 +183,8 @@ static inline double rate(double learning_rate, int invscaling, double power, Py
  * place. n_learned is -1 (non-finite feature) or -2 (bad label), with nothing changed, when the
  * batch is invalid. */
 static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 16) {
-        PyErr_SetString(PyExc_TypeError, "score_then_learn takes 16 arguments");
+    if (nargs != 23) {
+        PyErr_SetString(PyExc_TypeError, "score_then_learn takes 23 arguments");
         return NULL;
     }
     double bias = PyFloat_AsDouble(args[3]);
@@ -116,9 +195,12 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
     int loss = (int)PyLong_AsLong(args[12]);
     Py_ssize_t count = PyLong_AsSsize_t(args[15]);
     int scaled = args[13] != Py_None;
+    int plain = PyLong_AsLong(args[16]) < 0;
+    Rule rule = {(int)PyLong_AsLong(args[16]), PyFloat_AsDouble(args[17]), PyFloat_AsDouble(args[18]),
+                 NULL, NULL, NULL, PyFloat_AsDouble(args[22])};
     if (PyErr_Occurred()) return NULL;
 
-    enum { ROWS, LABELS, WEIGHTS, SCORES, OUTPUTS, REFUSED, MEAN, VAR, N_BUFFERS };
+    enum { ROWS, LABELS, WEIGHTS, SCORES, OUTPUTS, REFUSED, MEAN, VAR, FIRST, SECOND, CUM, N_BUFFERS };
     Buffer b[N_BUFFERS] = {{{0}}};
     PyObject *result = NULL;
     double *scratch = NULL;
@@ -129,12 +211,26 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
         get_buffer(args[10], &b[OUTPUTS], 1, "d", 8, "outputs_out") < 0 ||
         get_buffer(args[11], &b[REFUSED], 1, "b", 1, "refused_out") < 0 ||
         (scaled && get_buffer(args[13], &b[MEAN], 1, "d", 8, "mean") < 0) ||
-        (scaled && get_buffer(args[14], &b[VAR], 1, "d", 8, "var") < 0))
+        (scaled && get_buffer(args[14], &b[VAR], 1, "d", 8, "var") < 0) ||
+        (args[19] != Py_None && get_buffer(args[19], &b[FIRST], 1, "d", 8, "first") < 0) ||
+        (args[20] != Py_None && get_buffer(args[20], &b[SECOND], 1, "d", 8, "second") < 0) ||
+        (args[21] != Py_None && get_buffer(args[21], &b[CUM], 1, "d", 8, "cum") < 0))
         goto done;
     Py_ssize_t d = b[WEIGHTS].view.len / 8, n = b[LABELS].view.len / 8;
     if (b[ROWS].view.len / 8 != n * d || b[SCORES].view.len / 8 != n || b[OUTPUTS].view.len / 8 != n ||
-        b[REFUSED].view.len != n || (scaled && (b[MEAN].view.len / 8 != d || b[VAR].view.len / 8 != d))) {
+        b[REFUSED].view.len != n || (scaled && (b[MEAN].view.len / 8 != d || b[VAR].view.len / 8 != d)) ||
+        (b[FIRST].held && b[FIRST].view.len / 8 != d) || (b[SECOND].held && b[SECOND].view.len / 8 != d) ||
+        (b[CUM].held && b[CUM].view.len / 8 != d)) {
         PyErr_SetString(PyExc_ValueError, "score_then_learn: inconsistent array sizes");
+        goto done;
+    }
+    rule.first = b[FIRST].held ? b[FIRST].view.buf : NULL;
+    rule.second = b[SECOND].held ? b[SECOND].view.buf : NULL;
+    rule.cum = b[CUM].held ? b[CUM].view.buf : NULL;
+    if (!plain && ((rule.optimizer != OPT_SGD && rule.first == NULL) ||
+                   (rule.optimizer == OPT_ADAM && rule.second == NULL) || (rule.l1 != 0.0 && rule.cum == NULL) ||
+                   rule.optimizer > OPT_ADAM)) {
+        PyErr_SetString(PyExc_ValueError, "score_then_learn: the rule's state arrays are missing");
         goto done;
     }
     const double *X = b[ROWS].view.buf, *y = b[LABELS].view.buf;
@@ -145,12 +241,17 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
     int status = check_batch(X, y, n, d, loss);
     if (status == 0) {
         /* scored row, learned row, and the scaler's statistics after absorbing a row */
-        scratch = PyMem_Malloc((size_t)(scaled ? 4 : 1) * (size_t)(d > 0 ? d : 1) * sizeof(double));
+        /* ... and the rule's proposed weights and state */
+        size_t dd = (size_t)(d > 0 ? d : 1);
+        scratch = PyMem_Malloc((scaled ? 4 : 1) * dd * sizeof(double) + (plain ? 0 : 4) * dd * sizeof(double));
         if (scratch == NULL) {
             PyErr_NoMemory();
             goto done;
         }
         double *xs = scratch, *xl = scratch + d, *new_mean = scratch + 2 * d, *new_var = scratch + 3 * d;
+        double *proposed = scratch + (scaled ? 4 : 1) * dd;
+        double *pw = proposed, *pf = proposed + dd, *ps = proposed + 2 * dd, *pc = proposed + 3 * dd;
+        double pmax = rule.max_cum;
         Py_BEGIN_ALLOW_THREADS
         for (Py_ssize_t r = 0; r < n; r++) {
             const double *x = X + r * d;
@@ -187,13 +288,20 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
             double step = rate(lr_w, invscaling, power, t) * g;
             double new_bias = bias - rate(lr_b, invscaling, power, t) * g;
             finite &= isfinite(new_bias);
-            for (Py_ssize_t j = 0; j < d && finite; j++) finite = isfinite(w[j] - step * learn[j]);
+            if (plain) {
+                for (Py_ssize_t j = 0; j < d && finite; j++) finite = isfinite(w[j] - step * learn[j]);
+            } else if (finite) {
+                finite = rule_step(&rule, w, learn, g, rate(lr_w, invscaling, power, t),
+                                   rate(lr_w, invscaling, power, t + 1), t, d, pw, pf, ps, pc, &pmax) == 0;
+            }
             if (!finite) {
                 refused[r] = REFUSED_STEP;
                 out[r] = NAN;
                 continue;
             }
-            if (g != 0.0)
+            if (!plain)
+                rule_commit(&rule, w, pw, pf, ps, pc, pmax, d);
+            else if (g != 0.0)
                 for (Py_ssize_t j = 0; j < d; j++) w[j] -= step * learn[j];
             bias = new_bias;
             if (scaled) {
@@ -206,7 +314,7 @@ static PyObject *score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
         }
         Py_END_ALLOW_THREADS
     }
-    result = Py_BuildValue("(dnn)", bias, status == 0 ? learned : (Py_ssize_t)status, count);
+    result = Py_BuildValue("(dnnd)", bias, status == 0 ? learned : (Py_ssize_t)status, count, rule.max_cum);
 done:
     PyMem_Free(scratch);
     release(b, N_BUFFERS);

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.optimizers import OPTIMIZERS, Rule, RuleState
 from stream_neuron.neuron.schedules import Schedule
 
 
@@ -62,25 +63,45 @@ def per_event(
     scaler: ScalerStatistics | None,
     scores_out: FloatArray,
     refused_out: NDArray[np.int8],
-) -> tuple[FloatArray, float, int] | None:
-    """The per-event kernel over ``rows`` (C-contiguous): outputs, the new bias, the rows learned.
-    ``weights`` and the scaler change in place. ``None``: no kernel for this batch or loss, or a bad
-    batch, which the numpy reference then names (the kernel changed nothing)."""
+    rule: Rule,
+    rule_state: RuleState,
+) -> tuple[FloatArray, float, int, RuleState] | None:
+    """The per-event kernel over ``rows`` (C-contiguous): outputs, the new bias, the rows learned, the
+    rule's new state. ``weights`` and the scaler change in place. ``None``: no kernel for this batch
+    or loss, or a bad batch, which the numpy reference then names (the kernel changed nothing)."""
     batch = _batch(rows, y, weights.shape[0])
     if compiled is None or loss_code is None or batch is None:
         return None
     outputs = np.empty(rows.shape[0])
-    new_bias, learned, count = compiled.score_then_learn(
+    state = rule_state if rule.plain else _kernel_state(rule, rule_state.copy(), weights.shape[0])
+    new_bias, learned, count, max_cum = compiled.score_then_learn(
         rows, batch[1], weights, bias, t, schedule.learning_rate, intercept_schedule.learning_rate,
         schedule.power, schedule.name == "invscaling", scores_out, outputs, refused_out, loss_code,
         None if scaler is None else scaler.mean, None if scaler is None else scaler.var,
         0 if scaler is None else scaler.count,
+        -1 if rule.plain else OPTIMIZERS.index(rule.optimizer), rule.l2, rule.l1,
+        state.first, state.second, state.cum_l1, state.max_cum_l1,
     )  # fmt: skip
     if learned < 0:
         return None
     if scaler is not None:
         scaler.count = count
-    return outputs, new_bias, learned
+    if learned == 0:  # no step: the state stays as it was (no zero vectors where it had none)
+        return outputs, new_bias, learned, rule_state
+    state.max_cum_l1 = max_cum
+    return outputs, new_bias, learned, state
+
+
+def _kernel_state(rule: Rule, state: RuleState, d: int) -> RuleState:
+    """The state vectors the kernel steps in place: the rule's, zeros where it has none yet (as the
+    numpy rule starts them); none the rule does not use."""
+    adaptive = rule.optimizer != "sgd"
+    state.first = (state.first if state.first is not None else np.zeros(d)) if adaptive else None
+    state.second = (
+        (state.second if state.second is not None else np.zeros(d)) if rule.optimizer == "adam" else None
+    )
+    state.cum_l1 = (state.cum_l1 if state.cum_l1 is not None else np.zeros(d)) if rule.l1 else None
+    return state
 
 
 def mini_batch(

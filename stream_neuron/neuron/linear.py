@@ -343,15 +343,13 @@ class LinearNeuron:
     def _compiled_per_event(
         self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
     ) -> FloatArray | None:
-        if not self.rule.plain:
-            return None
         ran = accel.per_event(
             rows, y, self._weights, self.bias, self.n_updates, self.schedule, self.intercept_schedule,
-            self.loss.kernel_code, self.scaler, z, refused,
+            self.loss.kernel_code, self.scaler, z, refused, self.rule, self.rule_state,
         )  # fmt: skip
         if ran is None:
             return None
-        outputs, self.bias, learned = ran
+        outputs, self.bias, learned, self.rule_state = ran
         self.n_updates += learned
         return outputs
 

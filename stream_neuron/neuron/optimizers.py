@@ -105,7 +105,8 @@ class Rule:
 
     @property
     def plain(self) -> bool:
-        """Plain SGD without a penalty: the update rule the compiled kernels run."""
+        """Plain SGD without a penalty: the one rule the mini-batch kernel steps (the per-event kernel
+        steps every rule)."""
         return self.optimizer == "sgd" and not self.l1 and not self.l2
 
     def step(
