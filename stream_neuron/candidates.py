@@ -39,8 +39,9 @@ class Candidates:
         make_learner: Callable[[LinearNeuron], Learner],
         champion_window: int,
         now: float,
+        delayed: bool = False,
     ) -> None:
-        self.models = list(models)
+        self.models, self.delayed = list(models), delayed
         self.learners = [make_learner(model) for model in self.models]
         self.metrics = [MetricsTracker(model.probabilistic, window_started=now) for model in self.models]
         self.champion = Champion(len(self.models), champion_window)
@@ -90,7 +91,8 @@ class Candidates:
         n = len(first.refs)
         labelled = np.flatnonzero(first.labels == first.labels)
         start = self.champion.champion
-        losses = np.vstack([self._losses(j, chunk, labelled) for j, chunk in enumerate(chunks)])
+        self._keep_question_scores(chunks)  # first: an answer may follow its question in this chunk
+        losses = self._losses_and_metrics(chunks, labelled)
         scored_by = self.champion.observe(losses)
         # An unlabelled row is scored by the champion of the moment: the one after the labelled rows
         # before it (the chunk's first champion when none came before it).
@@ -100,8 +102,9 @@ class Candidates:
         if len(labelled) < n:
             preceding = np.searchsorted(labelled, np.arange(n), side="left") - 1
             unlabelled = np.flatnonzero(first.labels != first.labels)
-            for i in unlabelled.tolist():
-                champions[i] = after[preceding[i]] if preceding[i] >= 0 else start
+            champions[unlabelled] = np.where(
+                preceding[unlabelled] >= 0, after[np.maximum(preceding[unlabelled], 0)], start
+            )
         pick = champions, np.arange(n)
         published = Scored(
             first.refs,
@@ -111,54 +114,65 @@ class Candidates:
             np.vstack([c.versions for c in chunks])[pick],
             np.vstack([c.refused for c in chunks])[pick],
         )
-        published.champions, published.per_candidate = champions, chunks
-        self._keep_question_scores(chunks)
+        published.champions = champions
         return published
 
-    def _losses(self, j: int, chunk: Scored[EventRef], labelled: np.ndarray) -> FloatArray:
-        """Candidate ``j``'s loss on each labelled row: on its own prediction before it learned the row
-        (an answer's, made at question time); NaN where it refused the row."""
-        model = self.models[j]
-        z = self._prequential_logits(j, chunk, labelled)
-        loss = np.asarray(model.loss.value(z, model.loss.canonical(chunk.labels[labelled])), dtype=np.float64)
-        loss[chunk.refused[labelled] != ACCEPTED] = np.nan
-        return loss
-
-    def _prequential_logits(self, j: int, chunk: Scored[EventRef], rows: np.ndarray) -> FloatArray:
-        z: FloatArray = chunk.scores[rows].copy()
-        for k, i in enumerate(rows.tolist()):
-            asked = chunk.refs[i].asked
-            if asked is not None and asked.scores is not None:  # an answer: its question's prediction
-                z[k] = asked.scores[j]
-        return z
+    def _losses_and_metrics(self, chunks: list[Scored[EventRef]], labelled: np.ndarray) -> FloatArray:
+        """Each candidate's loss on each labelled row (candidates x rows): on its own prediction before
+        it learned the row (an answer's: made at question time); NaN where it refused the row. Each
+        candidate's metrics count the rows it accepted."""
+        first = chunks[0]
+        labels = first.labels[labelled]
+        # Delayed labels: the answers among the labelled rows, and their questions' scores (one a
+        # candidate); found once for every candidate.
+        answered = [
+            (k, ref.asked.scores)
+            for k, ref in enumerate(first.refs[i] for i in labelled.tolist())
+            if ref.asked is not None and ref.asked.scores is not None
+        ] if self.delayed else []  # fmt: skip
+        positions = np.array([k for k, _ in answered], dtype=np.int64)
+        asked = np.vstack([scores for _, scores in answered]) if answered else None
+        losses = np.empty((len(self.models), len(labelled)))
+        for j, (model, chunk, tracker) in enumerate(zip(self.models, chunks, self.metrics, strict=True)):
+            z = chunk.scores[labelled]
+            if asked is not None:
+                z[positions] = asked[:, j]
+            y = model.loss.canonical(labels)
+            loss = np.asarray(model.loss.value(z, y), dtype=np.float64)
+            accepted = chunk.refused[labelled] == ACCEPTED
+            tracker.count_events(len(chunk.refs), 0.0)  # the events it scored
+            if accepted.all():
+                right = model.predicted_labels(model.outputs(z)) == y
+                tracker.add_terms(len(z), float(loss.sum()), int(np.count_nonzero(right)))
+            else:
+                right = model.predicted_labels(model.outputs(z[accepted])) == y[accepted]
+                tracker.add_terms(
+                    int(accepted.sum()), float(loss[accepted].sum()), int(np.count_nonzero(right))
+                )
+                loss[~accepted] = np.nan
+            losses[j] = loss
+        return losses
 
     def _keep_question_scores(self, chunks: list[Scored[EventRef]]) -> None:
         """Delayed labels: a question keeps every candidate's score for when its answer comes."""
+        if not self.delayed:
+            return
         refs, labels = chunks[0].refs, chunks[0].labels
+        scores = np.vstack([chunk.scores for chunk in chunks])
         for i, ref in enumerate(refs):
             if ref.asked is not None and labels[i] != labels[i]:
-                ref.asked.scores = np.array([chunk.scores[i] for chunk in chunks])
+                ref.asked.scores = scores[:, i].copy()
 
-    def published_by(self, champions: np.ndarray) -> list[tuple[int, float]]:
-        """For each published row: the candidate it came from and that candidate's learning rate."""
-        rates = [model.learning_rate for model in self.models]
-        return [(j, rates[j]) for j in champions.tolist()]
+    def published_by(self, champions: np.ndarray) -> list[str]:
+        """For each published row, the prediction's fields naming the candidate it came from (JSON
+        members, each after a comma)."""
+        texts = [
+            f', "candidate": {j}, "learning_rate": {model.learning_rate!r}'
+            for j, model in enumerate(self.models)
+        ]
+        return [texts[j] for j in champions.tolist()]
 
     # -- metrics ---------------------------------------------------------------------------------------
-
-    def count(self, chunk: Scored[EventRef]) -> None:
-        """Each candidate's prequential terms of a published chunk's labelled rows."""
-        if chunk.per_candidate is None:
-            return
-        for j, own in enumerate(chunk.per_candidate):
-            self.metrics[j].count_events(len(own.refs), 0.0)  # the events it scored
-            rows = np.flatnonzero((own.labels == own.labels) & (own.refused == ACCEPTED))
-            if not len(rows):
-                continue
-            model = self.models[j]
-            z = self._prequential_logits(j, own, rows)
-            loss, correct = model.prequential_terms(z, model.outputs(z), own.labels[rows])
-            self.metrics[j].add_terms(len(rows), loss, correct)
 
     def records(self, now: float) -> list[dict[str, Any]]:
         """Each candidate's part of a metrics record; updates which may be champion (not diverging)."""

@@ -32,10 +32,8 @@ class Scored(Generic[Ref]):
     outputs: FloatArray
     versions: np.ndarray
     refused: NDArray[np.int8]
-    # Racing candidates (``candidates.py``): which one each row was published from, and each one's own
-    # chunk of the same rows.
+    # Racing candidates (``candidates.py``): which one each row was published from.
     champions: np.ndarray | None = field(default=None)
-    per_candidate: list[Scored[Ref]] | None = field(default=None)
 
     def select(self, keep: NDArray[np.bool_]) -> Scored[Ref]:
         """The rows where ``keep`` is true, in order."""
@@ -47,7 +45,6 @@ class Scored(Generic[Ref]):
             self.versions[keep],
             self.refused[keep],
             None if self.champions is None else self.champions[keep],
-            None if self.per_candidate is None else [own.select(keep) for own in self.per_candidate],
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from json.encoder import encode_basestring_ascii
 
 from stream_neuron.contracts import (
@@ -107,20 +108,21 @@ def prediction_records(
     scores: Sequence[float],
     versions: Sequence[int],
     labels: Sequence[float],
-    candidates: Sequence[tuple[int, float]] | None = None,
+    candidates: Sequence[str] | None = None,
 ) -> list[OutputRecord]:
     """One prediction per scored row, keyed like its input (``probabilities``: ``None`` for a model
     without them). Written by one template per record, not json.dumps of a dict: it is most of the
     per-event cost otherwise. repr() of a finite float is valid JSON and round-trips exactly (rows
-    the model refused never get here). ``candidates``: when candidates race, the candidate each row was
-    published from and its learning rate."""
+    the model refused never get here). ``candidates``: when candidates race, the members naming the
+    candidate each row was published from (``Candidates.published_by``)."""
     quote, classes = encode_basestring_ascii, _CLASS_TEXT
     quoted: dict[str, str] = {}
     records: list[OutputRecord] = []
     append = records.append
     probability_texts = map(repr, probabilities) if probabilities is not None else ["null"] * len(refs)
-    for ref, cls, probability, score, version, label in zip(
-        refs, predicted, probability_texts, scores, versions, labels, strict=True
+    named = candidates if candidates is not None else repeat("", len(refs))
+    for ref, cls, probability, score, version, label, candidate in zip(
+        refs, predicted, probability_texts, scores, versions, labels, named, strict=True
     ):
         event_id = "null" if ref.event_id is None else quote(ref.event_id)
         label_text = "null" if label != label else classes.get(label) or int(label)
@@ -128,17 +130,10 @@ def prediction_records(
         value = (
             f'{{"prediction": {classes.get(cls) or int(cls)}, "probability": {probability}, '
             f'"score": {score!r}, "label": {label_text}, "model_version": {version}, "id": {event_id}, '
-            f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}}}'
+            f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
+            f"{candidate}}}"
         )
         append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
-    if candidates is not None:
-        records = [
-            record._replace(
-                value=record.value[:-1] + f', "candidate": {j}, "learning_rate": {rate!r}}}'.encode()
-            )
-            for record, (j, rate) in zip(records, candidates, strict=True)
-            if record.value is not None
-        ]
     return records
 
 

@@ -119,7 +119,9 @@ class Processor(ProcessorState):
             return PerEventLearner(model)
 
         models = [settings.new_model(n_features, rate) for rate in settings.learning_rate]
-        self.models = Candidates(models, learner, settings.champion_window, self._last_step)
+        self.models = Candidates(
+            models, learner, settings.champion_window, self._last_step, delayed=self.pending is not None
+        )
 
     def _check_snapshot_fits(self, schema: FeatureSchema, error: Callable[[str], Exception]) -> None:
         problem = snapshot_fit_problem(self.settings, schema.n_features or 0, schema.names, self.limits.model)
@@ -150,7 +152,7 @@ class Processor(ProcessorState):
         return out
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
-        rows, labels = self._buffers(len(records)) if self.model is not None else (self._rows, self._labels)
+        rows, labels = self._buffers(len(records)) if self.models is not None else (self._rows, self._labels)
         refs: list[EventRef] = []
         max_bytes, kind = self.settings.max_record_bytes, self.kind
         quarantine, pending = self.quarantine, self.pending
@@ -184,7 +186,7 @@ class Processor(ProcessorState):
                             refs.append(EventRef(*where, record.key, event_id, record, question))
                         continue
                 self._prediction_fits(event_id, record.key)
-                if self.model is None:  # the first valid event fixes the feature order
+                if self.models is None:  # the first valid event fixes the feature order
                     self._fix_schema(event)
                     rows, labels = self._buffers(len(records))
                 n = len(refs)
@@ -283,7 +285,6 @@ class Processor(ProcessorState):
     def _emit(self, chunk: Scored[EventRef], out: Emitted) -> None:
         models, model = self.models, self.model
         assert models is not None and model is not None
-        models.count(chunk)  # each candidate's own metrics (racing only)
         if chunk.refused.any():
             chunk = self._refused_to_dead_letters(chunk, out)
         if self.pending is not None:
