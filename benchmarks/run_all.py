@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import candidates
 import delayed_labels
 import fit_descent
 import latency
@@ -139,6 +140,14 @@ def main() -> None:
     )
     print(delayed, flush=True)
 
+    print("learning-rate candidates ...", flush=True)
+    raced = candidates.format_results(
+        candidates.measure(args.bootstrap_servers, events, 10, 1 if quick else 3, "confluent"),
+        candidates.bytes_per_candidate(10),
+        "confluent",
+    )
+    print(raced, flush=True)
+
     RESULTS.write_text(
         "# Benchmark results\n\n"
         f"Measured {started} with `{' '.join(['python', *sys.argv])}` (`make bench`).\n\n"
@@ -173,7 +182,11 @@ def main() -> None:
         "The same events with their labels inside, and as questions and answers (each answer half the\n"
         "events later, so the store holds that many questions at its fullest); medians of alternated runs.\n"
         "`benchmarks/delayed_labels.py`.\n\n"
-        f"{delayed}\n"
+        f"{delayed}\n\n"
+        "## Learning-rate candidates (`run --learning-rate a,b,c`)\n\n"
+        f"{events:,} events, one rate, then four, then eight raced (the order alternating round by round),\n"
+        "at-least-once on librdkafka; medians. `benchmarks/candidates.py`.\n\n"
+        f"{raced}\n"
     )
     print(f"wrote {RESULTS}")
 
