@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -167,13 +166,3 @@ def test_broker_stopped_and_restarted_mid_run(tmp_path: Path, outage_s: float) -
             check_exactly_once(bootstrap, topics, X, y)
         except AssertionError as error:
             raise AssertionError(f"{error}\ncomponent log:\n{stderr[-6000:]}") from error
-
-
-def test_exactly_once_cli_help_documents_the_guarantees() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", "run", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert "exactly-once" in done.stdout
