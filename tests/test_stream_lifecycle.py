@@ -165,7 +165,7 @@ def test_no_broker_is_one_clear_line_and_non_zero() -> None:
     ("flags", "words"),
     [
         (["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
-        (["--learning-rate", "fast"], "learning_rate: Input should be a valid number"),
+        (["--learning-rate", "fast"], "learning_rate: not a list of numbers: 'fast'"),
         (["--input-topic", "same", "--predictions-topic", "same"], "the topics must be distinct"),
         (["--feature-names", "a,b,a"], "feature names must be unique"),
     ],
