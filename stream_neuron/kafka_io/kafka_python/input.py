@@ -119,7 +119,7 @@ class InputConsumer:
             assigned += [TopicPartition(name, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
         try:  # the group's offsets: the start of partitions the model has no position for
-            self.committed_positions()
+            self._committed()
         except (GroupAuthorizationFailedError, TopicAuthorizationFailedError) as error:
             self._consumer.close(autocommit=False)
             who = connection.sasl_username or "this client"
@@ -194,6 +194,10 @@ class InputConsumer:
 
     def committed_positions(self) -> dict[tuple[str, int], int | None]:
         """The group's committed offset of every assigned partition (``None``: nothing committed)."""
+        return self._committed()
+
+    def _committed(self) -> dict[tuple[str, int], int | None]:
+        # Not translated (a private method): the constructor names a denied group itself.
         return {tp: self._consumer.committed(TopicPartition(*tp)) for tp in self.assignment()}
 
     def commit(self, positions: Positions, wait: bool) -> None:
