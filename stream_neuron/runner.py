@@ -142,6 +142,7 @@ class Runner:
                     settings.compression_type,
                     self.limits.smallest,
                     self.claim.check_to_end,
+                    lambda: self._check_outputs(self._output_topics()),
                 )
             stored = load_snapshot(connection, settings.model_topic, name)
             self.processor, chose = restored_processor(settings, stored, now, self._lag, self.limits)

@@ -53,10 +53,11 @@ def transactional_output(
     compression: str,
     smallest_topic_limit: int,
     claimed_by_another: Callable[[], None],
+    check: Callable[[], None],
 ) -> TransactionalOutput:
     return TransactionalOutput(
         backend(connection), connection, client_id, model_name, timeout_s, compression, smallest_topic_limit,
-        claimed_by_another,
+        claimed_by_another, check,
     )  # fmt: skip
 
 

@@ -20,6 +20,7 @@ committed snapshot.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -41,6 +42,7 @@ from stream_neuron.records import OutputRecord
 log = logging.getLogger(__name__)
 
 GUARD_MARGIN_S = 2.0  # a call's own timeout, and then this, before the guard gives up on it
+SETTLE_WAIT_S = 5.0  # one wait for the outputs' acknowledgements before the topics are checked
 
 
 def transactional_id(model_name: str) -> str:
@@ -59,8 +61,10 @@ class TransactionalOutput:
         compression: str,
         smallest_topic_limit: int,
         claimed_by_another: Callable[[], None],
+        check: Callable[[], None] = lambda: None,
     ) -> None:
         self.backend, self.connection, self.client_id = backend, connection, client_id
+        self.check = check  # raises when an output topic is gone for good (asked while waiting)
         self.model_name, self.timeout_s = model_name, timeout_s
         self.guard_s = timeout_s + GUARD_MARGIN_S
         self.compression, self.smallest_topic_limit = compression, smallest_topic_limit
@@ -128,7 +132,7 @@ class TransactionalOutput:
         self._begin()
         producer, timeout_s = self.producer, self.timeout_s
         try:
-            failures = producer.settle(timeout_s)
+            failures = self._settled(timeout_s)
             if failures is None:
                 raise TimedOutError(f"the outputs were not acknowledged within {timeout_s:.0f} s")
             if failures:
@@ -155,6 +159,18 @@ class TransactionalOutput:
             refused = error.refused if isinstance(error, TransactionFailedError) else []
             self.abort()
             raise TransactionFailedError(f"transaction aborted: {error}", refused) from None
+
+    def _settled(self, timeout_s: float) -> list[tuple[OutputRecord, BaseException]] | None:
+        """The producer's settle, in waits of :data:`SETTLE_WAIT_S` with the output topics checked
+        between them: a deleted topic ends the wait at once instead of at the timeout (a client may
+        wait for its metadata until then)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            failures = self.producer.settle(max(min(SETTLE_WAIT_S, left), 0.0))
+            if failures is not None or left <= SETTLE_WAIT_S:
+                return failures
+            self.check()
 
     def abort(self) -> None:
         """Abort the open transaction; a producer that cannot is given up (:meth:`recover` replaces
