@@ -258,9 +258,14 @@ class LinearNeuron:
             z_learned = float(learned @ self._weights) + self.bias
         t = self.n_updates
         g = float(self.loss.gradient(z_learned, self.loss.canonical_one(float(label))))
-        weights, rule_state = self._stepped(g * learned, t)
+        if self.rule.plain:  # the usual rule inline: this runs once per event without the kernel
+            weights, rule_state = self._weights - self.schedule.rate(t) * (g * learned), self.rule_state
+        else:
+            weights, rule_state = self._stepped(g * learned, t)
         bias = self.bias - self.intercept_schedule.rate(t) * g
-        if not (math.isfinite(bias) and np.isfinite(weights).all() and rule_state.finite()):
+        if not (
+            math.isfinite(bias) and np.isfinite(weights).all() and (self.rule.plain or rule_state.finite())
+        ):
             return z, REFUSED_STEP
         if stats is not None:
             if not (np.isfinite(stats[0]).all() and np.isfinite(stats[1]).all()):
