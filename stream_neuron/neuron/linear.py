@@ -12,6 +12,7 @@ Every public method validates its whole input before it touches any state, so a 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -31,6 +32,13 @@ from stream_neuron.neuron.numeric import (
 from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
+from stream_neuron.neuron.sparse import (
+    SparseRows,
+    SparseScaler,
+    SparseSteps,
+    score_then_learn_batch_sparse,
+    score_then_learn_sparse,
+)
 
 ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
 
@@ -46,8 +54,11 @@ REFUSAL_REASONS = {
 }
 
 
-class LinearNeuron:
-    """One neuron: weights, bias, learning-rate schedules, an optional online scaler in front."""
+class LinearNeuron(SparseSteps):
+    """One neuron: weights, bias, learning-rate schedules, an optional online scaler in front.
+
+    A ``sparse`` model learns from :class:`SparseRows` (the features each event has, river's dicts):
+    its scaler keeps a count per feature, and it can :meth:`grow` to take new features."""
 
     kind: ClassVar[str]
     loss: ClassVar[Loss]
@@ -70,9 +81,11 @@ class LinearNeuron:
         optimizer: OptimizerName = "sgd",
         l2: float = 0.0,
         l1: float = 0.0,
+        sparse: bool = False,
     ) -> None:
-        if not isinstance(n_features, int | np.integer) or n_features < 1:
+        if not isinstance(n_features, int | np.integer) or n_features < (0 if sparse else 1):
             raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        self.sparse = sparse
         self.rule = self.checked_rule(Rule(optimizer, float(l2), float(l1)))
         self.rule_state = RuleState()
         rate = self.default_learning_rate if learning_rate is None else float(learning_rate)
@@ -80,7 +93,8 @@ class LinearNeuron:
         self.schedule = Schedule(schedule, rate, power)
         intercept_rate = rate if intercept_learning_rate is None else float(intercept_learning_rate)
         self.intercept_schedule = Schedule(schedule, intercept_rate, power)
-        self.scaler = OnlineStandardScaler(self.n_features) if standardize else None
+        self.scaler = OnlineStandardScaler(self.n_features) if standardize and not sparse else None
+        self.sparse_scaler = SparseScaler(self.n_features) if standardize and sparse else None
         self._weights = np.zeros(self.n_features)
         self.bias = 0.0
         self.n_updates = 0
@@ -134,6 +148,8 @@ class LinearNeuron:
 
     def decision_function(self, X: ArrayLike) -> FloatArray:
         """The logits ``z = w . x + b`` (after scaling, when standardising) of each row."""
+        if isinstance(X, SparseRows) or self.sparse:
+            return self.sparse_logits(self.checked_sparse_rows(X))
         rows = as_matrix(X, self.n_features)
         return self._scaled(rows) @ self._weights + self.bias
 
@@ -173,7 +189,12 @@ class LinearNeuron:
 
         A row whose logit is not finite, or whose step would leave the model non-finite, changes
         nothing: its output is NaN and ``refused_out`` (when given) marks it ``REFUSED_SCORE`` or
-        ``REFUSED_STEP`` (0 for the rows taken)."""
+        ``REFUSED_STEP`` (0 for the rows taken).
+
+        ``X`` may be :class:`SparseRows` (a sparse model's only input): each row then steps only the
+        features it has."""
+        if isinstance(X, SparseRows) or self.sparse:
+            return self._sparse(score_then_learn_sparse, X, y, scores_out, refused_out)
         rows = self._rows_of(X)
         n = rows.shape[0]
         z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
@@ -197,6 +218,8 @@ class LinearNeuron:
         """The mini-batch hot path: outputs with the weights from before the batch, then one
         mean-gradient step over its labelled rows. Refusals as in :meth:`score_then_learn`: a row
         whose own step would make the model non-finite is left out of the batch's step."""
+        if isinstance(X, SparseRows) or self.sparse:
+            return self._sparse(score_then_learn_batch_sparse, X, y, scores_out, refused_out)
         rows = self._rows_of(X)
         n = rows.shape[0]
         z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
@@ -220,6 +243,22 @@ class LinearNeuron:
             if usable.any():
                 self._guarded_batch_step(rows, labels, z, refused, usable)
         return outputs
+
+    def _sparse(
+        self,
+        step: Callable[[Self, SparseRows, FloatArray, FloatArray, NDArray[np.int8]], None],
+        X: ArrayLike | SparseRows,
+        y: ArrayLike,
+        scores_out: FloatArray | None,
+        refused_out: NDArray[np.int8] | None,
+    ) -> FloatArray:
+        rows = self.checked_sparse_rows(X)
+        n = rows.n_rows
+        z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
+        labels = self._checked_labels(y, n)
+        with _quiet_overflow():
+            step(self, rows, labels, z, refused)
+        return self._outputs_of(z, refused)
 
     def _rows_of(self, X: ArrayLike) -> FloatArray:
         """``X`` as a C-contiguous float64 matrix of this model's width (its values not yet checked)."""
@@ -387,6 +426,7 @@ class LinearNeuron:
             "schedule": self.schedule.to_dict(),
             "intercept_schedule": self.intercept_schedule.to_dict(),
             "scaler": None if self.scaler is None else self.scaler.to_dict(),
+            **({} if not self.sparse else {"sparse": True, "sparse_scaler": self._sparse_scaler_dict()}),
             **(
                 {}
                 if self.rule.plain
@@ -394,10 +434,14 @@ class LinearNeuron:
             ),
         }
 
+    def _sparse_scaler_dict(self) -> dict[str, Any] | None:
+        return None if self.sparse_scaler is None else self.sparse_scaler.to_dict()
+
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         """A model restored from :meth:`to_dict`'s output (exact round trip)."""
-        model = cls(int(state["n_features"]), float(state["schedule"]["learning_rate"]))
+        sparse = bool(state.get("sparse", False))
+        model = cls(int(state["n_features"]), float(state["schedule"]["learning_rate"]), sparse=sparse)
         model.load_dict(state)
         return model
 
@@ -410,6 +454,12 @@ class LinearNeuron:
             raise ValueError(f"state weights must be {self.n_features} finite numbers")
         scaler = None if state.get("scaler") is None else OnlineStandardScaler.from_dict(state["scaler"])
         if scaler is not None and scaler.n_features != self.n_features:
+            raise ValueError("state scaler has the wrong number of features")
+        if bool(state.get("sparse", False)) != self.sparse:
+            raise ValueError("state is for a sparse model and this one is dense, or the other way round")
+        sparse_scaler = state.get("sparse_scaler")
+        self.sparse_scaler = None if sparse_scaler is None else SparseScaler.from_dict(sparse_scaler)
+        if self.sparse_scaler is not None and self.sparse_scaler.n_features != self.n_features:
             raise ValueError("state scaler has the wrong number of features")
         self.schedule = Schedule.from_dict(state["schedule"])
         self.intercept_schedule = Schedule.from_dict(state["intercept_schedule"])

@@ -1,0 +1,375 @@
+"""Rows that carry only the features an event has, and the step that touches only those.
+
+river's linear models take a dict per event: a feature gets a weight the first time it appears, an
+absent feature takes no part in the dot product nor in the step (its optimizer state and its L1
+total do not move either), and ``StandardScaler`` keeps a count per feature, so each feature is
+scaled with the statistics of the events it was present in. :class:`SparseRows` is a batch of such
+events in compressed sparse row form; :class:`SparseScaler` is river's scaler on dicts; the model
+steps through :func:`score_then_learn_sparse` and :func:`score_then_learn_batch_sparse`, which do
+river's arithmetic on the present features only.
+
+With every feature present in every row, both equal the dense paths bit for bit (the dense scaler's
+one count is then every feature's count).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream_neuron.neuron.losses import Loss
+from stream_neuron.neuron.numeric import FloatArray, as_matrix
+from stream_neuron.neuron.optimizers import Rule, RuleState
+from stream_neuron.neuron.schedules import Schedule
+
+IndexArray = NDArray[np.int64]
+ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """``n`` rows: row ``r``'s features are ``indices[indptr[r]:indptr[r + 1]]`` (distinct within a
+    row) with ``values`` at the same places; ``scaled`` says per entry whether a scaler standardises
+    it (a numeric feature) or it is taken as it is (a one-hot value).
+
+    >>> rows = SparseRows.from_dicts([{0: 1.0, 3: 2.0}, {2: -1.0}])
+    >>> rows.n_rows, rows.indices.tolist(), rows.width
+    (2, [0, 3, 2], 4)
+    """
+
+    indptr: IndexArray
+    indices: IndexArray
+    values: FloatArray
+    scaled: NDArray[np.bool_]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.indptr.shape[0]) - 1
+
+    @property
+    def width(self) -> int:
+        """One more than the largest index: the fewest features a model needs for these rows."""
+        return int(self.indices.max()) + 1 if self.indices.size else 0
+
+    def row(self, r: int) -> tuple[IndexArray, FloatArray, NDArray[np.bool_]]:
+        a, b = int(self.indptr[r]), int(self.indptr[r + 1])
+        return self.indices[a:b], self.values[a:b], self.scaled[a:b]
+
+    def take(self, keep: NDArray[np.bool_]) -> SparseRows:
+        """The rows where ``keep`` is true, in order."""
+        lengths = np.diff(self.indptr)
+        entry_kept = np.repeat(keep, lengths)
+        indptr = np.zeros(int(np.count_nonzero(keep)) + 1, dtype=np.int64)
+        np.cumsum(lengths[keep], out=indptr[1:])
+        return SparseRows(indptr, self.indices[entry_kept], self.values[entry_kept], self.scaled[entry_kept])
+
+    def dense(self, n_features: int) -> FloatArray:
+        """The rows as a dense matrix (absent features 0): for tests and small batches only."""
+        out = np.zeros((self.n_rows, n_features))
+        rows = np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
+        out[rows, self.indices] = self.values
+        return out
+
+    @classmethod
+    def from_dense(cls, X: FloatArray) -> SparseRows:
+        """Every feature of every row present (and scaled when a scaler is on)."""
+        n, d = X.shape
+        return cls(
+            np.arange(0, n * d + 1, d, dtype=np.int64) if d else np.zeros(n + 1, dtype=np.int64),
+            np.tile(np.arange(d, dtype=np.int64), n),
+            np.ascontiguousarray(X, dtype=np.float64).reshape(-1),
+            np.ones(n * d, dtype=np.bool_),
+        )
+
+    @classmethod
+    def from_dicts(cls, rows: list[dict[int, float]], unscaled: frozenset[int] = frozenset()) -> SparseRows:
+        """Rows from ``{index: value}`` dicts (indices in ``unscaled`` are one-hot values)."""
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum([len(row) for row in rows], out=indptr[1:])
+        indices = np.fromiter((i for row in rows for i in row), dtype=np.int64, count=int(indptr[-1]))
+        values = np.fromiter((v for row in rows for v in row.values()), dtype=np.float64, count=indices.size)
+        scaled = np.fromiter((i not in unscaled for i in indices), dtype=np.bool_, count=indices.size)
+        return cls(indptr, indices, values, scaled)
+
+
+class SparseScaler:
+    """river's ``StandardScaler`` on dicts: a count, mean and variance per feature, each moved only
+    by the events the feature is present in (Welford's recurrence in river's operation order).
+
+    >>> s = SparseScaler(2)
+    >>> s.learn(np.array([0]), np.array([1.0]))
+    >>> s.learn(np.array([0, 1]), np.array([3.0, 5.0]))
+    >>> s.counts.tolist(), s.mean.tolist(), s.var.tolist()
+    ([2, 1], [2.0, 5.0], [1.0, 0.0])
+    """
+
+    def __init__(self, n_features: int) -> None:
+        self.counts = np.zeros(n_features, dtype=np.int64)
+        self.mean = np.zeros(n_features)
+        self.var = np.zeros(n_features)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.counts.shape[0])
+
+    def grow(self, n_features: int) -> None:
+        extra = n_features - self.n_features
+        if extra > 0:
+            self.counts = np.concatenate([self.counts, np.zeros(extra, dtype=np.int64)])
+            self.mean = np.concatenate([self.mean, np.zeros(extra)])
+            self.var = np.concatenate([self.var, np.zeros(extra)])
+
+    def absorbed(self, idx: IndexArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The mean and variance of features ``idx`` after absorbing values ``x`` (nothing changes)."""
+        count = self.counts[idx] + 1
+        old = self.mean[idx]
+        mean = old + (x - old) / count
+        var = self.var[idx] + ((x - old) * (x - mean) - self.var[idx]) / count
+        return mean, var
+
+    def accept(self, idx: IndexArray, mean: FloatArray, var: FloatArray) -> None:
+        self.counts[idx] += 1
+        self.mean[idx] = mean
+        self.var[idx] = var
+
+    def learn(self, idx: IndexArray, x: FloatArray) -> None:
+        self.accept(idx, *self.absorbed(idx, x))
+
+    def transform(
+        self, idx: IndexArray, x: FloatArray, stats: tuple[FloatArray, FloatArray] | None = None
+    ) -> FloatArray:
+        """Values ``x`` of features ``idx`` scaled (a feature without variance yet becomes 0)."""
+        mean, var = (self.mean[idx], self.var[idx]) if stats is None else stats
+        std = np.sqrt(var)
+        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+
+    def copy(self) -> SparseScaler:
+        twin = SparseScaler(0)
+        twin.counts, twin.mean, twin.var = self.counts.copy(), self.mean.copy(), self.var.copy()
+        return twin
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self.var).all())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts.tolist(), "mean": self.mean.tolist(), "var": self.var.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> SparseScaler:
+        scaler = cls(0)
+        scaler.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        scaler.mean = np.asarray(state["mean"], dtype=np.float64).copy()
+        scaler.var = np.asarray(state["var"], dtype=np.float64).copy()
+        if not (scaler.counts.ndim == 1 and scaler.mean.shape == scaler.var.shape == scaler.counts.shape):
+            raise ValueError("scaler state: counts, mean and var must be lists of one length")
+        if (scaler.counts < 0).any() or not scaler.finite() or (scaler.var < 0).any():
+            raise ValueError("scaler state: counts, mean and var must be finite (var and counts >= 0)")
+        return scaler
+
+
+def gathered(state: RuleState, idx: IndexArray) -> RuleState:
+    """The rule's state of features ``idx`` (the L1 total is the model's, not a feature's)."""
+    first, second, cum = (None if a is None else a[idx] for a in (state.first, state.second, state.cum_l1))
+    return RuleState(first, second, state.max_cum_l1, cum)
+
+
+def scattered(state: RuleState, idx: IndexArray, part: RuleState, n_features: int) -> RuleState:
+    """``state`` with features ``idx`` replaced by ``part`` (arrays a rule had not needed yet are made)."""
+
+    def merged(whole: FloatArray | None, piece: FloatArray | None) -> FloatArray | None:
+        if piece is None:
+            return whole
+        out = np.zeros(n_features) if whole is None else whole
+        out[idx] = piece
+        return out
+
+    return RuleState(
+        merged(state.first, part.first),
+        merged(state.second, part.second),
+        part.max_cum_l1,
+        merged(state.cum_l1, part.cum_l1),
+    )
+
+
+def _scored(model: SparseSteps, idx: IndexArray, x: FloatArray, scaled: NDArray[np.bool_]) -> FloatArray:
+    scaler = model.sparse_scaler
+    if scaler is None or not scaled.any():
+        return x
+    out = x.copy()
+    out[scaled] = scaler.transform(idx[scaled], x[scaled])
+    return out
+
+
+def score_then_learn_sparse(
+    model: SparseSteps, rows: SparseRows, labels: FloatArray, z: FloatArray, refused: NDArray[np.int8]
+) -> None:
+    """The per-event reference (numpy): each row scored with the model from before it, then, when
+    labelled, one step on its present features only. Logits into ``z``, refusals into ``refused``."""
+    for r in range(rows.n_rows):
+        z[r], refused[r] = _score_and_learn_sparse_row(model, *rows.row(r), float(labels[r]))
+
+
+def _score_and_learn_sparse_row(
+    model: SparseSteps, idx: IndexArray, x: FloatArray, scaled: NDArray[np.bool_], label: float
+) -> tuple[float, int]:
+    weights = model.mutable_weights()
+    scored = _scored(model, idx, x, scaled)
+    z = float(weights[idx] @ scored) + model.bias
+    if not math.isfinite(z):
+        return z, REFUSED_SCORE
+    if label != label:
+        return z, ACCEPTED
+    scaler, stats, learned, z_learned = model.sparse_scaler, None, scored, z
+    if scaler is not None and scaled.any():
+        stats = scaler.absorbed(idx[scaled], x[scaled])
+        learned = x.copy()
+        learned[scaled] = scaler.transform(idx[scaled], x[scaled], stats)
+        z_learned = float(weights[idx] @ learned) + model.bias
+        if not (np.isfinite(stats[0]).all() and np.isfinite(stats[1]).all() and math.isfinite(z_learned)):
+            return z, REFUSED_STEP
+    t = model.n_updates
+    g = float(model.loss.gradient(z_learned, model.loss.canonical_one(label)))
+    new_weights, part = model.rule_step_on(idx, g * learned, t)
+    bias = model.bias - model.intercept_schedule.rate(t) * g
+    if not (math.isfinite(bias) and np.isfinite(new_weights).all() and part.finite()):
+        return z, REFUSED_STEP
+    if stats is not None:
+        scaler.accept(idx[scaled], *stats)  # type: ignore[union-attr]
+    model.commit_step(idx, new_weights, part, bias)
+    return z, ACCEPTED
+
+
+def score_then_learn_batch_sparse(
+    model: SparseSteps, rows: SparseRows, labels: FloatArray, z: FloatArray, refused: NDArray[np.int8]
+) -> None:
+    """The mini-batch reference: every row scored with the model from before the batch, then one
+    step with the mean gradient over the labelled rows, on the features present in any of them
+    (river's ``learn_many`` on the batch's columns). A row whose own step would leave the model
+    non-finite is left out, as in the dense path."""
+    weights = model.mutable_weights()
+    for r in range(rows.n_rows):
+        idx, x, scaled = rows.row(r)
+        z[r] = float(weights[idx] @ _scored(model, idx, x, scaled)) + model.bias
+    refused[:] = np.where(np.isfinite(z[: rows.n_rows]), ACCEPTED, REFUSED_SCORE)
+    usable = (labels == labels) & (refused == ACCEPTED)
+    if not usable.any():
+        return
+    if _try_batch_step(model, rows.take(usable), labels[usable]):
+        return
+    for i in np.flatnonzero(usable):
+        one = np.zeros(rows.n_rows, dtype=np.bool_)
+        one[i] = True
+        if not _try_batch_step(model, rows.take(one), labels[i : i + 1], commit=False):
+            refused[i], usable[i] = REFUSED_STEP, False
+    if usable.any() and not _try_batch_step(model, rows.take(usable), labels[usable]):
+        refused[usable] = REFUSED_STEP
+
+
+def _try_batch_step(model: SparseSteps, rows: SparseRows, labels: FloatArray, commit: bool = True) -> bool:
+    scaler = None if model.sparse_scaler is None else model.sparse_scaler.copy()
+    values = rows.values
+    if scaler is not None:
+        for r in range(rows.n_rows):
+            idx, x, scaled = rows.row(r)
+            scaler.learn(idx[scaled], x[scaled])
+        if not scaler.finite():
+            return False
+        values = values.copy()
+        values[rows.scaled] = scaler.transform(rows.indices[rows.scaled], rows.values[rows.scaled])
+    weights = model.mutable_weights()
+    row_of_entry = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
+    products = weights[rows.indices] * values
+    z: FloatArray = np.bincount(row_of_entry, products, minlength=rows.n_rows).astype(np.float64) + model.bias
+    g = np.asarray(model.loss.gradient(z, model.loss.canonical(labels)))
+    present, where = np.unique(rows.indices, return_inverse=True)
+    n, t = rows.n_rows, model.n_updates
+    feature_gradient = np.bincount(where, g[row_of_entry] * values, minlength=present.size) / n
+    new_weights, part = model.rule_step_on(present, feature_gradient, t)
+    bias = model.bias - model.intercept_schedule.rate(t) * (float(g.sum()) / n)
+    if not (math.isfinite(bias) and np.isfinite(new_weights).all() and part.finite()):
+        return False
+    if commit:
+        model.commit_step(present, new_weights, part, bias)
+        if scaler is not None:
+            model.sparse_scaler = scaler
+    return True
+
+
+class SparseSteps:
+    """What a model needs to learn from :class:`SparseRows` (a base of ``LinearNeuron``): the step
+    of a rule on some features, its commit, and growing to take new features."""
+
+    loss: ClassVar[Loss]
+    rule: Rule
+    rule_state: RuleState
+    schedule: Schedule
+    intercept_schedule: Schedule
+    n_features: int
+    n_updates: int
+    bias: float
+    sparse_scaler: SparseScaler | None
+    _weights: FloatArray
+
+    def mutable_weights(self) -> FloatArray:
+        return self._weights
+
+    def rule_step_on(
+        self, idx: IndexArray, feature_gradient: FloatArray, t: int
+    ) -> tuple[FloatArray, RuleState]:
+        """The weights (and rule state) of features ``idx`` one step on at count ``t``: river's
+        optimizers and penalties see only the features an event has."""
+        rate = self.schedule.rate(t)
+        if self.rule.plain:
+            return self._weights[idx] - rate * feature_gradient, RuleState()
+        return self.rule.step(
+            self._weights[idx], feature_gradient, rate, self.schedule.rate(t + 1), t,
+            gathered(self.rule_state, idx),
+        )  # fmt: skip
+
+    def commit_step(self, idx: IndexArray, weights: FloatArray, part: RuleState, bias: float) -> None:
+        self._weights[idx] = weights
+        if not self.rule.plain:
+            self.rule_state = scattered(self.rule_state, idx, part, self.n_features)
+        self.bias = bias
+        self.n_updates += 1
+
+    def checked_sparse_rows(self, X: Any) -> SparseRows:
+        """Sparse rows within this model's features, their values checked finite (a dense matrix
+        becomes rows with every feature present)."""
+        if not isinstance(X, SparseRows):
+            return SparseRows.from_dense(as_matrix(X, self.n_features))
+        if X.width > self.n_features or (X.indices.size and int(X.indices.min()) < 0):
+            raise ValueError(f"a row has a feature index outside the model's {self.n_features}")
+        if not np.isfinite(X.values).all():
+            raise ValueError("features must be finite numbers")
+        return X
+
+    def sparse_logits(self, rows: SparseRows) -> FloatArray:
+        z = np.empty(rows.n_rows)
+        for r in range(rows.n_rows):
+            idx, x, scaled = rows.row(r)
+            if self.sparse_scaler is not None and scaled.any():
+                x = x.copy()
+                x[scaled] = self.sparse_scaler.transform(idx[scaled], x[scaled])
+            z[r] = float(self._weights[idx] @ x) + self.bias
+        return z
+
+    def grow(self, n_features: int) -> None:
+        """Take features up to ``n_features`` (an open vocabulary's new names), each at weight 0."""
+        extra = n_features - self.n_features
+        if extra <= 0:
+            return
+        self._weights = np.concatenate([self._weights, np.zeros(extra)])
+        state = self.rule_state
+        first, second, cum = (
+            None if a is None else np.concatenate([a, np.zeros(extra)])
+            for a in (state.first, state.second, state.cum_l1)
+        )
+        self.rule_state = RuleState(first, second, state.max_cum_l1, cum)
+        if self.sparse_scaler is not None:
+            self.sparse_scaler.grow(n_features)
+        self.n_features = n_features
