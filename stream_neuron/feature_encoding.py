@@ -26,7 +26,7 @@ import mmh3
 import numpy as np
 
 from stream_neuron.decode import BadEventError, shown
-from stream_neuron.neuron.sparse import SparseRows
+from stream_neuron.neuron.sparse_rows import SparseRows
 
 DEFAULT_MAX_FEATURES = 100_000
 DEFAULT_MAX_NAME_BYTES = 256

@@ -14,7 +14,7 @@ from stream_neuron import LogisticNeuron, Perceptron
 from stream_neuron.decode import BadEventError
 from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary, encode_features, sparse_rows
 from stream_neuron.neuron import LinearNeuron
-from stream_neuron.neuron.sparse import SparseRows
+from stream_neuron.neuron.sparse_rows import SparseRows
 from tests.datasets import phishing
 from tests.test_optimizer_parity import IDS, RULES, river_optimizer
 

@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from stream_neuron.neuron import accel
 from stream_neuron.neuron.losses import Loss
+from stream_neuron.neuron.model_state import ModelState
 from stream_neuron.neuron.numeric import (
     FloatArray,
     as_label,
@@ -33,12 +34,11 @@ from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
 from stream_neuron.neuron.sparse import (
-    SparseRows,
     SparseScaler,
-    SparseSteps,
     score_then_learn_batch_sparse,
     score_then_learn_sparse,
 )
+from stream_neuron.neuron.sparse_rows import SparseRows
 
 ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
 
@@ -54,7 +54,7 @@ REFUSAL_REASONS = {
 }
 
 
-class LinearNeuron(SparseSteps):
+class LinearNeuron(ModelState):
     """One neuron: weights, bias, learning-rate schedules, an optional online scaler in front.
 
     A ``sparse`` model learns from :class:`SparseRows` (the features each event has, river's dicts):
@@ -412,60 +412,3 @@ class LinearNeuron(SparseSteps):
         outputs, self.bias, learned = ran
         self.n_updates = t + int(learned > 0)
         return outputs
-
-    # -- state ---------------------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """The whole model state as plain JSON-able values; :meth:`from_dict` restores it exactly."""
-        return {
-            "kind": self.kind,
-            "n_features": self.n_features,
-            "weights": self._weights.tolist(),
-            "bias": self.bias,
-            "n_updates": self.n_updates,
-            "schedule": self.schedule.to_dict(),
-            "intercept_schedule": self.intercept_schedule.to_dict(),
-            "scaler": None if self.scaler is None else self.scaler.to_dict(),
-            **({} if not self.sparse else {"sparse": True, "sparse_scaler": self._sparse_scaler_dict()}),
-            **(
-                {}
-                if self.rule.plain
-                else {"rule": self.rule.to_dict(), "rule_state": self.rule_state.to_dict()}
-            ),
-        }
-
-    def _sparse_scaler_dict(self) -> dict[str, Any] | None:
-        return None if self.sparse_scaler is None else self.sparse_scaler.to_dict()
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Self:
-        """A model restored from :meth:`to_dict`'s output (exact round trip)."""
-        sparse = bool(state.get("sparse", False))
-        model = cls(int(state["n_features"]), float(state["schedule"]["learning_rate"]), sparse=sparse)
-        model.load_dict(state)
-        return model
-
-    def load_dict(self, state: dict[str, Any]) -> None:
-        """Replace this model's state with ``state`` (as written by :meth:`to_dict`)."""
-        if state.get("kind") != self.kind:
-            raise ValueError(f"state is for a {state.get('kind')!r} model, not {self.kind!r}")
-        weights = np.asarray(state["weights"], dtype=np.float64)
-        if weights.shape != (self.n_features,) or not np.isfinite(weights).all():
-            raise ValueError(f"state weights must be {self.n_features} finite numbers")
-        scaler = None if state.get("scaler") is None else OnlineStandardScaler.from_dict(state["scaler"])
-        if scaler is not None and scaler.n_features != self.n_features:
-            raise ValueError("state scaler has the wrong number of features")
-        if bool(state.get("sparse", False)) != self.sparse:
-            raise ValueError("state is for a sparse model and this one is dense, or the other way round")
-        sparse_scaler = state.get("sparse_scaler")
-        self.sparse_scaler = None if sparse_scaler is None else SparseScaler.from_dict(sparse_scaler)
-        if self.sparse_scaler is not None and self.sparse_scaler.n_features != self.n_features:
-            raise ValueError("state scaler has the wrong number of features")
-        self.schedule = Schedule.from_dict(state["schedule"])
-        self.intercept_schedule = Schedule.from_dict(state["intercept_schedule"])
-        self._weights = weights.copy()
-        self.bias = float(state["bias"])
-        self.n_updates = int(state["n_updates"])
-        self.scaler = scaler
-        self.rule = self.checked_rule(Rule.from_dict(state.get("rule")))
-        self.rule_state = RuleState.from_dict(state.get("rule_state"), self.n_features)

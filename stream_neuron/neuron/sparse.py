@@ -15,7 +15,6 @@ one count is then every feature's count).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,75 +24,9 @@ from stream_neuron.neuron.losses import Loss
 from stream_neuron.neuron.numeric import FloatArray, as_matrix
 from stream_neuron.neuron.optimizers import Rule, RuleState
 from stream_neuron.neuron.schedules import Schedule
+from stream_neuron.neuron.sparse_rows import IndexArray, SparseRows
 
-IndexArray = NDArray[np.int64]
 ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class SparseRows:
-    """``n`` rows: row ``r``'s features are ``indices[indptr[r]:indptr[r + 1]]`` (distinct within a
-    row) with ``values`` at the same places; ``scaled`` says per entry whether a scaler standardises
-    it (a numeric feature) or it is taken as it is (a one-hot value).
-
-    >>> rows = SparseRows.from_dicts([{0: 1.0, 3: 2.0}, {2: -1.0}])
-    >>> rows.n_rows, rows.indices.tolist(), rows.width
-    (2, [0, 3, 2], 4)
-    """
-
-    indptr: IndexArray
-    indices: IndexArray
-    values: FloatArray
-    scaled: NDArray[np.bool_]
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.indptr.shape[0]) - 1
-
-    @property
-    def width(self) -> int:
-        """One more than the largest index: the fewest features a model needs for these rows."""
-        return int(self.indices.max()) + 1 if self.indices.size else 0
-
-    def row(self, r: int) -> tuple[IndexArray, FloatArray, NDArray[np.bool_]]:
-        a, b = int(self.indptr[r]), int(self.indptr[r + 1])
-        return self.indices[a:b], self.values[a:b], self.scaled[a:b]
-
-    def take(self, keep: NDArray[np.bool_]) -> SparseRows:
-        """The rows where ``keep`` is true, in order."""
-        lengths = np.diff(self.indptr)
-        entry_kept = np.repeat(keep, lengths)
-        indptr = np.zeros(int(np.count_nonzero(keep)) + 1, dtype=np.int64)
-        np.cumsum(lengths[keep], out=indptr[1:])
-        return SparseRows(indptr, self.indices[entry_kept], self.values[entry_kept], self.scaled[entry_kept])
-
-    def dense(self, n_features: int) -> FloatArray:
-        """The rows as a dense matrix (absent features 0): for tests and small batches only."""
-        out = np.zeros((self.n_rows, n_features))
-        rows = np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
-        out[rows, self.indices] = self.values
-        return out
-
-    @classmethod
-    def from_dense(cls, X: FloatArray) -> SparseRows:
-        """Every feature of every row present (and scaled when a scaler is on)."""
-        n, d = X.shape
-        return cls(
-            np.arange(0, n * d + 1, d, dtype=np.int64) if d else np.zeros(n + 1, dtype=np.int64),
-            np.tile(np.arange(d, dtype=np.int64), n),
-            np.ascontiguousarray(X, dtype=np.float64).reshape(-1),
-            np.ones(n * d, dtype=np.bool_),
-        )
-
-    @classmethod
-    def from_dicts(cls, rows: list[dict[int, float]], unscaled: frozenset[int] = frozenset()) -> SparseRows:
-        """Rows from ``{index: value}`` dicts (indices in ``unscaled`` are one-hot values)."""
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(row) for row in rows], out=indptr[1:])
-        indices = np.fromiter((i for row in rows for i in row), dtype=np.int64, count=int(indptr[-1]))
-        values = np.fromiter((v for row in rows for v in row.values()), dtype=np.float64, count=indices.size)
-        scaled = np.fromiter((i not in unscaled for i in indices), dtype=np.bool_, count=indices.size)
-        return cls(indptr, indices, values, scaled)
 
 
 class SparseScaler:
@@ -357,6 +290,51 @@ class SparseSteps:
                 x[scaled] = self.sparse_scaler.transform(idx[scaled], x[scaled])
             z[r] = float(self._weights[idx] @ x) + self.bias
         return z
+
+    def sparse_state(self) -> dict[str, Any]:
+        """The per-feature arrays (weights, the scaler's, the rule's) at the features where any is
+        not 0, in index order: of 2^20 hashed buckets, a snapshot holds the ones touched."""
+        arrays: dict[str, NDArray[Any]] = {"weights": self._weights}
+        if self.sparse_scaler is not None:
+            scaler = self.sparse_scaler
+            arrays.update(counts=scaler.counts, mean=scaler.mean, var=scaler.var)
+        state = self.rule_state
+        for name, array in (("first", state.first), ("second", state.second), ("cum_l1", state.cum_l1)):
+            if array is not None:
+                arrays[name] = array
+        touched = np.zeros(self.n_features, dtype=np.bool_)
+        for array in arrays.values():
+            touched |= array != 0
+        index = np.flatnonzero(touched)
+        return {"index": index.tolist(), **{name: array[index].tolist() for name, array in arrays.items()}}
+
+    @staticmethod
+    def loaded_sparse_state(
+        state: dict[str, Any], n_features: int
+    ) -> tuple[FloatArray, SparseScaler | None, dict[str, FloatArray]]:
+        """The weights, scaler and rule arrays of :meth:`sparse_state`'s output, checked."""
+        index = np.asarray(state["index"], dtype=np.int64)
+        if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= n_features)):
+            raise ValueError(f"sparse state: indices must be features 0 to {n_features - 1}")
+        if np.unique(index).size != index.size:
+            raise ValueError("sparse state: an index appears twice")
+
+        def full(name: str, dtype: type = np.float64) -> NDArray[Any]:
+            values: NDArray[Any] = np.asarray(state[name], dtype=dtype)
+            if values.shape != index.shape or not np.isfinite(values).all():
+                raise ValueError(f"sparse state: {name} must be {index.size} finite numbers")
+            out: NDArray[Any] = np.zeros(n_features, dtype=dtype)
+            out[index] = values
+            return out
+
+        scaler = None
+        if "counts" in state:
+            scaler = SparseScaler.from_dict(
+                {"counts": full("counts", np.int64), "mean": full("mean"), "var": full("var")}
+            )
+        arrays: dict[str, FloatArray] = {n: full(n) for n in ("first", "second", "cum_l1") if n in state}
+        weights: FloatArray = full("weights")
+        return weights, scaler, arrays
 
     def grow(self, n_features: int) -> None:
         """Take features up to ``n_features`` (an open vocabulary's new names), each at weight 0."""
