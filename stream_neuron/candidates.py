@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stream_neuron.champion import Champion
-from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
+from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Rows, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.linear import ACCEPTED
@@ -63,11 +63,16 @@ class Candidates:
     # -- the hot path --------------------------------------------------------------------------------
 
     def submit(
-        self, rows: FloatArray, labels: FloatArray, refs: list[EventRef], now: float
+        self, rows: Rows, labels: FloatArray, refs: list[EventRef], now: float
     ) -> list[Scored[EventRef]]:
         if not self.racing:
             return self.learners[0].submit(rows, labels, refs, now)
         return self._combined([learner.submit(rows, labels, refs, now) for learner in self.learners])
+
+    def grow(self, n_features: int) -> None:
+        """Every candidate takes features up to ``n_features`` (an open vocabulary's new names)."""
+        for model in self.models:
+            model.grow(n_features)
 
     def due(self, now: float) -> list[Scored[EventRef]]:
         if not self.racing:

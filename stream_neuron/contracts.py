@@ -151,3 +151,13 @@ class Snapshot(BaseModel):
     champion: dict[str, object] | None = Field(
         None, description="the champion rule's state: the champion, its window's running totals, streaks"
     )
+    features: dict[str, object] | None = Field(
+        None,
+        description='--features open or hashed: {"mode": "open"} (the vocabulary is feature_names, in '
+        'index order) or {"mode": "hashed", "bits", "seed", "in_use": [buckets]}; absent: fixed',
+    )
+    sparse: dict[str, object] | None = Field(
+        None,
+        description='open or hashed: the per-feature arrays where any is not 0 ("index", "weights", the '
+        'scaler\'s "counts", "mean", "var", the rule\'s "first", "second", "cum_l1"); weights is then []',
+    )

@@ -43,10 +43,12 @@ class BadEventError(Exception):
         self.error_class = error_class
 
 
-def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> Event:
+def decode_event(value: bytes | None, max_bytes: int, answers: bool = False, named: bool = False) -> Event:
     """The event in ``value``, or :class:`BadEventError` saying what is wrong with it. Feature values
     are JSON numbers here; whether each fits a float64 is checked where they are copied into a row.
-    ``answers``: an event without ``"features"`` is an answer (it needs an id and a label)."""
+    ``answers``: an event without ``"features"`` is an answer (it needs an id and a label).
+    ``named`` (``--features open|hashed``): the features are an object whose values the feature
+    encoder checks (numbers, strings and booleans are taken there)."""
     if value is None:
         raise BadEventError("the record has no value (a tombstone)", "EmptyValue")
     if len(value) > max_bytes:
@@ -56,7 +58,7 @@ def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> 
     try:
         event = from_json(value, allow_inf_nan=False, catch_duplicate_keys=True)
     except ValueError as error:
-        raise diagnose(value, str(error), answers) from None
+        raise diagnose(value, str(error), answers, named) from None
     if type(event) is not dict:
         raise diagnose(value)
     features: Any = event.get("features")
@@ -65,15 +67,17 @@ def decode_event(value: bytes | None, max_bytes: int, answers: bool = False) -> 
     if values is None and answers and features is None:
         if _is_answer(event):
             return event  # type: ignore[return-value]
-        raise diagnose(value, answers=True)
+        raise diagnose(value, answers=True, named=named)
+    if named and kind is not dict:
+        raise diagnose(value, answers=answers, named=True)
     if (
         values is None
-        or not all(map(_NUMBER.__contains__, map(type, values)))
+        or not (named or all(map(_NUMBER.__contains__, map(type, values))))
         or type(event.get("label")) not in _LABEL
         or type(event.get("id")) not in _ID
         or type(event.get("ts")) not in _TS
     ):
-        raise diagnose(value, answers=answers)
+        raise diagnose(value, answers=answers, named=named)
     return event  # type: ignore[return-value]
 
 
@@ -139,7 +143,9 @@ def _check_feature(where: str, value: Any) -> None:
         )
 
 
-def diagnose(value: bytes, parse_error: str | None = None, answers: bool = False) -> BadEventError:
+def diagnose(
+    value: bytes, parse_error: str | None = None, answers: bool = False, named: bool = False
+) -> BadEventError:
     """The first problem of a value the fast path refused, in words."""
     try:
         text = value.decode("utf-8")
@@ -161,7 +167,7 @@ def diagnose(value: bytes, parse_error: str | None = None, answers: bool = False
             return BadEventError("the value holds an integer of more than 4300 digits", "InvalidNumber")
         return BadEventError(f"the value is not valid JSON: {reason}", "InvalidJson")
     try:
-        _check_structure(event, answers)
+        _check_structure(event, answers, named)
     except BadEventError as bad:
         return bad
     if parse_error is not None:  # JSON that Python reads but the strict parser does not (a lone surrogate)
@@ -169,7 +175,7 @@ def diagnose(value: bytes, parse_error: str | None = None, answers: bool = False
     return BadEventError("the value does not match the input event schema", "InvalidEvent")
 
 
-def _check_structure(event: Any, answers: bool = False) -> None:
+def _check_structure(event: Any, answers: bool = False, named: bool = False) -> None:
     if not isinstance(event, dict):
         raise BadEventError(f"the value must be a JSON object, got {_kind(event)}", "InvalidEvent")
     if event.get("features") is None and (answers or "features" not in event):
@@ -182,8 +188,13 @@ def _check_structure(event: Any, answers: bool = False) -> None:
     features = event.get("features", {})
     if features is None and answers:  # an answer: its label and id are checked below
         features = {}
+    if named and not isinstance(features, dict):
+        raise BadEventError(
+            f'"features" must be an object by name (--features open or hashed), got {_kind(features)}',
+            "InvalidFeatures",
+        )
     if isinstance(features, dict):
-        for name, feature in features.items():
+        for name, feature in features.items() if not named else ():
             _check_feature(f"feature {shown(name)}", feature)
     elif isinstance(features, list):
         for position, feature in enumerate(features):

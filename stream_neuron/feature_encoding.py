@@ -68,6 +68,40 @@ def _refused_value(name: str, value: Any) -> BadEventError:
     )
 
 
+class FeatureBudget:
+    """How many features a model may take: ``--max-features``, and the bytes its snapshot has for
+    them (each costs ``bytes_per_feature`` plus its name's JSON, when it has one), so a growing model
+    refuses an event rather than ever writing a snapshot the model topic would refuse."""
+
+    def __init__(self, max_features: int, max_bytes: int | None = None, bytes_per_feature: int = 0) -> None:
+        self.max_features, self.max_bytes, self.bytes_per_feature = max_features, max_bytes, bytes_per_feature
+        self.features, self.bytes = 0, 0
+
+    def cost(self, name: str | None) -> int:
+        return self.bytes_per_feature + (0 if name is None else len(name.encode()) + 4)
+
+    def refusal(self, new: int, new_bytes: int, first: str) -> BadEventError | None:
+        """Why ``new`` features of ``new_bytes`` do not fit (``None``: they do)."""
+        if self.features + new > self.max_features:
+            return BadEventError(
+                f"the event adds {new} new feature(s) ({first} first) to the {self.features} known, over "
+                f"the limit of {self.max_features} (--max-features)",
+                "TooManyFeatures",
+            )
+        if self.max_bytes is not None and self.bytes + new_bytes > self.max_bytes:
+            return BadEventError(
+                f"the event adds {new} new feature(s) ({first} first) to the {self.features} known, and "
+                f"the model's snapshot would outgrow the model topic's {self.max_bytes:,} bytes for "
+                "features (raise its max.message.bytes, or lower --max-features)",
+                "TooManyFeatures",
+            )
+        return None
+
+    def take(self, new: int, new_bytes: int) -> None:
+        self.features += new
+        self.bytes += new_bytes
+
+
 def _features_of(event: dict[str, Any]) -> dict[str, Any]:
     features = event.get("features")
     if not isinstance(features, dict):
@@ -99,12 +133,14 @@ class OpenVocabulary:
         self.index = {name: i for i, name in enumerate(self.names)}
         if len(self.index) != len(self.names):
             raise ValueError("the vocabulary names a feature twice")
-        if len(self.names) > max_features:
-            raise ValueError(
-                f"the vocabulary has {len(self.names)} features, over --max-features {max_features}"
-            )
-        self.max_features = max_features
         self.max_name_bytes = max_name_bytes
+        self.budget = FeatureBudget(max_features)
+        self.budget.take(len(self.names), sum(map(self.budget.cost, self.names)))
+
+    def limit(self, budget: FeatureBudget) -> None:
+        """Take ``budget`` as the vocabulary's bound (the names known so far count in it)."""
+        budget.take(len(self.names), sum(map(budget.cost, self.names)))
+        self.budget = budget
 
     def __len__(self) -> int:
         return len(self.names)
@@ -134,12 +170,11 @@ class OpenVocabulary:
         index = self.index
         new = [key for key in keyed if key not in index]
         if new and grow:
-            if len(self.names) + len(new) > self.max_features:
-                raise BadEventError(
-                    f"the event adds {len(new)} new feature(s) ({shown(new[0])} first) to the "
-                    f"{len(self.names)} known, over the limit of {self.max_features} (--max-features)",
-                    "TooManyFeatures",
-                )
+            new_bytes = sum(map(self.budget.cost, new))
+            refusal = self.budget.refusal(len(new), new_bytes, shown(new[0]))
+            if refusal is not None:
+                raise refusal
+            self.budget.take(len(new), new_bytes)
             for key in new:
                 index[key] = len(self.names)
                 self.names.append(key)
@@ -161,18 +196,39 @@ class FeatureHashing:
     """
 
     def __init__(
-        self, bits: int = DEFAULT_HASH_BITS, seed: int = 0, max_name_bytes: int = DEFAULT_MAX_NAME_BYTES
+        self,
+        bits: int = DEFAULT_HASH_BITS,
+        seed: int = 0,
+        max_name_bytes: int = DEFAULT_MAX_NAME_BYTES,
+        max_features: int | None = None,
     ) -> None:
         if not 1 <= bits <= 30:
             raise ValueError(f"hash bits must be between 1 and 30, got {bits}")
         self.bits, self.seed = bits, seed
         self.n_features = 1 << bits
         self.max_name_bytes = max_name_bytes
+        # The buckets in use (of events taken so far): the ones a snapshot may have to hold.
+        self.in_use = np.zeros(self.n_features, dtype=np.bool_)
+        self.budget = FeatureBudget(self.n_features if max_features is None else max_features)
         # river draws MurmurHash3's 32-bit seed from numpy with the user's seed: the same here.
         self._murmur_seed = int(np.random.RandomState(seed).randint(0, 2**32, dtype=np.uint32))
 
+    def limit(self, budget: FeatureBudget) -> None:
+        """Take ``budget`` as the bound of the buckets in use (those in use so far count in it)."""
+        used = int(np.count_nonzero(self.in_use))
+        budget.take(used, used * budget.cost(None))
+        self.budget = budget
+
+    def use(self, buckets: list[int]) -> None:
+        """Mark ``buckets`` in use (a snapshot's), as if their events had just been taken."""
+        fresh = np.unique(np.asarray(buckets, dtype=np.int64))
+        fresh = fresh[~self.in_use[fresh]]
+        self.in_use[fresh] = True
+        self.budget.take(fresh.size, fresh.size * self.budget.cost(None))
+
     def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
-        """The event's (buckets, summed signed values, scaled) in first-seen bucket order."""
+        """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
+        not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
         buckets: dict[int, float] = {}
         n, seed = self.n_features, self._murmur_seed
         for name, value in features.items():
@@ -188,6 +244,15 @@ class FeatureHashing:
             h = mmh3.hash(token, seed, signed=True)
             bucket = h % n
             buckets[bucket] = buckets.get(bucket, 0.0) + (-amount if h < 0 else amount)
+        if grow:
+            fresh = [b for b in buckets if not self.in_use[b]]
+            if fresh:
+                cost = len(fresh) * self.budget.cost(None)
+                refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
+                if refusal is not None:
+                    raise refusal
+                self.budget.take(len(fresh), cost)
+                self.in_use[fresh] = True
         return list(buckets), list(buckets.values()), [True] * len(buckets)
 
 

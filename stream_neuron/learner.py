@@ -18,8 +18,11 @@ from numpy.typing import NDArray
 
 from stream_neuron.neuron.linear import ACCEPTED, LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.sparse_rows import SparseRows
 
 Ref = TypeVar("Ref")
+Rows = FloatArray | SparseRows
+"""A chunk's rows: a dense matrix (fixed features), or sparse rows (open or hashed)."""
 
 
 @dataclass
@@ -54,7 +57,7 @@ class PerEventLearner(Generic[Ref]):
     def __init__(self, model: LinearNeuron) -> None:
         self.model = model
 
-    def submit(self, rows: FloatArray, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
+    def submit(self, rows: Rows, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
         if not refs:
             return []
         before = self.model.n_updates
@@ -82,18 +85,25 @@ class PerEventLearner(Generic[Ref]):
 
 class MiniBatchLearner(Generic[Ref]):
     """Labelled rows wait in a buffer until ``batch_size`` or ``linger_s`` since the oldest; the batch is
-    scored with the weights from before it, then one mean-gradient step (``score_then_learn_batch``)."""
+    scored with the weights from before it, then one mean-gradient step (``score_then_learn_batch``).
 
-    def __init__(self, model: LinearNeuron, batch_size: int, linger_s: float) -> None:
+    Sparse rows (open or hashed features) wait as they came; a batch of them also closes, early, when
+    its rows hold ``max_entries`` feature values or more (a snapshot holds what waits)."""
+
+    def __init__(
+        self, model: LinearNeuron, batch_size: int, linger_s: float, max_entries: int | None = None
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.linger_s = linger_s
-        self._rows = np.empty((batch_size, model.n_features))
+        self.max_entries = max_entries
+        self._parts: list[SparseRows] | None = [] if model.sparse else None
+        self._rows = np.empty((batch_size, 0 if model.sparse else model.n_features))
         self._labels = np.empty(batch_size)
         self._refs: list[Ref] = []
         self._oldest = 0.0
 
-    def submit(self, rows: FloatArray, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
+    def submit(self, rows: Rows, labels: FloatArray, refs: list[Ref], now: float) -> list[Scored[Ref]]:
         out: list[Scored[Ref]] = []
         labelled = labels == labels
         if not labelled.all():
@@ -126,11 +136,11 @@ class MiniBatchLearner(Generic[Ref]):
                 continue
             if n == 0:
                 self._oldest = now
-            self._rows[n : n + take] = labelled_rows[start : start + take]
+            self._put(n, labelled_rows[start : start + take])
             self._labels[n : n + take] = labelled_labels[start : start + take]
             self._refs.extend(labelled_refs[start : start + take])
             start += take
-            if n + take == self.batch_size:
+            if n + take == self.batch_size or self._too_full():
                 fired.append(self._fire())
         if fired:
             out.append(fired[0] if len(fired) == 1 else _merge(fired))
@@ -144,12 +154,35 @@ class MiniBatchLearner(Generic[Ref]):
     def drain(self) -> list[Scored[Ref]]:
         return [self._fire()] if self._refs else []
 
+    def _put(self, n: int, rows: Rows) -> None:
+        if self._parts is None:
+            assert not isinstance(rows, SparseRows)
+            self._rows[n : n + len(rows)] = rows
+        else:
+            assert isinstance(rows, SparseRows)
+            self._parts.append(rows)
+
+    def _too_full(self) -> bool:
+        return (
+            self._parts is not None
+            and self.max_entries is not None
+            and sum(part.indices.size for part in self._parts) >= self.max_entries
+        )
+
+    def _waiting(self, n: int) -> Rows:
+        if self._parts is None:
+            return self._rows[:n]
+        return SparseRows.concat(self._parts)
+
     def _fire(self) -> Scored[Ref]:
         n = len(self._refs)
         refs, self._refs = self._refs, []
-        return self._score_batch(self._rows[:n], self._labels[:n].copy(), refs)
+        rows = self._waiting(n)
+        if self._parts is not None:
+            self._parts = []
+        return self._score_batch(rows, self._labels[:n].copy(), refs)
 
-    def _score_batch(self, rows: FloatArray, labels: FloatArray, refs: list[Ref]) -> Scored[Ref]:
+    def _score_batch(self, rows: Rows, labels: FloatArray, refs: list[Ref]) -> Scored[Ref]:
         version = self.model.n_updates
         scores, refused = np.empty(len(refs)), np.empty(len(refs), dtype=np.int8)
         outputs = self.model.score_then_learn_batch(rows, labels, scores, refused)
@@ -158,8 +191,9 @@ class MiniBatchLearner(Generic[Ref]):
     def pending_state(self) -> dict[str, Any] | None:
         """The buffered rows, for a snapshot: they are consumed but not yet learned from."""
         n = len(self._refs)
+        rows = self._waiting(n)
         return {
-            "rows": self._rows[:n].tolist(),
+            "rows": rows.to_json() if isinstance(rows, SparseRows) else rows.tolist(),
             "labels": self._labels[:n].tolist(),
             "refs": list(self._refs),
         }
@@ -173,11 +207,23 @@ class MiniBatchLearner(Generic[Ref]):
         n = len(refs)
         if n > self.batch_size:
             raise ValueError(f"snapshot holds {n} pending rows, more than --batch-size {self.batch_size}")
-        rows = np.asarray(state["rows"], dtype=np.float64).reshape(n, self.model.n_features)
         labels = np.asarray(state["labels"], dtype=np.float64).reshape(n)
-        if not (np.isfinite(rows).all() and np.isin(labels, self.model.labels).all()):
+        if self._parts is not None:
+            sparse = SparseRows.from_json(state["rows"])
+            if (
+                len(sparse) != n
+                or not np.isfinite(sparse.values).all()
+                or sparse.width > self.model.n_features
+            ):
+                raise ValueError("pending rows must hold finite features of the model's")
+            self._parts = [sparse] if n else []
+        else:
+            rows = np.asarray(state["rows"], dtype=np.float64).reshape(n, self.model.n_features)
+            if not np.isfinite(rows).all():
+                raise ValueError("pending rows must hold finite features and accepted labels")
+            self._rows[:n] = rows
+        if not np.isin(labels, self.model.labels).all():
             raise ValueError("pending rows must hold finite features and accepted labels")
-        self._rows[:n] = rows
         self._labels[:n] = labels
         self._refs = refs
         self._oldest = now

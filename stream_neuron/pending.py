@@ -24,17 +24,17 @@ import base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from stream_neuron.decode import BadEventError, decode_event
+from stream_neuron.feature_encoding import Entries
 from stream_neuron.learner import Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron.linear import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.records import EventRef, InputRecord
-from stream_neuron.schema import FeatureSchema
 
 ANSWERED_MEMORY = 100_000  # ids of answered questions kept to tell a duplicate answer from a stray one
 BYTES_PER_PENDING_IN_SNAPSHOT = 24  # an offset and a score, base64
@@ -49,7 +49,7 @@ class Question:
     partition: int
     offset: int
     timestamp_ms: int
-    row: FloatArray
+    row: FloatArray | Entries  # a dense row (fixed features) or sparse entries (open or hashed)
     score: float = float("nan")
     scores: FloatArray | None = None  # racing candidates: each one's score (the published is ``score``)
 
@@ -218,7 +218,9 @@ class PendingStore:
         return ranges
 
     def rebuild(
-        self, records: Iterable[InputRecord], read: Callable[[InputRecord], tuple[str, FloatArray] | None]
+        self,
+        records: Iterable[InputRecord],
+        read: Callable[[InputRecord], tuple[str, FloatArray | Entries] | None],
     ) -> int:
         """The restored questions, in store order, from their input ``records`` (``read`` gives a
         record's id and features, or ``None``) with the scores they were given. Returns how many could
@@ -277,15 +279,27 @@ def answers_counted(
     return chunk.select(keep)
 
 
-def question_of(record: InputRecord, schema: FeatureSchema, max_bytes: int) -> tuple[str, FloatArray] | None:
+class RowMaker(Protocol):
+    """What reads a question's features back into a row (``row_sink``'s sinks)."""
+
+    def put_event(self, n: int, event: Any) -> None: ...
+
+    def row(self, n: int) -> FloatArray | Entries: ...
+
+    def start(self, n_records: int, n_features: int, capacity: int) -> None: ...
+
+
+def question_of(
+    record: InputRecord, sink: RowMaker, max_bytes: int, n_features: int = 0, named: bool = False
+) -> tuple[str, FloatArray | Entries] | None:
     """A question read back from its input record: its id and features (``None``: unreadable)."""
     try:
-        event = decode_event(record.value, max_bytes)
-        row = np.empty(schema.n_features or 0)
-        schema.fill_row(event, row)
+        event = decode_event(record.value, max_bytes, named=named)
+        sink.start(1, n_features, 1)
+        sink.put_event(0, event)
     except BadEventError:
         return None
-    return str(event.get("id")), row
+    return str(event.get("id")), sink.row(0)
 
 
 def _encode(array: np.ndarray) -> str:

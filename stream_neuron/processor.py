@@ -33,10 +33,13 @@ from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_rec
 from stream_neuron.pending import PendingStore, Question, answers_counted
 from stream_neuron.processor_state import ProcessorState
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
+from stream_neuron.row_sink import DenseSink, Sink, SparseSink, feature_encoder
 from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 from stream_neuron.snapshots import (
     SnapshotError,
+    pending_entries_room,
     snapshot_fit_problem,
+    sparse_feature_budget,
 )
 
 LagSource = Callable[[Mapping[tuple[str, int], int]], int | None]
@@ -78,7 +81,10 @@ class Processor(ProcessorState):
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
         self._prediction_fits = PredictionBudget(self.limits.predictions, settings.predictions_topic)
         self.feature_bound, self.feature_bound_reason = feature_bound(settings.max_feature_abs)
-        self._rows = np.empty((0, 0))
+        self.encoder = feature_encoder(settings)
+        self.sink: Sink = (
+            DenseSink(self.schema) if self.encoder is None else SparseSink(self.encoder, learning)
+        )
         self._labels = np.empty(0)
         self.pending: PendingStore | None = None
         if settings.delayed_labels and learning:
@@ -86,7 +92,9 @@ class Processor(ProcessorState):
         # Before the first event fixes the features, what every snapshot holds (the pending questions
         # and mini-batch rows) must fit already: else every event would be refused.
         self._check_snapshot_fits(self.schema, SnapshotError)
-        if self.schema.n_features is not None:
+        if isinstance(self.sink, SparseSink):
+            self._build(self.sink.n_features)
+        elif self.schema.n_features is not None:
             self._build(self.schema.n_features)
 
     @classmethod
@@ -115,10 +123,13 @@ class Processor(ProcessorState):
 
         def learner(model: LinearNeuron) -> PerEventLearner[EventRef] | MiniBatchLearner[EventRef]:
             if settings.mode == "minibatch":
-                return MiniBatchLearner(model, settings.batch_size, settings.linger_ms / 1000)
+                room = pending_entries_room(settings, self.limits.model) if model.sparse else None
+                return MiniBatchLearner(model, settings.batch_size, settings.linger_ms / 1000, room)
             return PerEventLearner(model)
 
         models = [settings.new_model(n_features, rate) for rate in settings.learning_rate]
+        if self.encoder is not None:
+            self.encoder.limit(sparse_feature_budget(settings, self.limits.model))
         self.models = Candidates(
             models, learner, settings.champion_window, self._last_step, delayed=self.pending is not None
         )
@@ -128,12 +139,13 @@ class Processor(ProcessorState):
         if problem is not None:
             raise error(problem)
 
-    def _buffers(self, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-        assert self.model is not None
-        if self._rows.shape[0] < n_rows or self._rows.shape[1] != self.model.n_features:
-            self._rows = np.empty((max(n_rows, self.settings.poll_max_records), self.model.n_features))
-            self._labels = np.empty(self._rows.shape[0])
-        return self._rows, self._labels
+    def _start_chunk(self, n_records: int) -> np.ndarray:
+        """The chunk's label buffer, the sink made ready for ``n_records`` rows."""
+        capacity = self.settings.poll_max_records
+        self.sink.start(n_records, 0 if self.model is None else self.model.n_features, capacity)
+        if self._labels.shape[0] < n_records:
+            self._labels = np.empty(max(n_records, capacity))
+        return self._labels
 
     def process(self, records: Sequence[InputRecord], now: float) -> Emitted:
         """Consume ``records`` in order; return what to publish. Bad records become dead letters.
@@ -152,9 +164,9 @@ class Processor(ProcessorState):
         return out
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
-        rows, labels = self._buffers(len(records)) if self.models is not None else (self._rows, self._labels)
+        labels, sink = self._start_chunk(len(records)), self.sink
         refs: list[EventRef] = []
-        max_bytes, kind = self.settings.max_record_bytes, self.kind
+        max_bytes, kind, named = self.settings.max_record_bytes, self.kind, self.encoder is not None
         quarantine, pending = self.quarantine, self.pending
         delayed = pending is not None
         for record in records:
@@ -164,7 +176,7 @@ class Processor(ProcessorState):
                 out.dead_letters.append(self._dead_letter(record, reason, "RefusedByBroker", bare=bare))
                 continue
             try:
-                event = decode_event(record.value, max_bytes, delayed)
+                event = decode_event(record.value, max_bytes, delayed, named)
                 label = label_of(event.get("label"), kind)  # checked as run checks it; a scorer drops it
                 label = label if self.learning else math.nan
                 event_id = event.get("id")
@@ -181,16 +193,17 @@ class Processor(ProcessorState):
                             out.dead_letters.append(self._dead_letter(record, *why))
                         if question is not None:
                             n = len(refs)
-                            rows[n], labels[n] = question.row, label
+                            sink.put_row(n, question.row)
+                            labels[n] = label
                             where = (record.topic, record.partition, record.offset)
                             refs.append(EventRef(*where, record.key, event_id, record, question))
                         continue
                 self._prediction_fits(event_id, record.key)
                 if self.models is None:  # the first valid event fixes the feature order
                     self._fix_schema(event)
-                    rows, labels = self._buffers(len(records))
+                    labels = self._start_chunk(len(records))
                 n = len(refs)
-                self.schema.fill_row(event, rows[n])
+                sink.put_event(n, event)
                 labels[n] = label
             except BadEventError as bad:
                 out.dead_letters.append(self._dead_letter(record, bad.reason, bad.error_class))
@@ -199,56 +212,58 @@ class Processor(ProcessorState):
             if delayed and event_id is not None and label != label:
                 assert pending is not None
                 asked = Question(
-                    record.topic, record.partition, record.offset, record.timestamp_ms, rows[n].copy()
+                    record.topic, record.partition, record.offset, record.timestamp_ms, sink.row(n)
                 )
                 if not pending.ask(event_id, asked):
                     asked = None  # the id is pending already: scored, not kept
             refs.append(
                 EventRef(record.topic, record.partition, record.offset, record.key, event_id, record, asked)
             )
-        if refs and not np.isfinite(rows[: len(refs)]).all():
-            finite = np.asarray(np.isfinite(rows[: len(refs)]).all(axis=1))
-            refs = self._drop_rows(finite, rows, labels, refs, out, None)
-        bound = self.feature_bound
-        if refs and np.abs(rows[: len(refs)]).max() > bound:
-            reason = self.feature_bound_reason
-            within = np.asarray((np.abs(rows[: len(refs)]) <= bound).all(axis=1))
-            refs = self._drop_rows(within, rows, labels, refs, out, reason)
+        if refs:
+            finite, within = sink.within(len(refs), self.feature_bound)
+            if finite is not None or within is not None:
+                refs = self._drop_rows(finite, within, labels, refs, out)
         if refs and self.models is not None:
-            for scored in self.models.submit(rows[: len(refs)], labels[: len(refs)], refs, now):
+            if isinstance(sink, SparseSink):
+                self.models.grow(sink.n_features)  # an open vocabulary's new names, at weight 0
+            for scored in self.models.submit(sink.rows(len(refs)), labels[: len(refs)], refs, now):
                 self._emit(scored, out)
 
     def _fix_schema(self, event: Event) -> None:
         schema = FeatureSchema.proposed_by(event)
-        assert schema.n_features is not None
+        assert schema.n_features is not None and isinstance(self.sink, DenseSink)
         self._check_snapshot_fits(schema, _too_many_features)
-        self.schema = schema
+        self.schema = self.sink.schema = schema
         self._build(schema.n_features)
 
     def _drop_rows(
         self,
-        keep: np.ndarray,
-        rows: np.ndarray,
+        finite: np.ndarray | None,
+        within: np.ndarray | None,
         labels: np.ndarray,
         refs: list[EventRef],
         out: Emitted,
-        reason: str | None,
     ) -> list[EventRef]:
-        """The rows not to ``keep`` become dead letters, with ``reason`` (out of range), or else the
-        reason a slow parse finds (a JSON 1e400 reads as infinity); the rest close up in order."""
+        """Rows not ``finite`` become dead letters with the reason a slow parse finds (a JSON 1e400
+        reads as infinity), rows not ``within`` the feature bound with its reason; the rest close up in
+        order."""
+        keep = np.ones(len(refs), dtype=np.bool_)
         kept: list[EventRef] = []
         for i, ref in enumerate(refs):
-            if keep[i]:
-                rows[len(kept)], labels[len(kept)] = rows[i], labels[i]
+            if (finite is None or finite[i]) and (within is None or within[i]):
+                labels[len(kept)] = labels[i]
                 kept.append(ref)
                 continue
+            keep[i] = False
             assert ref.record is not None and ref.record.value is not None
             self._forget_question(ref, labels[i])
-            if reason is None:
-                bad = diagnose(ref.record.value)
+            if finite is not None and not finite[i]:
+                bad = diagnose(ref.record.value, named=self.encoder is not None)
                 out.dead_letters.append(self._dead_letter(ref.record, bad.reason, bad.error_class))
             else:
+                reason = self.feature_bound_reason
                 out.dead_letters.append(self._dead_letter(ref.record, reason, "FeatureOutOfRange"))
+        self.sink.keep(keep, len(refs))
         return kept
 
     def _forget_question(self, ref: EventRef, label: float) -> None:

@@ -8,13 +8,17 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
+from stream_neuron.feature_encoding import Encoder, FeatureHashing, OpenVocabulary
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.pending import PendingStore, question_of
 from stream_neuron.records import InputRecord, OutputRecord
+from stream_neuron.row_sink import DenseSink, Sink, SparseSink, feature_encoder
 from stream_neuron.schema import FeatureSchema
 from stream_neuron.snapshots import (
     SnapshotError,
@@ -33,6 +37,8 @@ class ProcessorState:
 
     settings: Settings
     schema: FeatureSchema
+    encoder: Encoder | None
+    sink: Sink
     models: Candidates | None
     metrics: MetricsTracker
     pending: PendingStore | None
@@ -54,10 +60,12 @@ class ProcessorState:
     def snapshot_state(self) -> dict[str, Any]:
         models, model = self.models, self.model
         assert models is not None and model is not None
+        encoder = self.encoder
+        names = tuple(encoder.names) if isinstance(encoder, OpenVocabulary) else self.schema.names
         state = build_snapshot(
             self.settings.model_name,
             model,
-            self.schema.names,
+            names,
             self.metrics.state(),
             models.learner.pending_state(),
             self.positions,
@@ -65,6 +73,16 @@ class ProcessorState:
         )
         if models.racing:
             state.update(models.state())
+        if isinstance(encoder, OpenVocabulary):
+            state["features"] = {"mode": "open"}
+        elif isinstance(encoder, FeatureHashing):
+            in_use = np.flatnonzero(encoder.in_use).tolist()
+            state["features"] = {
+                "mode": "hashed",
+                "bits": encoder.bits,
+                "seed": encoder.seed,
+                "in_use": in_use,
+            }
         return state
 
     def snapshot_record(self, unfixed: bool = False) -> OutputRecord | None:
@@ -89,12 +107,16 @@ class ProcessorState:
         settings = self.settings
         snapshot = check_snapshot(snapshot, settings)
         n_features = int(snapshot["n_features"])
-        if n_features == 0:  # a new model whose first event is still to come
+        names = snapshot["feature_names"]
+        if self.encoder is not None:
+            self._restore_encoder(snapshot)
+        elif n_features == 0:  # a new model whose first event is still to come
             self.positions = snapshot_positions(snapshot)
             return
-        names = snapshot["feature_names"]
-        self.schema = FeatureSchema(tuple(names) if names is not None else None, n_features)
-        self._check_snapshot_fits(self.schema, SnapshotError)
+        else:
+            self.schema = FeatureSchema(tuple(names) if names is not None else None, n_features)
+            self.sink = DenseSink(self.schema)
+            self._check_snapshot_fits(self.schema, SnapshotError)
         self._build(n_features)
         models = self.models
         assert models is not None
@@ -133,6 +155,23 @@ class ProcessorState:
             except (KeyError, TypeError, ValueError) as error:
                 raise SnapshotError(f"the snapshot's pending questions are unreadable: {error}") from error
 
+    def _restore_encoder(self, snapshot: dict[str, Any]) -> None:
+        """The open vocabulary, or the hashed buckets in use, of ``snapshot``: the sink encodes with it."""
+        try:
+            if self.settings.features == "open":
+                names = snapshot["feature_names"] or []
+                if len(names) != int(snapshot["n_features"]):
+                    raise ValueError(f"{len(names)} feature names for {snapshot['n_features']} features")
+                self.encoder = feature_encoder(self.settings, list(names))
+            else:
+                self.encoder = feature_encoder(self.settings)
+                assert isinstance(self.encoder, FeatureHashing)
+                self.encoder.use(list(snapshot["features"].get("in_use") or []))
+        except (TypeError, ValueError, IndexError) as error:
+            raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
+        assert self.encoder is not None
+        self.sink = SparseSink(self.encoder, self.learning)
+
     def questions_to_read(self) -> dict[tuple[str, int], tuple[int, int]]:
         """Delayed labels after a restore: the input offsets to read back to rebuild the questions."""
         return {} if self.pending is None else self.pending.to_read()
@@ -141,8 +180,12 @@ class ProcessorState:
         """The restored snapshot's pending questions from their input ``records`` (none is scored or
         learned from again); how many could not be rebuilt (their records are gone)."""
         assert self.pending is not None
+        model = self.model
+        assert model is not None
+        maker = DenseSink(self.schema) if self.encoder is None else SparseSink(self.encoder, grow=False)
+        max_bytes, named = self.settings.max_record_bytes, self.encoder is not None
         return self.pending.rebuild(
-            records, lambda record: question_of(record, self.schema, self.settings.max_record_bytes)
+            records, lambda record: question_of(record, maker, max_bytes, model.n_features, named)
         )
 
 
@@ -151,7 +194,7 @@ def _candidate_state(state: dict[str, Any], settings: Settings, rate: float) -> 
     operator's current intent, as for a single model), its optimizer state kept when its rule is."""
     snapshot_like = {
         "kind": state["kind"], "n_features": state["n_features"], "weights": state["weights"],
-        "bias": state["bias"], "scaler_state": state.get("scaler"),
+        "bias": state["bias"], "scaler_state": state.get("scaler"), "sparse": state.get("sparse"),
         "schedule_state": {
             "n_updates": state["n_updates"], "rule": state.get("rule"), "rule_state": state.get("rule_state"),
         },

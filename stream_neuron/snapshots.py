@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from stream_neuron.config import Settings
 from stream_neuron.contracts import Snapshot
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_encoding import FeatureBudget
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.optimizers import Rule
 from stream_neuron.pending import BYTES_PER_PENDING_IN_SNAPSHOT, Question
@@ -86,6 +87,35 @@ def snapshot_fit_problem(
         + (" or use a smaller --batch-size" if pending else "")
         + (" or a smaller --label-window" if settings.label_window else "")
     )
+
+
+BYTES_PER_PENDING_ENTRY = 40  # a mini-batch row's [index, value, scaled] of one feature, in JSON
+
+
+def sparse_feature_budget(settings: Settings, limit: int) -> FeatureBudget:
+    """What open or hashed features may take of a snapshot: the model topic's ``limit`` less what
+    the rest of a snapshot may hold (a quarter of the rest kept for a mini-batch's pending rows), at
+    the bytes one feature costs in every copy of the model (and its bucket number, hashed)."""
+    rule_vectors = {"sgd": 0, "adagrad": 1, "adam": 2}[settings.optimizer] + (1 if settings.l1 else 0)
+    candidates = len(settings.learning_rate)
+    copies = 1 if candidates == 1 else candidates + 1
+    fixed = snapshot_bytes_bound(
+        0, None, settings.standardize, 0, settings.model_name, settings.label_window, candidates,
+        rule_vectors, settings.champion_window,
+    )  # fmt: skip
+    room = max(limit - fixed, 0)
+    if settings.mode == "minibatch":
+        room -= pending_entries_room(settings, limit) * BYTES_PER_PENDING_ENTRY
+    per_feature = 12 * copies + BYTES_PER_NUMBER * copies * (1 + 3 * settings.standardize + rule_vectors)
+    return FeatureBudget(
+        settings.max_features, max(room, 0), per_feature + 12 * (settings.features == "hashed")
+    )
+
+
+def pending_entries_room(settings: Settings, limit: int) -> int:
+    """How many feature values a mini-batch of open or hashed features may hold while it waits: a
+    batch closes early when its rows hold more (a snapshot holds them)."""
+    return max(limit // 4 // BYTES_PER_PENDING_ENTRY, 1)
 
 
 def ref_to_json(source: EventRef) -> list[Any]:
@@ -157,6 +187,7 @@ def build_snapshot(
             **({k: state[k] for k in ("rule", "rule_state")} if "rule" in state else {}),
         },
         "scaler_state": state["scaler"],
+        **({"sparse": state["sparse"]} if "sparse" in state else {}),
         "metrics_state": metrics_state,
         "pending": pending,
         **({"questions": questions} if questions is not None else {}),
@@ -208,6 +239,7 @@ def neuron_state(snapshot: dict[str, Any], settings: Settings, rate: float | Non
         "schedule": schedule,
         "intercept_schedule": intercept,
         "scaler": snapshot["scaler_state"],
+        **({"sparse": snapshot["sparse"]} if snapshot.get("sparse") is not None else {}),
         "rule": rule.to_dict(),
         "rule_state": kept,
     }
@@ -246,7 +278,10 @@ def _scaler_problem(state: dict[str, Any], n: int) -> str | None:
 
 def _value_problem(snapshot: dict[str, Any]) -> str | None:
     n = snapshot["n_features"]
-    if n < 0 or len(snapshot["weights"]) != n:
+    if snapshot.get("sparse") is not None:  # open or hashed: the arrays are checked as they load
+        if n < 0 or snapshot["weights"]:
+            return "a sparse model's weights must be in its sparse arrays only"
+    elif n < 0 or len(snapshot["weights"]) != n:
         return f"it has {len(snapshot['weights'])} weights for {n} features"
     if not _finite([*snapshot["weights"], snapshot["bias"], snapshot["learning_rate"]]):
         return "its weights, bias or learning rate are not all finite numbers"
@@ -270,6 +305,10 @@ def _value_problem(snapshot: dict[str, Any]) -> str | None:
     return None
 
 
+def _hashing_differs(features: dict[str, Any], settings: Settings) -> bool:
+    return (features.get("bits"), features.get("seed")) != (settings.hash_bits, settings.hash_seed)
+
+
 def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
     """The snapshot with its values in their contract types; :class:`SnapshotError` (one line naming
     the way out) for one that is not a snapshot, or whose model differs from what the settings ask."""
@@ -282,7 +321,15 @@ def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
             f"snapshot of model {name!r} is a {snapshot['kind']} model but --model is {settings.model}: "
             f"use another --model-name or the same --model ({NEW_MODEL_HINT})"
         )
-    if snapshot["n_features"] == 0:  # a new model whose features are not fixed yet: nothing to differ
+    mode = (snapshot.get("features") or {}).get("mode", "fixed")
+    if mode != settings.features or (mode == "hashed" and _hashing_differs(snapshot["features"], settings)):
+        given = "" if mode != "hashed" else f" (--hash-bits {snapshot['features'].get('bits')}, --hash-seed "
+        given += "" if mode != "hashed" else f"{snapshot['features'].get('seed')})"
+        raise SnapshotError(
+            f"snapshot of model {name!r} was trained with --features {mode}{given}: keep those settings or "
+            f"use another --model-name ({NEW_MODEL_HINT})"
+        )
+    if snapshot["n_features"] == 0 and mode == "fixed":  # features not fixed yet: nothing to differ
         return snapshot
     names = snapshot["feature_names"]
     if settings.feature_names is not None and names is not None and tuple(names) != settings.feature_names:
@@ -295,9 +342,11 @@ def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
             f"snapshot of model {name!r} has positional features (its first event was an array), but "
             "--feature-names names them: use another --model-name, or drop --feature-names"
         )
-    if (snapshot["scaler_state"] is not None) != settings.standardize:
+    # A sparse model's scaler keeps a count per feature, in its sparse arrays.
+    scaled = snapshot["scaler_state"] is not None or "counts" in (snapshot.get("sparse") or {})
+    if scaled != settings.standardize:
         raise SnapshotError(
-            f"snapshot of model {name!r} was trained {'with' if snapshot['scaler_state'] else 'without'} "
+            f"snapshot of model {name!r} was trained {'with' if scaled else 'without'} "
             f"--standardize: keep that setting or use another --model-name ({NEW_MODEL_HINT})"
         )
     return snapshot

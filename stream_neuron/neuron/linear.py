@@ -146,7 +146,7 @@ class LinearNeuron(ModelState):
         """The rate the next update will use."""
         return self.schedule.rate(self.n_updates)
 
-    def decision_function(self, X: ArrayLike) -> FloatArray:
+    def decision_function(self, X: ArrayLike | SparseRows) -> FloatArray:
         """The logits ``z = w . x + b`` (after scaling, when standardising) of each row."""
         if isinstance(X, SparseRows) or self.sparse:
             return self.sparse_logits(self.checked_sparse_rows(X))
@@ -178,7 +178,7 @@ class LinearNeuron(ModelState):
 
     def score_then_learn(
         self,
-        X: ArrayLike,
+        X: ArrayLike | SparseRows,
         y: ArrayLike,
         scores_out: FloatArray | None = None,
         refused_out: NDArray[np.int8] | None = None,
@@ -210,7 +210,7 @@ class LinearNeuron(ModelState):
 
     def score_then_learn_batch(
         self,
-        X: ArrayLike,
+        X: ArrayLike | SparseRows,
         y: ArrayLike,
         scores_out: FloatArray | None = None,
         refused_out: NDArray[np.int8] | None = None,

@@ -1,0 +1,134 @@
+"""Validated events into the rows a model takes, one poll's chunk at a time: a reused dense buffer for
+``--features fixed``, sparse rows for ``open`` and ``hashed`` (the encoder of ``feature_encoding``).
+
+The processor sees one interface: put an event's features (or a question's kept row) at position
+``n``, keep a copy of a row, screen the chunk for values out of range, close up the rows kept, and
+hand the first ``count`` rows to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream_neuron.config import Settings
+from stream_neuron.decode import Event
+from stream_neuron.feature_encoding import (
+    Encoder,
+    Entries,
+    FeatureHashing,
+    OpenVocabulary,
+    encode_features,
+    sparse_rows,
+)
+from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.sparse_rows import SparseRows
+from stream_neuron.schema import FeatureSchema
+
+Row = FloatArray | Entries
+"""One event's features as kept by a pending question: a dense row, or (indices, values, scaled)."""
+
+
+def feature_encoder(settings: Settings, names: list[str] | None = None) -> Encoder | None:
+    """The encoder ``--features`` asks for (``None``: fixed features), with the vocabulary ``names``
+    of a snapshot when there is one."""
+    if settings.features == "open":
+        return OpenVocabulary(names or (), settings.max_features, settings.max_feature_name_bytes)
+    if settings.features == "hashed":
+        return FeatureHashing(
+            settings.hash_bits, settings.hash_seed, settings.max_feature_name_bytes, settings.max_features
+        )
+    return None
+
+
+class DenseSink:
+    """Rows of the schema's fixed width in a buffer reused from chunk to chunk."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.schema = schema
+        self._rows = np.empty((0, 0))
+
+    def start(self, n_records: int, n_features: int, capacity: int) -> None:
+        if self._rows.shape[0] < n_records or self._rows.shape[1] != n_features:
+            self._rows = np.empty((max(n_records, capacity), n_features))
+
+    def put_event(self, n: int, event: Event) -> None:
+        self.schema.fill_row(event, self._rows[n])
+
+    def put_row(self, n: int, row: Any) -> None:
+        self._rows[n] = row
+
+    def row(self, n: int) -> Row:
+        copied: FloatArray = self._rows[n].copy()
+        return copied
+
+    def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
+        """Which rows are finite (``None``: all), and which are within ``bound`` (``None``: all)."""
+        rows = self._rows[:count]
+        finite = None
+        if count and not np.isfinite(rows).all():
+            finite = np.asarray(np.isfinite(rows).all(axis=1))
+        return finite, _within(rows, bound) if count else None
+
+    def keep(self, keep: NDArray[np.bool_], count: int) -> None:
+        kept = np.flatnonzero(keep[:count])
+        self._rows[: kept.size] = self._rows[kept]
+
+    def rows(self, count: int) -> FloatArray:
+        return self._rows[:count]
+
+
+def _within(rows: FloatArray, bound: float) -> NDArray[np.bool_] | None:
+    finite_rows = np.where(np.isfinite(rows), rows, 0.0)
+    if np.abs(finite_rows).max(initial=0.0) <= bound:
+        return None
+    return np.asarray((np.abs(finite_rows) <= bound).all(axis=1))
+
+
+class SparseSink:
+    """The events' features by name, encoded (``grow``: new names join an open vocabulary; a scorer's
+    does not grow, and leaves unknown names out)."""
+
+    def __init__(self, encoder: Encoder, grow: bool) -> None:
+        self.encoder, self.grow = encoder, grow
+        self._entries: list[Entries] = []
+
+    def start(self, n_records: int, n_features: int, capacity: int) -> None:
+        self._entries = []
+
+    def put_event(self, n: int, event: Event) -> None:
+        entries = encode_features(self.encoder, event, self.grow)  # type: ignore[arg-type]
+        self.put_row(n, entries)
+
+    def put_row(self, n: int, row: Any) -> None:
+        del self._entries[n:]
+        self._entries.append(row)
+
+    def row(self, n: int) -> Row:
+        return self._entries[n]
+
+    def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
+        """The encoder took finite values only; which rows are within ``bound`` (``None``: all)."""
+        far = [any(abs(v) > bound for v in entries[1]) for entries in self._entries[:count]]
+        return None, (~np.array(far, dtype=np.bool_)) if any(far) else None
+
+    def keep(self, keep: NDArray[np.bool_], count: int) -> None:
+        self._entries = [
+            e for e, kept in zip(self._entries[:count], keep[:count].tolist(), strict=True) if kept
+        ]
+
+    def rows(self, count: int) -> SparseRows:
+        return sparse_rows(self._entries[:count], count)
+
+    @property
+    def n_features(self) -> int:
+        """The features a model needs now (an open vocabulary's size, or the hash's buckets)."""
+        if isinstance(self.encoder, OpenVocabulary):
+            return len(self.encoder)
+        assert isinstance(self.encoder, FeatureHashing)
+        return self.encoder.n_features
+
+
+Sink = DenseSink | SparseSink

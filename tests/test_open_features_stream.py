@@ -1,0 +1,164 @@
+"""Open and hashed features through the processor (no broker): predictions equal river's pipelines
+event for event, bad features become dead letters, and a snapshot continues exactly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from river import compose, preprocessing
+
+from stream_neuron.config import Settings
+from stream_neuron.contracts import ERROR_CLASS_HEADER, ERROR_REASON_HEADER, Prediction, Snapshot
+from stream_neuron.processor import Processor
+from stream_neuron.records import InputRecord
+from tests.test_open_features_parity import open_stream, river_final, river_model, river_open
+
+TOL = 1e-9
+
+
+def records(events: list[dict[str, Any]], start: int = 0) -> list[InputRecord]:
+    return [
+        InputRecord("in", 0, start + i, None, json.dumps(event).encode(), [])
+        for i, event in enumerate(events)
+    ]
+
+
+def labelled(events: list[dict[str, Any]], y: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {"id": f"e{i}", "features": x, "label": int(label)}
+        for i, (x, label) in enumerate(zip(events, y, strict=True))
+    ]
+
+
+def probabilities(out: Any) -> list[float]:
+    return [Prediction.model_validate_json(r.value).probability for r in out.predictions]
+
+
+def run_in_polls(
+    processor: Processor, events: list[dict[str, Any]], poll: int = 37, start: int = 0
+) -> list[float]:
+    seen: list[float] = []
+    for at in range(0, len(events), poll):
+        seen += probabilities(processor.process(records(events[at : at + poll], start + at), float(at)))
+    seen += probabilities(processor.close(1e9))
+    return seen
+
+
+@pytest.mark.parametrize("standardize", [False, True], ids=["raw", "standardized"])
+def test_open_features_in_the_stream_equal_river(standardize: bool) -> None:
+    events, y = open_stream(500, seed=11)
+    processor = Processor(Settings(features="open", learning_rate=(0.05,), standardize=standardize), 0.0)
+    published = run_in_polls(processor, labelled(events, y))
+    river = river_open(river_model("logistic", {}, 0.05), standardize, drop_zeros=False)
+    expected = []
+    for x, label in zip(events, y, strict=True):
+        expected.append(river.predict_proba_one(x).get(True, 0.0))
+        river.learn_one(x, bool(label))
+    np.testing.assert_allclose(published, expected, rtol=0, atol=TOL)
+    model, final = processor.model, river_final(river)
+    assert model is not None and processor.encoder is not None
+    names = processor.encoder.names  # type: ignore[union-attr]
+    np.testing.assert_allclose(model.weights, [final.weights.get(k, 0.0) for k in names], rtol=0, atol=TOL)
+
+
+def test_hashed_features_in_mini_batches_and_a_restart_continue_exactly() -> None:
+    events, y = open_stream(400, seed=12)
+    stream = labelled(events, y)
+    settings = Settings(
+        features="hashed", hash_bits=12, hash_seed=3, mode="minibatch", batch_size=8, learning_rate=(0.1,)
+    )
+    whole = Processor(settings, 0.0)
+    expected = run_in_polls(whole, stream)
+    first = Processor(settings, 0.0)
+    before = run_in_polls_no_close(first, stream[:203])
+    snapshot = json.loads(first.snapshot_record().value)  # type: ignore[union-attr]
+    Snapshot.model_validate(snapshot)
+    assert snapshot["features"]["mode"] == "hashed" and snapshot["weights"] == []
+    second = Processor.restored(settings, snapshot, 0.0, lambda positions: None)
+    after = run_in_polls(second, stream[203:], start=203)
+    assert before + after == expected
+    assert whole.model is not None and second.model is not None
+    np.testing.assert_array_equal(whole.model.weights, second.model.weights)
+
+
+def run_in_polls_no_close(processor: Processor, events: list[dict[str, Any]]) -> list[float]:
+    seen: list[float] = []
+    for at in range(0, len(events), 37):
+        seen += probabilities(processor.process(records(events[at : at + 37], at), float(at)))
+    return seen
+
+
+def test_hashed_features_equal_river_feature_hasher() -> None:
+    events, y = open_stream(300, seed=13)
+    processor = Processor(Settings(features="hashed", hash_bits=16, hash_seed=5, learning_rate=(0.05,)), 0.0)
+    published = run_in_polls(processor, labelled(events, y))
+    river = compose.Pipeline(preprocessing.FeatureHasher(2**16, seed=5), river_model("logistic", {}, 0.05))
+    expected = []
+    for x, label in zip(events, y, strict=True):
+        expected.append(river.predict_proba_one(x).get(True, 0.0))
+        river.learn_one(x, bool(label))
+    np.testing.assert_allclose(published, expected, rtol=0, atol=TOL)
+
+
+def test_an_open_snapshot_carries_the_vocabulary_and_restarts_exactly() -> None:
+    events, y = open_stream(300, seed=14)
+    stream = labelled(events, y)
+    settings = Settings(features="open", standardize=True, optimizer="adam", learning_rate=(0.05,))
+    whole = Processor(settings, 0.0)
+    expected = run_in_polls(whole, stream)
+    first = Processor(settings, 0.0)
+    before = run_in_polls_no_close(first, stream[:150])
+    snapshot = json.loads(first.snapshot_record().value)  # type: ignore[union-attr]
+    assert snapshot["feature_names"] == first.encoder.names  # type: ignore[union-attr]
+    second = Processor.restored(settings, snapshot, 0.0, lambda positions: None)
+    assert before + run_in_polls(second, stream[150:], start=150) == expected
+
+
+def dead_letter_reasons(out: Any) -> list[tuple[str, str]]:
+    return [
+        (dict(r.headers)[ERROR_CLASS_HEADER].decode(), dict(r.headers)[ERROR_REASON_HEADER].decode())
+        for r in out.dead_letters
+    ]
+
+
+def test_bad_features_are_dead_letters_with_reasons_and_the_vocabulary_limit_holds() -> None:
+    processor = Processor(Settings(features="open", max_features=4), 0.0)
+    out = processor.process(
+        records(
+            [
+                {"features": {"a": 1, "b": "x"}, "label": 1},
+                {"features": {"a": {"nested": 1}}, "label": 1},
+                {"features": [1, 2], "label": 1},
+                {"features": {"a": None}, "label": 0},
+                {"features": {"c": 1, "d": 2, "e": 3}, "label": 0},
+                {"features": {"c": 1, "d": True}, "label": 0},
+                {"features": {"a": 1e300}, "label": 0},
+            ]
+        ),
+        1.0,
+    )
+    reasons = dead_letter_reasons(out)
+    assert [cls for cls, _ in reasons] == [
+        "InvalidFeature", "InvalidFeatures", "InvalidFeature", "TooManyFeatures", "FeatureOutOfRange",
+    ]  # fmt: skip
+    assert 'feature "a" must be a number, a string or a boolean, got an object' in reasons[0][1]
+    assert "must be an object by name" in reasons[1][1]
+    assert "over the limit of 4 (--max-features)" in reasons[3][1]
+    assert len(out.predictions) == 2
+    assert processor.encoder.names == ["a", "b_x", "c", "d_True"]  # type: ignore[union-attr]
+
+
+def test_a_snapshot_of_other_feature_settings_is_refused_in_one_line() -> None:
+    processor = Processor(Settings(features="hashed", hash_bits=10), 0.0)
+    processor.process(records([{"features": {"a": 1}, "label": 1}]), 1.0)
+    snapshot = json.loads(processor.snapshot_record().value)  # type: ignore[union-attr]
+    for settings, said in [
+        (Settings(features="hashed", hash_bits=11), "--features hashed (--hash-bits 10, --hash-seed 0)"),
+        (Settings(features="open"), "--features hashed"),
+        (Settings(), "--features hashed"),
+    ]:
+        with pytest.raises(Exception, match=r"trained with " + said.replace("(", r"\(").replace(")", r"\)")):
+            Processor.restored(settings, snapshot, 0.0, lambda positions: None)
