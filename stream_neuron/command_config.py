@@ -57,11 +57,25 @@ class ScoreSettings(CommonSettings):
     create_topics: bool = True
     topic_partitions: int = Field(1, ge=1, description="partitions of output topics created when missing")
 
-    def scoring(self, kind: str, feature_names: tuple[str, ...] | None, standardize: bool) -> Settings:
-        """The run settings a scorer's processor works with, for a snapshot of this kind and schema."""
+    def scoring(
+        self,
+        kind: str,
+        feature_names: tuple[str, ...] | None,
+        standardize: bool,
+        features: dict[str, Any] | None = None,
+    ) -> Settings:
+        """The run settings a scorer's processor works with, for a snapshot of this kind and schema
+        (``features``: the snapshot's open or hashed feature settings)."""
+        features = features or {}
+        mode = features.get("mode", "fixed")
+        hashing = {"hash_bits": features["bits"], "hash_seed": features["seed"]} if mode == "hashed" else {}
+        named = {"max_feature_name_bytes": features["max_name_bytes"]} if "max_name_bytes" in features else {}
         return Settings(
             model=kind,
-            feature_names=feature_names,
+            feature_names=feature_names if mode == "fixed" else None,
+            features=mode,
+            **hashing,
+            **named,
             standardize=standardize,
             predictions_topic=self.predictions_topic,
             dead_letter_topic=self.dead_letter_topic,

@@ -74,13 +74,14 @@ class ProcessorState:
         if models.racing:
             state.update(models.state())
         if isinstance(encoder, OpenVocabulary):
-            state["features"] = {"mode": "open"}
+            state["features"] = {"mode": "open", "max_name_bytes": encoder.max_name_bytes}
         elif isinstance(encoder, FeatureHashing):
             in_use = np.flatnonzero(encoder.in_use).tolist()
             state["features"] = {
                 "mode": "hashed",
                 "bits": encoder.bits,
                 "seed": encoder.seed,
+                "max_name_bytes": encoder.max_name_bytes,
                 "in_use": in_use,
             }
         return state

@@ -19,6 +19,7 @@ from typing import Any
 
 from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
 from stream_neuron.command_config import ScoreSettings
+from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
 from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import TopicNeed, check_outputs_exist, dead_letter_topic_spec, ensure_topics
 from stream_neuron.kafka_io.clients import group_input, output_producer
@@ -139,10 +140,11 @@ class Scorer:
         one this scorer can use."""
         try:
             raw: Any = json.loads(value)
-            kind, names, scaled = raw["kind"], raw["feature_names"], raw["scaler_state"] is not None
-            settings = self.settings.scoring(kind, tuple(names) if names else None, scaled)
+            kind, names, features = raw["kind"], raw["feature_names"], raw.get("features")
+            scaled = raw["scaler_state"] is not None or "counts" in (raw.get("sparse") or {})
+            settings = self.settings.scoring(kind, tuple(names) if names else None, scaled, features)
             snapshot = check_snapshot(raw, settings)
-            if snapshot["n_features"] == 0:  # a new model that has not seen its first event yet
+            if snapshot["n_features"] == 0 and settings.features == "fixed":  # no first event yet
                 return None
             return Processor.restored(
                 settings, snapshot, time.monotonic(), lambda p: None, self.limits, learning=False
@@ -168,11 +170,7 @@ class Scorer:
         if new is None or new.model is None:
             return
         old, version = self.processor, new.model.n_updates
-        if (new.kind, new.schema.names, new.schema.n_features) != (
-            old.kind,
-            old.schema.names,
-            old.schema.n_features,
-        ):
+        if _features_of(new) != _features_of(old):
             log.warning(
                 "snapshot version %d of model %r is another kind or feature schema (%s, %s features): "
                 "keeping version %d",
@@ -181,6 +179,7 @@ class Scorer:
             return
         new.positions = old.positions
         self.processor, self.version = new, version
+        log.info("serving model version %d", version)
 
     def _revoked(self, partitions: set[tuple[str, int]]) -> None:
         """Partitions going to another replica: their positions are dropped, never committed later (the
@@ -253,3 +252,14 @@ def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
         return scorer.loop()
     finally:
         scorer.release()
+
+
+def _features_of(processor: Processor) -> tuple[Any, ...]:
+    """What a scorer must keep from snapshot to snapshot: the kind, and the fixed schema or the
+    hashing (an open vocabulary may grow: its new names come with the newer model)."""
+    encoder = processor.encoder
+    if isinstance(encoder, FeatureHashing):
+        return processor.kind, "hashed", encoder.bits, encoder.seed
+    if isinstance(encoder, OpenVocabulary):
+        return processor.kind, "open"
+    return processor.kind, processor.schema.names, processor.schema.n_features

@@ -1,0 +1,161 @@
+"""Open and hashed features on the real broker, against river replaying the same events: SIGKILLs
+under both guarantees, delayed labels, and scorer replicas that take a grown vocabulary."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+from river import compose, preprocessing
+
+from tests.component import (
+    EndWatcher,
+    Topics,
+    json_records,
+    kill_hard,
+    last_snapshot,
+    run_component,
+    send,
+    start,
+    start_component,
+    wait_for,
+)
+from tests.kafka_helpers import create_topic, unique_name
+from tests.test_open_features_parity import open_stream, river_final, river_model, river_open
+
+pytestmark = pytest.mark.kafka
+TOL = 1e-9
+
+
+def stream(n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray]:
+    events, y = open_stream(n, seed)
+    sent = [
+        {"id": f"e{i}", "features": x, "label": int(label)}
+        for i, (x, label) in enumerate(zip(events, y, strict=True))
+    ]
+    return sent, events, y
+
+
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, guarantee: str) -> None:
+    sent, events, y = stream(6_000, seed=21)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, sent)
+    flags = ("--features", "open", "--standardize", "--learning-rate", "0.05", "--guarantee", guarantee)
+    flags += ("--commit-interval-ms", "100", "--poll-max-records", "200", "--snapshot-every", "500")
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    rng = random.Random(guarantee)
+    for _ in range(2):
+        process = start_component(kafka_bootstrap, topics, *flags)
+        target = watcher.end() + rng.randint(800, 2_000)
+        wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
+        assert process.poll() is None, "the run finished before the kill"
+        kill_hard(process)
+    watcher.close()
+    run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
+
+    river = river_open(river_model("logistic", {}, 0.05), standardize=True, drop_zeros=False)
+    expected = []
+    for x, label in zip(events, y, strict=True):
+        expected.append(river.predict_proba_one(x).get(True, 0.0))
+        river.learn_one(x, bool(label))
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    counts = Counter(p["id"] for p in predictions)
+    assert set(counts) == {e["id"] for e in sent}
+    if guarantee == "exactly-once":
+        assert max(counts.values()) == 1
+    for p in predictions:  # a repeat (at-least-once) is the same prediction again
+        assert p["probability"] == pytest.approx(expected[int(p["id"][1:])], abs=TOL)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    final = river_final(river)
+    assert snapshot["features"]["mode"] == "open" and snapshot["version"] == len(sent)
+    weights = dict(zip(snapshot["sparse"]["index"], snapshot["sparse"]["weights"], strict=True))
+    names = snapshot["feature_names"]
+    assert set(names) == set(final.weights)
+    for i, name in enumerate(names):
+        assert weights.get(i, 0.0) == pytest.approx(final.weights[name], abs=TOL)
+
+
+def test_hashed_features_with_delayed_labels_equal_river(kafka_bootstrap: str) -> None:
+    """Questions first, their answers later (some out of order): each prediction is
+    river's at question time, each answer steps the model from the question's features."""
+    sent, _, _ = stream(1_500, seed=22)
+    questions = [{"id": e["id"], "features": e["features"]} for e in sent]
+    answers = [{"id": e["id"], "label": e["label"]} for e in sent]
+    rng = random.Random(5)
+    order: list[dict[str, Any]] = []
+    waiting: list[dict[str, Any]] = []
+    for q, a in zip(questions, answers, strict=True):
+        order.append(q)
+        waiting.append(a)
+        if len(waiting) > 20 or rng.random() < 0.3:
+            order.append(waiting.pop(rng.randrange(len(waiting))))
+    order += waiting
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, order)
+    flags = ("--features", "hashed", "--hash-bits", "16", "--hash-seed", "9", "--learning-rate", "0.05")
+    run_component(kafka_bootstrap, topics, *flags, "--label-window", "100", "--idle-timeout-s", "3")
+
+    river = compose.Pipeline(preprocessing.FeatureHasher(2**16, seed=9), river_model("logistic", {}, 0.05))
+    features, expected = {}, {}
+    for record in order:
+        if "features" in record:
+            features[record["id"]] = record["features"]
+            expected[record["id"]] = river.predict_proba_one(record["features"]).get(True, 0.0)
+        else:
+            river.learn_one(features[record["id"]], bool(record["label"]))
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert len(predictions) == len(questions)
+    for p in predictions:
+        assert p["probability"] == pytest.approx(expected[p["id"]], abs=TOL)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    final = river_final(river)
+    learned = dict(zip(snapshot["sparse"]["index"], snapshot["sparse"]["weights"], strict=True))
+    assert set(learned) >= set(final.weights)
+    for bucket, weight in final.weights.items():
+        assert learned[bucket] == pytest.approx(weight, abs=TOL)
+
+
+def test_scorers_take_a_grown_vocabulary(kafka_bootstrap: str) -> None:
+    sent, events, y = stream(800, seed=23)
+    topics = Topics.create(kafka_bootstrap)
+    flags = ("--features", "open", "--learning-rate", "0.05")
+    send(kafka_bootstrap, topics.input, sent[:100])  # features n0..n2 and country only, so far
+    run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "2")
+    early = last_snapshot(kafka_bootstrap, topics)
+    requests_topic = unique_name("requests")
+    create_topic(kafka_bootstrap, requests_topic, 1)
+    served = start(
+        [
+            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
+            *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
+            *["--dead-letter-topic", f"{requests_topic}-dlq", "--idle-timeout-s", "30"],
+        ]
+    )
+    served.wait_for_line("serving partitions")
+    send(kafka_bootstrap, topics.input, sent[100:])
+    run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "2")
+    grown = last_snapshot(kafka_bootstrap, topics)
+    assert len(grown["feature_names"]) > len(early["feature_names"])
+    served.wait_for_line(f"serving model version {grown['version']}", 60)
+    requests = [{"id": f"r{i}", "features": e["features"]} for i, e in enumerate(sent[-50:])]
+    send(kafka_bootstrap, requests_topic, requests)
+    wait_for(lambda: len(json_records(kafka_bootstrap, f"{requests_topic}-pred")) >= 50, 60)
+    served.terminate()
+    served.finish(60)
+
+    river = river_open(river_model("logistic", {}, 0.05), standardize=False, drop_zeros=False)
+    for x, label in zip(events, y, strict=True):
+        river.learn_one(x, bool(label))
+    scored = {p["id"]: p for p in json_records(kafka_bootstrap, f"{requests_topic}-pred")}
+    for request in requests:
+        p = scored[request["id"]]
+        assert p["model_version"] == grown["version"]
+        assert p["probability"] == pytest.approx(
+            river.predict_proba_one(request["features"]).get(True, 0.0), abs=TOL
+        )
