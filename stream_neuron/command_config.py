@@ -26,6 +26,7 @@ from stream_neuron.config import (
     split_rates,
 )
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_options import FeatureOptions
 
 
 class ScoreSettings(CommonSettings):
@@ -89,7 +90,7 @@ class ScoreSettings(CommonSettings):
         )
 
 
-class FitSettings(CommonSettings):
+class FitSettings(CommonSettings, FeatureOptions):
     """``stream-neuron fit``: batch (or mini-batch) gradient descent over a history (a topic, or a range
     of it, or a file); writes a snapshot that ``run`` continues from."""
 
@@ -140,6 +141,11 @@ class FitSettings(CommonSettings):
         description="events with a feature beyond +/- this are bad records (as run's)",
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
+
+    @model_validator(mode="after")
+    def _feature_names_only_fixed(self) -> FitSettings:
+        self.check_feature_names(self.feature_names)
+        return self
 
     @field_validator("model")
     @classmethod

@@ -38,6 +38,7 @@ from pydantic_settings import (
 )
 
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_options import FeatureOptions
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.optimizers import OptimizerName, Rule
@@ -221,7 +222,7 @@ def _config_file(*sources: PydanticBaseSettingsSource) -> Path | None:
     return None
 
 
-class Settings(CommonSettings):
+class Settings(CommonSettings, FeatureOptions):
     """``stream-neuron run``: learn from the input topic; publish predictions, metrics, snapshots."""
 
     input_topic: str = DEFAULT_TOPICS["input_topic"]
@@ -235,19 +236,6 @@ class Settings(CommonSettings):
     model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
     feature_names: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, description="feature order, comma separated; else fixed by the first valid event"
-    )
-    features: Literal["fixed", "open", "hashed"] = Field(
-        "fixed",
-        description="fixed: one numeric vector; open: any features by name, strings one-hot; hashed: "
-        "the hashing trick",
-    )
-    max_features: int = Field(
-        100_000, ge=1, description="open: the most feature names; hashed: the most buckets in use"
-    )
-    hash_bits: int = Field(20, ge=1, le=30, description="hashed: 2^B buckets")
-    hash_seed: int = Field(0, ge=0, le=2**32 - 1, description="hashed: river's FeatureHasher seed")
-    max_feature_name_bytes: int = Field(
-        256, ge=1, le=100_000, description="open, hashed: longer names or string values are refused"
     )
     mode: Literal["sgd", "minibatch"] = "sgd"
     batch_size: int = Field(32, ge=1, le=100_000)
@@ -376,11 +364,7 @@ class Settings(CommonSettings):
     @model_validator(mode="after")
     def _rule_of_the_model(self) -> Settings:
         check_rule(self.model, self.optimizer, self.l2, self.l1)
-        if self.features != "fixed" and self.feature_names is not None:
-            raise ValueError(
-                f"--feature-names fixes one numeric vector: with --features {self.features} the events "
-                "name their own features (drop --feature-names)"
-            )
+        self.check_feature_names(self.feature_names)
         return self
 
     @field_validator("feature_names", mode="before")

@@ -26,6 +26,7 @@ import mmh3
 import numpy as np
 
 from stream_neuron.decode import BadEventError, shown
+from stream_neuron.feature_options import FeatureOptions
 from stream_neuron.neuron.sparse_rows import SparseRows
 
 DEFAULT_MAX_FEATURES = 100_000
@@ -276,3 +277,28 @@ def sparse_rows(entries: Iterable[Entries], n_rows: int) -> SparseRows:
 def encode_features(encoder: Encoder, event: dict[str, Any], grow: bool = True) -> Entries:
     """The event's entries by ``encoder``, or the :class:`BadEventError` saying what is wrong."""
     return encoder.encode(_features_of(event), grow)
+
+
+def feature_encoder(options: FeatureOptions, names: Sequence[str] | None = None) -> Encoder | None:
+    """The encoder ``--features`` asks for (``None``: fixed features), with the vocabulary ``names``
+    of a snapshot when there is one."""
+    if options.features == "open":
+        return OpenVocabulary(names or (), options.max_features, options.max_feature_name_bytes)
+    if options.features == "hashed":
+        return FeatureHashing(
+            options.hash_bits, options.hash_seed, options.max_feature_name_bytes, options.max_features
+        )
+    return None
+
+
+def features_state(encoder: Encoder | None) -> dict[str, Any] | None:
+    """A snapshot's ``features``: the mode, and the hashing's settings and buckets in use (an open
+    vocabulary is the snapshot's ``feature_names``)."""
+    if isinstance(encoder, OpenVocabulary):
+        return {"mode": "open", "max_name_bytes": encoder.max_name_bytes}
+    if isinstance(encoder, FeatureHashing):
+        return {
+            "mode": "hashed", "bits": encoder.bits, "seed": encoder.seed,
+            "max_name_bytes": encoder.max_name_bytes, "in_use": np.flatnonzero(encoder.in_use).tolist(),
+        }  # fmt: skip
+    return None

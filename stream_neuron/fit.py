@@ -25,6 +25,7 @@ import numpy as np
 from stream_neuron.champion import Champion
 from stream_neuron.command_config import FitSettings
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_encoding import feature_encoder, features_state
 from stream_neuron.kafka_io.admin import TopicNeed, ensure_topics, model_topic_spec
 from stream_neuron.kafka_io.clients import open_tail, write_records
 from stream_neuron.kafka_io.connection import Connection
@@ -35,9 +36,18 @@ from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.descent import Descent, descend
 from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.neuron.scaler import OnlineStandardScaler
+from stream_neuron.neuron.sparse import SparseScaler
+from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.snapshots import build_snapshot
 from stream_neuron.tools.produce import ProgressBar
-from stream_neuron.training_set import TrainingSet, from_events, from_values, scaled
+from stream_neuron.training_set import (
+    TrainingSet,
+    from_events,
+    from_values,
+    scaled,
+    scaled_sparse,
+    sparse_scaler_of,
+)
 
 log = logging.getLogger("stream_neuron")
 
@@ -113,13 +123,14 @@ def load(settings: FitSettings) -> TrainingSet:
 
         events = sources.events_file(settings.file, settings.label_column)
         return from_events(
-            events, kind, settings.feature_names, settings.max_memory_mb, settings.max_feature_abs
-        )
+            events, kind, settings.feature_names, settings.max_memory_mb, settings.max_feature_abs,
+            feature_encoder(settings),
+        )  # fmt: skip
     covered: dict[tuple[str, int], int] = {}
     values = _topic_values(settings, settings.connection, covered)
     history = from_values(
         values, kind, settings.feature_names, settings.max_record_bytes, settings.max_memory_mb,
-        settings.max_feature_abs,
+        settings.max_feature_abs, feature_encoder(settings),
     )  # fmt: skip
     history.offsets = covered
     return history
@@ -139,11 +150,21 @@ class _EpochLine:
         self.bar.finish(epochs, self.detail)
 
 
-def fit_rates(settings: FitSettings, history: TrainingSet, X: np.ndarray, show: bool) -> list[Fitted]:
+def fit_rates(
+    settings: FitSettings, history: TrainingSet, X: np.ndarray | SparseRows, show: bool
+) -> list[Fitted]:
     kind = MODEL_KINDS[settings.model]
     fitted = []
+    sparse = history.encoder is not None
     for rate in settings.learning_rate:
-        model = kind(history.n_features, rate, optimizer=settings.optimizer, l2=settings.l2, l1=settings.l1)
+        model = kind(
+            history.n_features,
+            rate,
+            optimizer=settings.optimizer,
+            l2=settings.l2,
+            l1=settings.l1,
+            sparse=sparse,
+        )
         shown = _EpochLine(rate, settings.epochs) if show else None
         descent = descend(
             model, X, history.y, settings.epochs, settings.batch_size, settings.seed, settings.tol,
@@ -198,15 +219,20 @@ def snapshot_of(
     fitted: list[Fitted],
     chosen: Fitted,
     history: TrainingSet,
-    scaler: OnlineStandardScaler | None,
+    scaler: OnlineStandardScaler | SparseScaler | None,
 ) -> dict[str, Any]:
     """The snapshot ``run`` continues: the chosen rate's model; with ``--keep-all``, every rate's as a
     candidate (in --learning-rate order) and the chosen one as the first champion."""
-    # the models were fitted on scaled rows: the scaler that scaled them goes with each
-    scaler_state = {"scaler": None if scaler is None else scaler.to_dict()}
 
     def with_scaler(model: LinearNeuron) -> LinearNeuron:
-        return type(model).from_dict(model.to_dict() | scaler_state)
+        """The model with the scaler that scaled the rows it was fitted on."""
+        if isinstance(scaler, SparseScaler):
+            twin = type(model).from_dict(model.to_dict())
+            twin.sparse_scaler = scaler.copy()
+            return twin
+        return type(model).from_dict(
+            model.to_dict() | {"scaler": None if scaler is None else scaler.to_dict()}
+        )
 
     bad = sum(history.bad.values())
     metrics = {"events": history.read, "labelled": 0, "loss_sum": 0.0, "correct": 0, "dead_letters": bad}
@@ -221,6 +247,9 @@ def snapshot_of(
             for f in fitted
         ]
         snapshot["champion"] = Champion(len(fitted), 1, fitted.index(chosen)).state()
+    features = features_state(history.encoder)
+    if features is not None:
+        snapshot["features"] = features
     return snapshot
 
 
@@ -262,12 +291,15 @@ def fit(settings: FitSettings) -> dict[str, Any]:
         f"features, {history.unlabelled:,} unlabelled, {bad:,} bad{detail}",
         file=sys.stderr,
     )
-    scaler = None
+    scaler: OnlineStandardScaler | SparseScaler | None = None
     X = history.X
-    if settings.standardize:
+    if settings.standardize and isinstance(X, SparseRows):
+        scaler = sparse_scaler_of(X, history.n_features)
+        X = scaled_sparse(X, scaler)
+    elif settings.standardize and not isinstance(X, SparseRows):
         scaler = OnlineStandardScaler(history.n_features)
-        scaler.learn_many(history.X)
-        X = scaled(history.X, scaler.mean, scaler.var)
+        scaler.learn_many(X)
+        X = scaled(X, scaler.mean, scaler.var)
     fitted = fit_rates(settings, history, X, show=True)
     chosen = best(fitted)
     if len(fitted) > 1:

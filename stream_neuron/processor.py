@@ -24,6 +24,7 @@ from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
+from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
@@ -33,7 +34,7 @@ from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_rec
 from stream_neuron.pending import PendingStore, Question, answers_counted
 from stream_neuron.processor_state import ProcessorState
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
-from stream_neuron.row_sink import DenseSink, Sink, SparseSink, feature_encoder
+from stream_neuron.row_sink import DenseSink, Sink, SparseSink
 from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 from stream_neuron.snapshots import (
     SnapshotError,

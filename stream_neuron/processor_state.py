@@ -8,17 +8,21 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
-from stream_neuron.feature_encoding import Encoder, FeatureHashing, OpenVocabulary
+from stream_neuron.feature_encoding import (
+    Encoder,
+    FeatureHashing,
+    OpenVocabulary,
+    feature_encoder,
+    features_state,
+)
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.pending import PendingStore, question_of
 from stream_neuron.records import InputRecord, OutputRecord
-from stream_neuron.row_sink import DenseSink, Sink, SparseSink, feature_encoder
+from stream_neuron.row_sink import DenseSink, Sink, SparseSink
 from stream_neuron.schema import FeatureSchema
 from stream_neuron.snapshots import (
     SnapshotError,
@@ -73,17 +77,9 @@ class ProcessorState:
         )
         if models.racing:
             state.update(models.state())
-        if isinstance(encoder, OpenVocabulary):
-            state["features"] = {"mode": "open", "max_name_bytes": encoder.max_name_bytes}
-        elif isinstance(encoder, FeatureHashing):
-            in_use = np.flatnonzero(encoder.in_use).tolist()
-            state["features"] = {
-                "mode": "hashed",
-                "bits": encoder.bits,
-                "seed": encoder.seed,
-                "max_name_bytes": encoder.max_name_bytes,
-                "in_use": in_use,
-            }
+        features = features_state(encoder)
+        if features is not None:
+            state["features"] = features
         return state
 
     def snapshot_record(self, unfixed: bool = False) -> OutputRecord | None:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from stream_neuron.config import Settings
 from stream_neuron.decode import Event
 from stream_neuron.feature_encoding import (
     Encoder,
@@ -29,18 +28,6 @@ from stream_neuron.schema import FeatureSchema
 
 Row = FloatArray | Entries
 """One event's features as kept by a pending question: a dense row, or (indices, values, scaled)."""
-
-
-def feature_encoder(settings: Settings, names: list[str] | None = None) -> Encoder | None:
-    """The encoder ``--features`` asks for (``None``: fixed features), with the vocabulary ``names``
-    of a snapshot when there is one."""
-    if settings.features == "open":
-        return OpenVocabulary(names or (), settings.max_features, settings.max_feature_name_bytes)
-    if settings.features == "hashed":
-        return FeatureHashing(
-            settings.hash_bits, settings.hash_seed, settings.max_feature_name_bytes, settings.max_features
-        )
-    return None
 
 
 class DenseSink:

@@ -22,8 +22,18 @@ import numpy as np
 
 from stream_neuron.decode import BadEventError, Event, decode_event
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_encoding import (
+    Encoder,
+    Entries,
+    FeatureHashing,
+    OpenVocabulary,
+    encode_features,
+    sparse_rows,
+)
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.sparse import SparseScaler
+from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 
 BLOCK_ROWS = 65_536
@@ -33,7 +43,7 @@ BLOCK_ROWS = 65_536
 class TrainingSet:
     """The labelled rows of a history, in the order read, and what was left out."""
 
-    X: FloatArray
+    X: FloatArray | SparseRows
     y: FloatArray
     names: tuple[str, ...] | None
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # topic input: the end covered
@@ -42,8 +52,15 @@ class TrainingSet:
     unlabelled: int = 0
     read: int = 0
 
+    encoder: Encoder | None = None  # open or hashed features: X is sparse rows
+
     @property
     def n_features(self) -> int:
+        if isinstance(self.encoder, OpenVocabulary):
+            return len(self.encoder)
+        if isinstance(self.encoder, FeatureHashing):
+            return self.encoder.n_features
+        assert not isinstance(self.X, SparseRows)
         return int(self.X.shape[1])
 
 
@@ -57,8 +74,12 @@ class _Builder:
         max_bytes: int,
         max_memory_mb: float,
         max_feature_abs: float | None,
+        encoder: Encoder | None = None,
     ):
         self.kind, self.max_bytes, self.max_memory_mb = kind, max_bytes, max_memory_mb
+        self.encoder = encoder
+        self.entries: list[Entries] = []
+        self.entry_count = 0
         self.bound, self.bound_reason = feature_bound(max_feature_abs)
         self.schema = FeatureSchema(names)
         self.blocks: list[FloatArray] = []
@@ -72,10 +93,14 @@ class _Builder:
     def add(self, value: bytes | None, event: Event | None = None) -> None:
         self.result.read += 1
         try:
-            event = event if event is not None else decode_event(value, self.max_bytes)
+            named = self.encoder is not None
+            event = event if event is not None else decode_event(value, self.max_bytes, named=named)
             label = label_of(event.get("label"), self.kind)
             if label != label:
                 self.result.unlabelled += 1
+                return
+            if self.encoder is not None:
+                self._add_entries(event, label)
                 return
             if self.schema.n_features is None:
                 self.schema = FeatureSchema.proposed_by(event)
@@ -94,6 +119,22 @@ class _Builder:
         self.block_labels[self.filled] = label
         self.filled += 1
         self.rows += 1
+
+    def _add_entries(self, event: Event, label: float) -> None:
+        """An event of open or hashed features (its names join the vocabulary only when it is good)."""
+        assert self.encoder is not None
+        entries = encode_features(self.encoder, event)  # type: ignore[arg-type]
+        if any(abs(v) > self.bound for v in entries[1]):
+            raise BadEventError(self.bound_reason, "FeatureOutOfRange")
+        self.entry_count += len(entries[0])
+        if (self.entry_count * 17 + len(self.entries) * 16) > self.max_memory_mb * 2**20:
+            raise OperatorError(
+                f"the history holds more than {len(self.entries):,} events of {self.entry_count:,} feature "
+                f"values in all, over --max-memory-mb {self.max_memory_mb:g}: fit a range "
+                "(--from-offset/--to-offset, --from-time/--to-time) or raise the limit"
+            )
+        self.entries.append(entries)
+        self.labels.append(np.array([label]))
 
     def _row(self) -> FloatArray:
         n = self.schema.n_features or 0
@@ -123,7 +164,13 @@ class _Builder:
     def done(self) -> TrainingSet:
         self._close_block()
         result = self.result
-        if not self.blocks:
+        if self.encoder is not None and self.entries:
+            result.X = sparse_rows(self.entries, len(self.entries))
+            result.y = np.concatenate(self.labels)
+            result.encoder = self.encoder
+            result.names = tuple(self.encoder.names) if isinstance(self.encoder, OpenVocabulary) else None
+            return result
+        if not self.blocks and not self.entries:
             reasons = "; ".join(result.first_reasons[:2])
             raise OperatorError(
                 f"no labelled event to learn from among {result.read:,} records"
@@ -143,9 +190,10 @@ def from_values(
     max_record_bytes: int,
     max_memory_mb: float,
     max_feature_abs: float | None = None,
+    encoder: Encoder | None = None,
 ) -> TrainingSet:
     """Raw record values (a topic's), in order."""
-    builder = _Builder(kind, names, max_record_bytes, max_memory_mb, max_feature_abs)
+    builder = _Builder(kind, names, max_record_bytes, max_memory_mb, max_feature_abs, encoder)
     for value in values:
         builder.add(value)
     return builder.done()
@@ -157,9 +205,10 @@ def from_events(
     names: tuple[str, ...] | None,
     max_memory_mb: float,
     max_feature_abs: float | None = None,
+    encoder: Encoder | None = None,
 ) -> TrainingSet:
     """Events a file source gives (``tools.sources``): dicts, or rows it could not read (counted)."""
-    builder = _Builder(kind, names, 2**62, max_memory_mb, max_feature_abs)
+    builder = _Builder(kind, names, 2**62, max_memory_mb, max_feature_abs, encoder)
     for item in events:
         if isinstance(item, dict):
             try:
@@ -179,3 +228,19 @@ def scaled(X: FloatArray, mean: FloatArray, var: FloatArray) -> FloatArray:
     std = np.sqrt(var)
     safe = np.where(std > 0, std, 1.0)
     return np.where(std > 0, (X - mean) / safe, 0.0)
+
+
+def scaled_sparse(rows: SparseRows, scaler: SparseScaler) -> SparseRows:
+    """``rows`` standardised with ``scaler``'s statistics (its one-hot values as they are)."""
+    values = rows.values.copy()
+    values[rows.scaled] = scaler.transform(rows.indices[rows.scaled], rows.values[rows.scaled])
+    return SparseRows(rows.indptr, rows.indices, values, rows.scaled)
+
+
+def sparse_scaler_of(rows: SparseRows, n_features: int) -> SparseScaler:
+    """The per-feature statistics of ``rows``, absorbed row by row as ``run``'s scaler would."""
+    scaler = SparseScaler(n_features)
+    for r in range(rows.n_rows):
+        idx, x, scaled = rows.row(r)
+        scaler.learn(idx[scaled], x[scaled])
+    return scaler

@@ -4,6 +4,7 @@ under both guarantees, delayed labels, and scorer replicas that take a grown voc
 from __future__ import annotations
 
 import random
+import subprocess
 import sys
 from collections import Counter
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from river import compose, preprocessing
 
+from stream_neuron import LogisticNeuron
 from tests.component import (
     EndWatcher,
     Topics,
@@ -159,3 +161,62 @@ def test_scorers_take_a_grown_vocabulary(kafka_bootstrap: str) -> None:
         assert p["probability"] == pytest.approx(
             river.predict_proba_one(request["features"]).get(True, 0.0), abs=TOL
         )
+
+
+def one_hot_matrix(events: list[dict[str, Any]], names: list[str]) -> np.ndarray:
+    """The events as a dense matrix over ``names`` (absent features 0, categories one-hot): written
+    out here, independently of the component's encoder."""
+    column = {name: j for j, name in enumerate(names)}
+    X = np.zeros((len(events), len(names)))
+    for i, x in enumerate(events):
+        for name, value in x.items():
+            if isinstance(value, (str, bool)):
+                X[i, column[f"{name}_{value}"]] = 1.0
+            else:
+                X[i, column[name]] = float(value)
+    return X
+
+
+def test_fit_over_open_features_then_run_continues(kafka_bootstrap: str) -> None:
+    """Batch descent over the first 600 events (every feature present in the whole batch, so the
+    sparse step is the dense one over the one-hot matrix), then run learns the rest per event."""
+    sent, events, y = stream(900, seed=24)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, sent)
+    command = [
+        sys.executable, "-m", "stream_neuron.cli", "fit", "--bootstrap-servers", kafka_bootstrap,
+        "--input-topic", topics.input, "--to-offset", "600", "--features", "open", "--epochs", "30",
+        "--learning-rate", "0.5", "--model-topic", topics.model, "--metrics-topic", topics.metrics,
+        "--model-name", topics.model_name,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fitted = last_snapshot(kafka_bootstrap, topics)
+    names = fitted["feature_names"]
+    assert fitted["features"]["mode"] == "open" and fitted["version"] == 30
+    dense = LogisticNeuron(len(names), learning_rate=0.5)
+    X = one_hot_matrix(events, names)
+    for _ in range(30):
+        dense.learn_batch(X[:600], y[:600])
+    got = np.zeros(len(names))
+    got[fitted["sparse"]["index"]] = fitted["sparse"]["weights"]
+    np.testing.assert_allclose(got, dense.weights, rtol=0, atol=1e-12)
+
+    run_component(
+        kafka_bootstrap, topics, "--features", "open", "--learning-rate", "0.5", "--idle-timeout-s", "2"
+    )
+    final = last_snapshot(kafka_bootstrap, topics)
+    assert final["version"] == 30 + 300 and final["feature_names"][: len(names)] == names
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert [p["id"] for p in predictions] == [e["id"] for e in sent[600:]]
+    grown = final["feature_names"]
+    dense_all = LogisticNeuron(len(grown), learning_rate=0.5)
+    dense_all.load_dict(
+        dict(
+            dense.to_dict(),
+            n_features=len(grown),
+            weights=[*dense.weights, *[0.0] * (len(grown) - len(names))],
+        )
+    )
+    expected = dense_all.score_then_learn(one_hot_matrix(events[600:], grown), y[600:])
+    np.testing.assert_allclose([p["probability"] for p in predictions], expected, rtol=0, atol=1e-12)

@@ -16,6 +16,7 @@ import numpy as np
 
 from stream_neuron.neuron.linear import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.sparse_rows import SparseRows
 
 
 @dataclass
@@ -36,17 +37,17 @@ class Descent:
         return len(self.costs)
 
 
-def mean_cost(model: LinearNeuron, X: FloatArray, y: FloatArray) -> tuple[float, float]:
+def mean_cost(model: LinearNeuron, X: FloatArray | SparseRows, y: FloatArray) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` over the set (the model's own loss: log loss, or the
     perceptron criterion)."""
-    z = X @ model.weights + model.bias
+    z = model.decision_function(X) if isinstance(X, SparseRows) else X @ model.weights + model.bias
     loss, correct = model.prequential_terms(z, model.outputs(z), y)
     return loss / len(y), correct / len(y)
 
 
 def descend(
     model: LinearNeuron,
-    X: FloatArray,
+    X: FloatArray | SparseRows,
     y: FloatArray,
     epochs: int,
     batch_size: int | None = None,

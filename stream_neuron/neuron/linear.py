@@ -37,6 +37,7 @@ from stream_neuron.neuron.sparse import (
     SparseScaler,
     score_then_learn_batch_sparse,
     score_then_learn_sparse,
+    try_sparse_batch_step,
 )
 from stream_neuron.neuron.sparse_rows import SparseRows
 
@@ -167,9 +168,16 @@ class LinearNeuron(ModelState):
         if refused:
             raise ValueError(REFUSAL_REASONS[refused])
 
-    def learn_batch(self, X: ArrayLike, y: ArrayLike) -> None:
+    def learn_batch(self, X: ArrayLike | SparseRows, y: ArrayLike) -> None:
         """ONE step with the mean gradient of the batch (river's ``learn_many``). ``ValueError`` (and
         no change) when the step would leave the model non-finite."""
+        if isinstance(X, SparseRows) or self.sparse:
+            sparse = self.checked_sparse_rows(X)
+            labels = as_labels(y, sparse.n_rows, self.labels, allow_missing=False)
+            with _quiet_overflow():
+                if sparse.n_rows and not try_sparse_batch_step(self, sparse, labels):
+                    raise ValueError(REFUSAL_REASONS[REFUSED_STEP])
+            return
         rows = as_matrix(X, self.n_features)
         labels = as_labels(y, rows.shape[0], self.labels, allow_missing=False)
         with _quiet_overflow():

@@ -191,18 +191,22 @@ def score_then_learn_batch_sparse(
     usable = (labels == labels) & (refused == ACCEPTED)
     if not usable.any():
         return
-    if _try_batch_step(model, rows.take(usable), labels[usable]):
+    if try_sparse_batch_step(model, rows.take(usable), labels[usable]):
         return
     for i in np.flatnonzero(usable):
         one = np.zeros(rows.n_rows, dtype=np.bool_)
         one[i] = True
-        if not _try_batch_step(model, rows.take(one), labels[i : i + 1], commit=False):
+        if not try_sparse_batch_step(model, rows.take(one), labels[i : i + 1], commit=False):
             refused[i], usable[i] = REFUSED_STEP, False
-    if usable.any() and not _try_batch_step(model, rows.take(usable), labels[usable]):
+    if usable.any() and not try_sparse_batch_step(model, rows.take(usable), labels[usable]):
         refused[usable] = REFUSED_STEP
 
 
-def _try_batch_step(model: SparseSteps, rows: SparseRows, labels: FloatArray, commit: bool = True) -> bool:
+def try_sparse_batch_step(
+    model: SparseSteps, rows: SparseRows, labels: FloatArray, commit: bool = True
+) -> bool:
+    """One step with the mean gradient of labelled ``rows`` (river's ``learn_many`` on the rows'
+    columns), taken (when ``commit``) only if the model stays finite; whether it would."""
     scaler = None if model.sparse_scaler is None else model.sparse_scaler.copy()
     values = rows.values
     if scaler is not None:
@@ -282,14 +286,15 @@ class SparseSteps:
         return X
 
     def sparse_logits(self, rows: SparseRows) -> FloatArray:
-        z = np.empty(rows.n_rows)
-        for r in range(rows.n_rows):
-            idx, x, scaled = rows.row(r)
-            if self.sparse_scaler is not None and scaled.any():
-                x = x.copy()
-                x[scaled] = self.sparse_scaler.transform(idx[scaled], x[scaled])
-            z[r] = float(self._weights[idx] @ x) + self.bias
-        return z
+        """Every row's logit with the current model, at once."""
+        values = rows.values
+        if self.sparse_scaler is not None and rows.scaled.any():
+            values = values.copy()
+            values[rows.scaled] = self.sparse_scaler.transform(rows.indices[rows.scaled], values[rows.scaled])
+        row_of_entry = np.repeat(np.arange(rows.n_rows), np.diff(rows.indptr))
+        products = self._weights[rows.indices] * values
+        z: FloatArray = np.bincount(row_of_entry, products, minlength=rows.n_rows).astype(np.float64)
+        return z + self.bias
 
     def sparse_state(self) -> dict[str, Any]:
         """The per-feature arrays (weights, the scaler's, the rule's) at the features where any is
