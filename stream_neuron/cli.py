@@ -252,15 +252,19 @@ def _monitor(settings: MonitorSettings) -> int:
 
 
 def _check_river(settings: CheckRiverSettings) -> int:
+    from stream_neuron.feature_options import FeatureOptions
     from stream_neuron.neuron.optimizers import Rule
     from stream_neuron.tools.check_river import WEIGHT_TOLERANCE, compare
 
     rule = Rule(settings.optimizer, settings.l2, settings.l1)
+    features = FeatureOptions.model_validate(settings.model_dump(include=set(FeatureOptions.model_fields)))
     results = compare(
-        settings.dataset, settings.model, settings.learning_rate, settings.standardize, settings.delay, rule
-    )
+        settings.dataset, settings.model, settings.learning_rate, settings.standardize, settings.delay, rule,
+        settings.file, features,
+    )  # fmt: skip
+    source = settings.file if settings.file is not None else f"dataset {settings.dataset}"
     print(
-        f"dataset {settings.dataset}: {results[0].events:,} events, {settings.model}, "
+        f"{source}: {results[0].events:,} events, {settings.model}, features {settings.features}, "
         f"optimizer {rule.optimizer}, l2={rule.l2:g}, l1={rule.l1:g}, standardize={settings.standardize}, "
         f"delay={settings.delay}"
     )

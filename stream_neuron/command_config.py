@@ -231,10 +231,13 @@ class MonitorSettings(CommonSettings):
     plot: Path | None = Field(None, description="draw the learning curve into this PNG")
 
 
-class CheckRiverSettings(CommonSettings):
+class CheckRiverSettings(CommonSettings, FeatureOptions):
     """``stream-neuron check-river``: replay a dataset through this neuron and river; compare."""
 
     dataset: Literal["phishing", "bananas"] = "phishing"
+    file: Path | None = Field(
+        None, description='replay this JSON-lines file of {"features": {...}, "label"} instead of --dataset'
+    )
     model: str = Field("logistic", json_schema_extra={"choices": MODEL_CHOICES})
     learning_rate: Annotated[tuple[float, ...] | None, NoDecode] = Field(
         None,

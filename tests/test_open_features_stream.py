@@ -4,6 +4,8 @@ event for event, bad features become dead letters, and a snapshot continues exac
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -162,3 +164,30 @@ def test_a_snapshot_of_other_feature_settings_is_refused_in_one_line() -> None:
     ]:
         with pytest.raises(Exception, match=r"trained with " + said.replace("(", r"\(").replace(")", r"\)")):
             Processor.restored(settings, snapshot, 0.0, lambda positions: None)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--features", "open", "--standardize"],
+        ["--features", "open", "--optimizer", "adagrad", "--learning-rate", "0.01,0.1", "--delay", "7"],
+        ["--features", "hashed", "--hash-bits", "6", "--hash-seed", "2"],
+        ["--features", "hashed", "--standardize", "--l1", "0.001", "--model", "logistic"],
+        ["--features", "open", "--model", "perceptron"],
+    ],
+)
+def test_check_river_replays_a_file_of_open_features(tmp_path: Any, flags: list[str]) -> None:
+    events, y = open_stream(300, seed=32)
+    path = tmp_path / "events.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"features": x, "label": int(label)}) + "\n"
+            for x, label in zip(events, y, strict=True)
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "stream_neuron.cli", "check-river", "--file", str(path), *flags],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith("agree") and f"features {flags[1]}" in done.stdout

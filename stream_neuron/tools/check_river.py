@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from stream_neuron.config import Settings
 from stream_neuron.errors import OperatorError
+from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
+from stream_neuron.feature_options import FeatureOptions
 from stream_neuron.neuron import MODEL_KINDS
 from stream_neuron.neuron.optimizers import Rule
 from stream_neuron.processor import Processor
@@ -95,6 +98,66 @@ def _records(stream: list[tuple[dict[str, Any], Any]], delay: int | None) -> lis
     ]
 
 
+def _numbers(x: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in x.items() if type(v) in (int, float)}
+
+
+def _categories(x: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in x.items() if type(v) in (str, bool)}
+
+
+def river_pipeline(reference: Any, standardize: bool, features: FeatureOptions, rule: Rule) -> Any:
+    """river's preprocessing for ``--features``, in front of ``reference``: fixed, ``StandardScaler``
+    (or nothing); open, the numbers (scaled or not) beside ``OneHotEncoder`` of the categories (a
+    boolean is a category, as the component counts it; zero-valued one-hot entries only where they
+    move nothing, under plain SGD); hashed, ``FeatureHasher`` (then ``StandardScaler``)."""
+    from river import compose, preprocessing
+
+    steps: list[Any] = []
+    if features.features == "open":
+        numbers: Any = compose.FuncTransformer(_numbers)
+        if standardize:
+            numbers = compose.Pipeline(numbers, preprocessing.StandardScaler())
+        one_hot = preprocessing.OneHotEncoder(drop_zeros=not rule.plain)
+        steps.append(
+            compose.TransformerUnion(numbers, compose.Pipeline(compose.FuncTransformer(_categories), one_hot))
+        )
+    elif features.features == "hashed":
+        steps.append(preprocessing.FeatureHasher(n_features=2**features.hash_bits, seed=features.hash_seed))
+    if standardize and features.features != "open":
+        steps.append(preprocessing.StandardScaler())
+    return compose.Pipeline(*steps, reference) if steps else reference
+
+
+def events_of(dataset: str, file: Path | None) -> list[tuple[dict[str, Any], Any]]:
+    """The events to replay: river's dataset, or a JSON-lines file of ``{"features", "label"}``."""
+    if file is None:
+        from river import datasets
+
+        loader = {"phishing": datasets.Phishing, "bananas": datasets.Bananas}[dataset]
+        return list(loader())  # type: ignore[no-untyped-call]
+    stream = []
+    try:
+        for number, line in enumerate(file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            if (
+                not isinstance(event, dict)
+                or not isinstance(event.get("features"), dict)
+                or "label" not in event
+            ):
+                raise OperatorError(
+                    f'{file}, line {number}: not an event with "features" (an object) and "label"'
+                )
+            stream.append((event["features"], event["label"]))
+    except (OSError, ValueError) as error:
+        raise OperatorError(f"cannot read {file}: {error}") from None
+    if not stream:
+        raise OperatorError(f"{file} holds no event")
+    return stream
+
+
 def compare(
     dataset: str,
     kind: str,
@@ -102,26 +165,30 @@ def compare(
     standardize: bool,
     delay: int | None = None,
     rule: Rule | None = None,
+    file: Path | None = None,
+    features: FeatureOptions | None = None,
 ) -> list[Comparison]:
-    """Replay ``dataset`` through the component's own processor (decode, candidates, delayed labels)
-    and through river, prequentially; one comparison per learning rate (several rates race as
-    candidates, each compared with river's model at its rate). With ``delay``, each label is revealed
-    ``delay`` events after its question (river's ``evaluate.progressive_val_score(..., delay=delay)``):
-    a question is scored, its answer learned."""
-    from river import compose, datasets, evaluate, metrics, preprocessing
+    """Replay ``dataset`` (or a JSON-lines ``file``) through the component's own processor (decode,
+    feature encoding, candidates, delayed labels) and through river, prequentially; one comparison
+    per learning rate (several rates race as candidates, each compared with river's model at its
+    rate). With ``delay``, each label is revealed ``delay`` events after its question (river's
+    ``evaluate.progressive_val_score(..., delay=delay)``): a question is scored, its answer learned."""
+    from river import evaluate, metrics
 
-    loader = {"phishing": datasets.Phishing, "bananas": datasets.Bananas}[dataset]
-    stream = list(loader())  # type: ignore[no-untyped-call]
+    stream = events_of(dataset, file)
+    features = features or FeatureOptions()
     names = list(stream[0][0])
     rule = rule or Rule()
     model_class = MODEL_KINDS[kind]
     if learning_rate is None:
         learning_rate = DEFAULT_RATES.get(kind, model_class.default_learning_rate)
     rates = learning_rate if isinstance(learning_rate, tuple) else (learning_rate,)
+    fixed = features.features == "fixed"
     settings = Settings(
         model=kind, learning_rate=rates, standardize=standardize, optimizer=rule.optimizer, l2=rule.l2,
-        l1=rule.l1, feature_names=tuple(names), label_window=0 if delay is None else len(stream) + 1,
-        metrics_every=10**9,
+        l1=rule.l1, feature_names=tuple(names) if fixed else None,
+        label_window=0 if delay is None else len(stream) + 1, metrics_every=10**9,
+        **features.model_dump(),
     )  # fmt: skip
     processor = Processor(settings, 0.0)
     out = processor.process(_records(stream, delay), 1.0)
@@ -137,14 +204,14 @@ def compare(
     comparisons = []
     for rate, ours, accuracy in zip(rates, models.models, accuracies, strict=True):
         reference = river_counterpart(kind, rate, rule)
-        pipeline = compose.Pipeline(preprocessing.StandardScaler(), reference) if standardize else reference
+        pipeline = river_pipeline(reference, standardize, features, rule)
         river_metric = metrics.Accuracy()  # type: ignore[no-untyped-call]
-        river_accuracy = evaluate.progressive_val_score(loader(), pipeline, river_metric, delay=delay)  # type: ignore[no-untyped-call]
-        river_weights = np.array([reference.weights.get(k, 0.0) for k in names])
+        replayed: Any = iter(stream)
+        river_accuracy = evaluate.progressive_val_score(replayed, pipeline, river_metric, delay=delay)
         comparisons.append(
             Comparison(
                 events=len(stream),
-                max_weight_difference=float(np.max(np.abs(ours.weights - river_weights))),
+                max_weight_difference=_weight_difference(ours.weights, reference.weights, processor, names),
                 bias_difference=abs(ours.bias - reference.intercept),
                 our_accuracy=float(accuracy),
                 river_accuracy=float(river_accuracy.get()),
@@ -152,3 +219,23 @@ def compare(
             )
         )
     return comparisons
+
+
+def _weight_difference(
+    ours: np.ndarray, theirs: dict[Any, float], processor: Processor, names: list[str]
+) -> float:
+    """The largest difference of a weight, by name (fixed, open) or by bucket (hashed); a weight river
+    has and the component does not counts whole."""
+    encoder = processor.encoder
+    if isinstance(encoder, FeatureHashing):
+        buckets = set(theirs) | set(np.flatnonzero(ours).tolist())
+        return max((abs(float(ours[k]) - theirs.get(k, 0.0)) for k in buckets), default=0.0)
+    keys = list(encoder.names) if isinstance(encoder, OpenVocabulary) else names
+    position = {key: i for i, key in enumerate(keys)}
+    return max(
+        (
+            abs((float(ours[position[k]]) if k in position else 0.0) - theirs.get(k, 0.0))
+            for k in {*keys, *theirs}
+        ),
+        default=0.0,
+    )
