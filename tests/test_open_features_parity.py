@@ -273,3 +273,45 @@ def test_the_vocabulary_limit_refuses_the_whole_event_and_adds_nothing() -> None
         vocabulary.encode({"a": 1, "c": 1, "d": "x"})
     assert vocabulary.names == ["a", "b"]
     assert vocabulary.encode({"c": 5}) == ([2], [5.0], [True])
+
+
+@pytest.mark.parametrize("kind", ["logistic", "perceptron"])
+@pytest.mark.parametrize("standardize", [False, True], ids=["raw", "standardized"])
+def test_the_sparse_kernel_equals_the_numpy_reference(
+    kind: str, standardize: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """To 1e-12, with rows the guard refuses (values that would make the step or the logit leave
+    the floats), unlabelled rows and empty rows among them."""
+    from stream_neuron.neuron import _kernels, accel  # type: ignore[attr-defined]
+
+    events, y = open_stream(400, seed=33)
+    rng = np.random.default_rng(3)
+    for i in rng.choice(400, size=40, replace=False):
+        # A feature of their own: how other rows' logits near the float limit round is not the point.
+        events[i] = {"huge": float(1e308 * (-1) ** i), "country": "fr"} if i % 4 else {}
+    y[rng.choice(400, size=40, replace=False)] = np.nan
+    results = []
+    for compiled in (_kernels, None):
+        monkeypatch.setattr(accel, "compiled", compiled)
+        vocabulary = OpenVocabulary()
+        model = ours_model(kind, {}, 1.0 if kind == "perceptron" else 0.5, 0, standardize)
+        outputs, refusals = [], []
+        for start in range(0, 400, 23):
+            part = events[start : start + 23]
+            rows = sparse_rows((vocabulary.encode(x) for x in part), len(part))
+            model.grow(len(vocabulary))
+            refused = np.empty(len(part), dtype=np.int8)
+            outputs.append(model.score_then_learn(rows, y[start : start + 23], None, refused))
+            refusals.append(refused)
+        results.append((np.concatenate(outputs), np.concatenate(refusals), model))
+    (out_c, ref_c, model_c), (out_n, ref_n, model_n) = results
+    np.testing.assert_array_equal(ref_c, ref_n)
+    assert (ref_c != 0).any(), "the guard refused some rows"
+    np.testing.assert_allclose(out_c, out_n, rtol=0, atol=1e-12)
+    # relative as well: a step taken from a 1e308 value leaves a weight near 1e307
+    np.testing.assert_allclose(model_c.weights, model_n.weights, rtol=1e-12, atol=1e-12)
+    assert model_c.bias == pytest.approx(model_n.bias, abs=1e-12) and model_c.n_updates == model_n.n_updates
+    if standardize:
+        assert model_c.sparse_scaler is not None and model_n.sparse_scaler is not None
+        np.testing.assert_array_equal(model_c.sparse_scaler.counts, model_n.sparse_scaler.counts)
+        np.testing.assert_allclose(model_c.sparse_scaler.var, model_n.sparse_scaler.var, rtol=1e-12, atol=0)

@@ -127,3 +127,45 @@ def mini_batch(
     if used < 0:
         return None
     return outputs, new_bias, used
+
+
+class SparseStatistics(Protocol):
+    """What the sparse kernel reads and updates of a per-feature scaler (``sparse.py``'s)."""
+
+    counts: NDArray[np.int64]
+    mean: FloatArray
+    var: FloatArray
+
+
+def sparse_per_event(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int64],
+    values: FloatArray,
+    scaled: NDArray[np.bool_],
+    labels: FloatArray,
+    weights: FloatArray,
+    bias: float,
+    t: int,
+    schedule: Schedule,
+    intercept_schedule: Schedule,
+    loss_code: int | None,
+    scaler: SparseStatistics | None,
+    scores_out: FloatArray,
+    refused_out: NDArray[np.int8],
+) -> tuple[FloatArray, float, int] | None:
+    """The per-event kernel over sparse rows (plain SGD): outputs, the new bias, the rows learned.
+    ``weights`` and the scaler change in place. ``None``: no kernel, or a batch the numpy reference
+    then names (the kernel changed nothing)."""
+    if compiled is None or loss_code is None:
+        return None
+    outputs = np.empty(labels.shape[0])
+    new_bias, learned = compiled.sparse_score_then_learn(
+        indptr, indices, values, scaled.view(np.uint8), labels, weights, bias, t,
+        schedule.learning_rate, intercept_schedule.learning_rate, schedule.power,
+        schedule.name == "invscaling", scores_out, outputs, refused_out, loss_code,
+        None if scaler is None else scaler.counts, None if scaler is None else scaler.mean,
+        None if scaler is None else scaler.var,
+    )  # fmt: skip
+    if learned < 0:
+        return None
+    return outputs, new_bias, learned

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from stream_neuron.neuron import accel
 from stream_neuron.neuron.losses import Loss
 from stream_neuron.neuron.numeric import FloatArray, as_matrix
 from stream_neuron.neuron.optimizers import Rule, RuleState
@@ -140,8 +141,11 @@ def _scored(model: SparseSteps, idx: IndexArray, x: FloatArray, scaled: NDArray[
 def score_then_learn_sparse(
     model: SparseSteps, rows: SparseRows, labels: FloatArray, z: FloatArray, refused: NDArray[np.int8]
 ) -> None:
-    """The per-event reference (numpy): each row scored with the model from before it, then, when
-    labelled, one step on its present features only. Logits into ``z``, refusals into ``refused``."""
+    """The per-event step: each row scored with the model from before it, then, when labelled, one
+    step on its present features only. Logits into ``z``, refusals into ``refused``. Plain SGD runs
+    in the compiled kernel when it is built; the loop below is the reference it is tested against."""
+    if model.rule.plain and model.compiled_sparse_step(rows, labels, z, refused):
+        return
     for r in range(rows.n_rows):
         z[r], refused[r] = _score_and_learn_sparse_row(model, *rows.row(r), float(labels[r]))
 
@@ -253,6 +257,22 @@ class SparseSteps:
 
     def mutable_weights(self) -> FloatArray:
         return self._weights
+
+    def compiled_sparse_step(
+        self, rows: SparseRows, labels: FloatArray, z: FloatArray, refused: NDArray[np.int8]
+    ) -> bool:
+        """The rows through the compiled kernel (plain SGD); ``False`` when it did not run them."""
+        scaler = self.sparse_scaler
+        ran = accel.sparse_per_event(
+            rows.indptr, rows.indices, rows.values, rows.scaled, np.ascontiguousarray(labels), self._weights,
+            self.bias, self.n_updates, self.schedule, self.intercept_schedule, self.loss.kernel_code, scaler,
+            z, refused,
+        )  # fmt: skip
+        if ran is None:
+            return False
+        _, self.bias, learned = ran
+        self.n_updates += learned
+        return True
 
     def rule_step_on(
         self, idx: IndexArray, feature_gradient: FloatArray, t: int
