@@ -18,8 +18,11 @@ is not a finite number, a string or a boolean, and a name or string value over `
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 import mmh3
@@ -32,16 +35,26 @@ from stream_neuron.neuron.sparse_rows import SparseRows
 DEFAULT_MAX_FEATURES = 100_000
 DEFAULT_MAX_NAME_BYTES = 256
 DEFAULT_HASH_BITS = 20
+NAME_CACHE = 65_536  # numeric feature names whose bucket is kept (names repeat; ids are values)
 Entries = tuple[list[int], list[float], list[bool]]
 
 
-def _checked_text(what: str, text: str, max_bytes: int) -> None:
+def _too_long(text: str, max_bytes: int) -> bool:
+    """More than ``max_bytes`` in UTF-8 (a character is 4 bytes at most: most texts need no encoding)."""
+    return len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes
+
+
+def _length_refusal(name: str, value: Any, max_bytes: int) -> BadEventError:
+    """The refusal of a feature whose name, or string value, is over ``max_bytes``."""
+    if _too_long(name, max_bytes):
+        what, text = "the feature name", name
+    else:
+        what, text = f"the value of feature {shown(name)}", value
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > max_bytes:
-        raise BadEventError(
-            f"{what} {shown(text)} is {size} bytes, over the limit of {max_bytes} (--max-feature-name-bytes)",
-            "FeatureNameTooLong",
-        )
+    return BadEventError(
+        f"{what} {shown(text)} is {size} bytes, over the limit of {max_bytes} (--max-feature-name-bytes)",
+        "FeatureNameTooLong",
+    )
 
 
 def _kind(value: Any) -> str:
@@ -150,27 +163,44 @@ class OpenVocabulary:
         """The event's (indices, values, scaled) in the event's order; new names are added (when
         ``grow``) only once the whole event is known to be good. Without ``grow``, unknown names are
         left out (their weight is 0: they would add nothing)."""
-        keyed: dict[str, tuple[float, bool]] = {}
+        keys: list[str] = []
+        values: list[float] = []
+        scaled: list[bool] = []
+        add_key, add_value, add_scaled = keys.append, values.append, scaled.append
+        limit = self.max_name_bytes
+        short = limit // 4  # a text of at most this many characters is within the limit
         for name, value in features.items():
-            _checked_text("the feature name", name, self.max_name_bytes)
             kind = type(value)
-            if kind is float or kind is int:
-                key, entry = name, (_number(name, value), True)
+            if kind is float and value - value == 0.0:  # finite: the usual case first
+                add_key(name)
+                add_value(value)
+                add_scaled(True)
             elif kind is str or kind is bool:
-                if kind is str:
-                    _checked_text(f"the value of feature {shown(name)}", value, self.max_name_bytes)
-                key, entry = f"{name}_{value}", (1.0, False)
+                if kind is str and len(value) > short and _too_long(value, limit):
+                    raise _length_refusal(name, value, limit)
+                add_key(f"{name}_{value}")
+                add_value(1.0)
+                add_scaled(False)
+            elif kind is int or kind is float:
+                add_key(name)
+                add_value(_number(name, value))
+                add_scaled(True)
             else:
                 raise _refused_value(name, value)
-            if key in keyed:  # {"a_b": 1, "a": "b"}: one name, two values
-                raise BadEventError(
-                    f"the event gives feature {shown(key)} twice (as a number and as a one-hot value)",
-                    "DuplicateFeature",
-                )
-            keyed[key] = entry
+            if len(name) > short and _too_long(name, limit):
+                raise _length_refusal(name, value, limit)
+        if len(set(keys)) != len(keys):  # {"a_b": 1, "a": "b"}: one name, two values
+            twice = next(key for i, key in enumerate(keys) if key in keys[:i])
+            raise BadEventError(
+                f"the event gives feature {shown(twice)} twice (as a number and as a one-hot value)",
+                "DuplicateFeature",
+            )
         index = self.index
-        new = [key for key in keyed if key not in index]
-        if new and grow:
+        indices = [index.get(key, -1) for key in keys]
+        if -1 not in indices:
+            return indices, values, scaled
+        new = [key for key, i in zip(keys, indices, strict=True) if i < 0]
+        if grow:
             new_bytes = sum(map(self.budget.cost, new))
             refusal = self.budget.refusal(len(new), new_bytes, shown(new[0]))
             if refusal is not None:
@@ -179,14 +209,13 @@ class OpenVocabulary:
             for key in new:
                 index[key] = len(self.names)
                 self.names.append(key)
-        indices, values, scaled = [], [], []
-        for key, (value, numeric) in keyed.items():
-            i = index.get(key)
-            if i is not None:
-                indices.append(i)
-                values.append(value)
-                scaled.append(numeric)
-        return indices, values, scaled
+            return [index[key] for key in keys], values, scaled
+        known = [i >= 0 for i in indices]  # a scorer's view: unknown names take no part
+        return (
+            [i for i, k in zip(indices, known, strict=True) if k],
+            [v for v, k in zip(values, known, strict=True) if k],
+            [s for s, k in zip(scaled, known, strict=True) if k],
+        )
 
 
 class FeatureHashing:
@@ -209,10 +238,12 @@ class FeatureHashing:
         self.n_features = 1 << bits
         self.max_name_bytes = max_name_bytes
         # The buckets in use (of events taken so far): the ones a snapshot may have to hold.
-        self.in_use = np.zeros(self.n_features, dtype=np.bool_)
+        self._in_use = bytearray(self.n_features)  # indexed per bucket: far cheaper than numpy's
+        self.in_use = np.frombuffer(self._in_use, dtype=np.bool_)
         self.budget = FeatureBudget(self.n_features if max_features is None else max_features)
         # river draws MurmurHash3's 32-bit seed from numpy with the user's seed: the same here.
         self._murmur_seed = int(np.random.RandomState(seed).randint(0, 2**32, dtype=np.uint32))
+        self._named: dict[str, tuple[int, bool]] = {}  # numeric features' buckets, by name
 
     def limit(self, budget: FeatureBudget) -> None:
         """Take ``budget`` as the bound of the buckets in use (those in use so far count in it)."""
@@ -220,40 +251,75 @@ class FeatureHashing:
         budget.take(used, used * budget.cost(None))
         self.budget = budget
 
+    def in_use_bitmap(self) -> str:
+        """The buckets in use, a bit each (little-endian bit order), in base64."""
+        return base64.b64encode(np.packbits(self.in_use, bitorder="little").tobytes()).decode("ascii")
+
+    def use_bitmap(self, text: Any) -> None:
+        """Mark in use the buckets of :meth:`in_use_bitmap`'s text (``ValueError`` when it is not one)."""
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError, binascii.Error) as error:
+            raise ValueError(f"the buckets in use are not a base64 bitmap: {error}") from None
+        if len(raw) * 8 != self.n_features:
+            raise ValueError(f"the bitmap of buckets in use is not {self.n_features} bits")
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        self.use(np.flatnonzero(bits).tolist())
+
     def use(self, buckets: list[int]) -> None:
         """Mark ``buckets`` in use (a snapshot's), as if their events had just been taken."""
         fresh = np.unique(np.asarray(buckets, dtype=np.int64))
+        if fresh.size and (fresh[0] < 0 or fresh[-1] >= self.n_features):
+            raise ValueError(f"buckets in use must be 0 to {self.n_features - 1}")
         fresh = fresh[~self.in_use[fresh]]
-        self.in_use[fresh] = True
+        for bucket in fresh.tolist():
+            self._in_use[bucket] = 1
         self.budget.take(fresh.size, fresh.size * self.budget.cost(None))
 
     def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
         """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
         not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
         buckets: dict[int, float] = {}
-        n, seed = self.n_features, self._murmur_seed
+        n, seed, limit, murmur = self.n_features, self._murmur_seed, self.max_name_bytes, mmh3.hash
+        named = self._named
+        short = limit // 4
         for name, value in features.items():
-            _checked_text("the feature name", name, self.max_name_bytes)
             kind = type(value)
             if kind is str:
-                _checked_text(f"the value of feature {shown(name)}", value, self.max_name_bytes)
+                if len(value) > short and _too_long(value, limit):
+                    raise _length_refusal(name, value, limit)
                 token, amount = f"{name}={value}", 1.0
+            elif kind is float and value - value == 0.0:
+                token, amount = name, value
             elif kind is float or kind is int or kind is bool:
                 token, amount = name, _number(name, value)
             else:
                 raise _refused_value(name, value)
-            h = mmh3.hash(token, seed, signed=True)
-            bucket = h % n
-            buckets[bucket] = buckets.get(bucket, 0.0) + (-amount if h < 0 else amount)
+            if len(name) > short and _too_long(name, limit):
+                raise _length_refusal(name, value, limit)
+            if token is name:  # a number: its name's bucket and sign, hashed once
+                signed = named.get(name)
+                if signed is None:
+                    h = murmur(name, seed, signed=True)
+                    signed = (h % n, h < 0)
+                    if len(named) < NAME_CACHE:
+                        named[name] = signed
+                bucket, negative = signed
+            else:
+                h = murmur(token, seed, signed=True)
+                bucket, negative = h % n, h < 0
+            buckets[bucket] = buckets.get(bucket, 0.0) + (-amount if negative else amount)
         if grow:
-            fresh = [b for b in buckets if not self.in_use[b]]
+            in_use = self._in_use
+            fresh = [b for b in buckets if not in_use[b]]
             if fresh:
                 cost = len(fresh) * self.budget.cost(None)
                 refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
                 if refusal is not None:
                     raise refusal
                 self.budget.take(len(fresh), cost)
-                self.in_use[fresh] = True
+                for bucket in fresh:
+                    in_use[bucket] = 1
         return list(buckets), list(buckets.values()), [True] * len(buckets)
 
 
@@ -266,11 +332,12 @@ def sparse_rows(entries: Iterable[Entries], n_rows: int) -> SparseRows:
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum([len(e[0]) for e in listed], out=indptr[1:])
     size = int(indptr[-1])
+    flat = chain.from_iterable
     return SparseRows(
         indptr,
-        np.fromiter((i for e in listed for i in e[0]), dtype=np.int64, count=size),
-        np.fromiter((v for e in listed for v in e[1]), dtype=np.float64, count=size),
-        np.fromiter((s for e in listed for s in e[2]), dtype=np.bool_, count=size),
+        np.fromiter(flat(e[0] for e in listed), dtype=np.int64, count=size),
+        np.fromiter(flat(e[1] for e in listed), dtype=np.float64, count=size),
+        np.fromiter(flat(e[2] for e in listed), dtype=np.bool_, count=size),
     )
 
 
@@ -285,9 +352,7 @@ def feature_encoder(options: FeatureOptions, names: Sequence[str] | None = None)
     if options.features == "open":
         return OpenVocabulary(names or (), options.max_features, options.max_feature_name_bytes)
     if options.features == "hashed":
-        return FeatureHashing(
-            options.hash_bits, options.hash_seed, options.max_feature_name_bytes, options.max_features
-        )
+        return FeatureHashing(options.hash_bits, options.hash_seed, options.max_feature_name_bytes)
     return None
 
 
@@ -299,6 +364,6 @@ def features_state(encoder: Encoder | None) -> dict[str, Any] | None:
     if isinstance(encoder, FeatureHashing):
         return {
             "mode": "hashed", "bits": encoder.bits, "seed": encoder.seed,
-            "max_name_bytes": encoder.max_name_bytes, "in_use": np.flatnonzero(encoder.in_use).tolist(),
+            "max_name_bytes": encoder.max_name_bytes, "in_use": encoder.in_use_bitmap(),
         }  # fmt: skip
     return None

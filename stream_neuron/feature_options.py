@@ -19,7 +19,7 @@ class FeatureOptions(BaseModel):
         "the hashing trick",
     )
     max_features: int = Field(
-        100_000, ge=1, description="open: the most feature names; hashed: the most buckets in use"
+        100_000, ge=1, description="open: the most feature names (hashed: the 2^B buckets bound it)"
     )
     hash_bits: int = Field(20, ge=1, le=30, description="hashed: 2^B buckets")
     hash_seed: int = Field(0, ge=0, le=2**32 - 1, description="hashed: river's FeatureHasher seed")

@@ -163,7 +163,7 @@ class ProcessorState:
             else:
                 self.encoder = feature_encoder(self.settings)
                 assert isinstance(self.encoder, FeatureHashing)
-                self.encoder.use(list(snapshot["features"].get("in_use") or []))
+                self.encoder.use_bitmap(snapshot["features"].get("in_use"))
         except (TypeError, ValueError, IndexError) as error:
             raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
         assert self.encoder is not None

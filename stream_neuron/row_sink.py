@@ -98,8 +98,10 @@ class SparseSink:
 
     def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
         """The encoder took finite values only; which rows are within ``bound`` (``None``: all)."""
-        far = [any(abs(v) > bound for v in entries[1]) for entries in self._entries[:count]]
-        return None, (~np.array(far, dtype=np.bool_)) if any(far) else None
+        entries = self._entries[:count]
+        if max((max(map(abs, e[1]), default=0.0) for e in entries), default=0.0) <= bound:
+            return None, None
+        return None, np.array([max(map(abs, e[1]), default=0.0) <= bound for e in entries], dtype=np.bool_)
 
     def keep(self, keep: NDArray[np.bool_], count: int) -> None:
         self._entries = [

@@ -95,7 +95,9 @@ BYTES_PER_PENDING_ENTRY = 40  # a mini-batch row's [index, value, scaled] of one
 def sparse_feature_budget(settings: Settings, limit: int) -> FeatureBudget:
     """What open or hashed features may take of a snapshot: the model topic's ``limit`` less what
     the rest of a snapshot may hold (a quarter of the rest kept for a mini-batch's pending rows), at
-    the bytes one feature costs in every copy of the model (and its bucket number, hashed)."""
+    the bytes one feature costs in every copy of the model (its packed numbers and index, in base64).
+    Hashed buckets are bounded by the hash alone when every bucket of every array fits; an open
+    vocabulary by ``--max-features`` too, and its names' JSON."""
     rule_vectors = {"sgd": 0, "adagrad": 1, "adam": 2}[settings.optimizer] + (1 if settings.l1 else 0)
     candidates = len(settings.learning_rate)
     copies = 1 if candidates == 1 else candidates + 1
@@ -106,10 +108,15 @@ def sparse_feature_budget(settings: Settings, limit: int) -> FeatureBudget:
     room = max(limit - fixed, 0)
     if settings.mode == "minibatch":
         room -= pending_entries_room(settings, limit) * BYTES_PER_PENDING_ENTRY
-    per_feature = 12 * copies + BYTES_PER_NUMBER * copies * (1 + 3 * settings.standardize + rule_vectors)
-    return FeatureBudget(
-        settings.max_features, max(room, 0), per_feature + 12 * (settings.features == "hashed")
-    )
+    arrays = 1 + 3 * settings.standardize + rule_vectors
+    per_feature = math.ceil((8 * arrays + 4) * copies * 4 / 3)
+    if settings.features == "hashed":
+        buckets = 1 << settings.hash_bits
+        room -= math.ceil(buckets / 8 * 4 / 3)  # the bitmap of the buckets in use
+        if math.ceil(8 * arrays * copies * buckets * 4 / 3) <= room:
+            return FeatureBudget(buckets)
+        return FeatureBudget(buckets, max(room, 0), per_feature)
+    return FeatureBudget(settings.max_features, max(room, 0), per_feature)
 
 
 def pending_entries_room(settings: Settings, limit: int) -> int:

@@ -14,6 +14,8 @@ one count is then every feature's count).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 from typing import Any, ClassVar
 
@@ -240,6 +242,28 @@ def try_sparse_batch_step(
     return True
 
 
+_LE = {"counts": "<i8", "weights": "<f8", "mean": "<f8", "var": "<f8", "first": "<f8", "second": "<f8"}
+_LE["cum_l1"] = "<f8"
+
+
+def packed(array: NDArray[Any], dtype: str) -> str:
+    """``array`` as ``dtype`` (little-endian) bytes in base64: a snapshot's compact numbers."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def unpacked(text: Any, dtype: str) -> NDArray[Any]:
+    """The inverse of :func:`packed`; ``ValueError`` for text that is not such an array."""
+    if not isinstance(text, str):
+        raise ValueError("sparse state: an array must be base64 text")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error) as error:
+        raise ValueError(f"sparse state: not base64 ({error})") from None
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise ValueError("sparse state: an array's bytes are not whole numbers")
+    return np.frombuffer(raw, dtype=dtype)
+
+
 class SparseSteps:
     """What a model needs to learn from :class:`SparseRows` (a base of ``LinearNeuron``): the step
     of a rule on some features, its commit, and growing to take new features."""
@@ -317,8 +341,10 @@ class SparseSteps:
         return z + self.bias
 
     def sparse_state(self) -> dict[str, Any]:
-        """The per-feature arrays (weights, the scaler's, the rule's) at the features where any is
-        not 0, in index order: of 2^20 hashed buckets, a snapshot holds the ones touched."""
+        """The per-feature arrays (weights, the scaler's, the rule's) as little-endian binary in
+        base64 (8 bytes a number, where JSON text takes up to 26): all of them when most features are
+        touched, else only at the features where any is not 0 (``index``, 4 bytes each). Of 2^20
+        hashed buckets, a snapshot holds the ones touched, or all of them in 11 MiB."""
         arrays: dict[str, NDArray[Any]] = {"weights": self._weights}
         if self.sparse_scaler is not None:
             scaler = self.sparse_scaler
@@ -331,31 +357,39 @@ class SparseSteps:
         for array in arrays.values():
             touched |= array != 0
         index = np.flatnonzero(touched)
-        return {"index": index.tolist(), **{name: array[index].tolist() for name, array in arrays.items()}}
+        per_feature = 8 * len(arrays)
+        if index.size * (per_feature + 4) < self.n_features * per_feature:
+            return {"index": packed(index, "<i4"), **{k: packed(a[index], _LE[k]) for k, a in arrays.items()}}
+        return {"index": None, **{name: packed(array, _LE[name]) for name, array in arrays.items()}}
 
     @staticmethod
     def loaded_sparse_state(
         state: dict[str, Any], n_features: int
     ) -> tuple[FloatArray, SparseScaler | None, dict[str, FloatArray]]:
         """The weights, scaler and rule arrays of :meth:`sparse_state`'s output, checked."""
-        index = np.asarray(state["index"], dtype=np.int64)
-        if index.ndim != 1 or (index.size and (index.min() < 0 or index.max() >= n_features)):
-            raise ValueError(f"sparse state: indices must be features 0 to {n_features - 1}")
-        if np.unique(index).size != index.size:
-            raise ValueError("sparse state: an index appears twice")
+        index: NDArray[np.int64] | None = None
+        if state["index"] is not None:
+            index = unpacked(state["index"], "<i4").astype(np.int64)
+            if index.size and (index.min() < 0 or index.max() >= n_features):
+                raise ValueError(f"sparse state: indices must be features 0 to {n_features - 1}")
+            if np.unique(index).size != index.size:
+                raise ValueError("sparse state: an index appears twice")
+        size = n_features if index is None else index.size
 
-        def full(name: str, dtype: type = np.float64) -> NDArray[Any]:
-            values: NDArray[Any] = np.asarray(state[name], dtype=dtype)
-            if values.shape != index.shape or not np.isfinite(values).all():
-                raise ValueError(f"sparse state: {name} must be {index.size} finite numbers")
-            out: NDArray[Any] = np.zeros(n_features, dtype=dtype)
+        def full(name: str) -> NDArray[Any]:
+            values = unpacked(state[name], _LE[name])
+            if values.shape != (size,) or not np.isfinite(values).all():
+                raise ValueError(f"sparse state: {name} must be {size} finite numbers")
+            if index is None:
+                return values.astype(values.dtype.newbyteorder("="))
+            out: NDArray[Any] = np.zeros(n_features, dtype=values.dtype.newbyteorder("="))
             out[index] = values
             return out
 
         scaler = None
         if "counts" in state:
             scaler = SparseScaler.from_dict(
-                {"counts": full("counts", np.int64), "mean": full("mean"), "var": full("var")}
+                {"counts": full("counts"), "mean": full("mean"), "var": full("var")}
             )
         arrays: dict[str, FloatArray] = {n: full(n) for n in ("first", "second", "cum_l1") if n in state}
         weights: FloatArray = full("weights")
