@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import candidates
 import delayed_labels
+import features
 import fit_descent
 import latency
 import neuron_vs_peers
@@ -148,6 +149,13 @@ def main() -> None:
     )
     print(raced, flush=True)
 
+    print("open and hashed features ...", flush=True)
+    feature_events = 20_000 if quick else 100_000
+    opened = features.format_results(
+        features.measure(args.bootstrap_servers, feature_events, 1 if quick else 3, "confluent"), "confluent"
+    )
+    print(opened, flush=True)
+
     RESULTS.write_text(
         "# Benchmark results\n\n"
         f"Measured {started} with `{' '.join(['python', *sys.argv])}` (`make bench`).\n\n"
@@ -186,7 +194,13 @@ def main() -> None:
         "## Learning-rate candidates (`run --learning-rate a,b,c`)\n\n"
         f"{events:,} events, one rate, then four, then eight raced (the order alternating round by round),\n"
         "at-least-once on librdkafka; medians. `benchmarks/candidates.py`.\n\n"
-        f"{raced}\n"
+        f"{raced}\n\n"
+        "## Open and hashed features (`run --features open|hashed`)\n\n"
+        f"{feature_events:,} events a stream: 40 numeric features (fixed), 30 numeric + 10 categorical of\n"
+        "20 values (open), 40 numeric + 10 ids of 100,000 values (hashed, 2^20 buckets); `run` on\n"
+        "librdkafka, at-least-once, alternated; medians. river's pipeline runs the same events in process\n"
+        "(no Kafka, no JSON). The snapshot is the model topic's last record. `benchmarks/features.py`.\n\n"
+        f"{opened}\n"
     )
     print(f"wrote {RESULTS}")
 
