@@ -89,9 +89,11 @@ def finite_model(processor: Processor) -> bool:
     if model is None:
         return True
     state = model.to_dict()
-    numbers = [*state["weights"], state["bias"]]
+    numbers = [*model.weights.tolist(), state["bias"]]
     if state["scaler"] is not None:
         numbers += [*state["scaler"]["mean"], *state["scaler"]["var"]]
+    if model.sparse_scaler is not None:  # open or hashed features: a scaler per feature
+        numbers += [*model.sparse_scaler.mean.tolist(), *model.sparse_scaler.var.tolist()]
     return all(math.isfinite(v) for v in numbers)
 
 
@@ -102,8 +104,10 @@ def finite_model(processor: Processor) -> bool:
         {"standardize": True},
         {"mode": "minibatch", "batch_size": 3, "linger_ms": 0},
         {"model": "perceptron"},
+        {"features": "open", "standardize": True},
+        {"features": "hashed", "hash_bits": 3, "mode": "minibatch", "batch_size": 3, "linger_ms": 0},
     ],
-    ids=["sgd", "standardized", "minibatch", "perceptron"],
+    ids=["sgd", "standardized", "minibatch", "perceptron", "open", "hashed"],
 )
 @FUZZ
 @given(values=st.lists(RECORD_VALUES, min_size=1, max_size=12))
