@@ -13,6 +13,12 @@ setup(
             depends=["stream_neuron/neuron/_kernel_common.h"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "stream_neuron._encode",
+            sources=["stream_neuron/_encode.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

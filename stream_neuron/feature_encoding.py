@@ -21,8 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import os
 from collections.abc import Iterable, Sequence
 from itertools import chain
+from types import ModuleType
 from typing import Any
 
 import mmh3
@@ -37,6 +39,20 @@ DEFAULT_MAX_NAME_BYTES = 256
 DEFAULT_HASH_BITS = 20
 NAME_CACHE = 65_536  # numeric feature names whose bucket is kept (names repeat; ids are values)
 Entries = tuple[list[int], list[float], list[bool]]
+
+
+def _load() -> ModuleType | None:
+    """The compiled fast path of :meth:`OpenVocabulary.encode` (``_encode.c``), when built."""
+    if os.environ.get("STREAM_NEURON_KERNEL", "auto") == "numpy":
+        return None
+    try:
+        from stream_neuron import _encode  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _encode  # type: ignore[no-any-return]
+
+
+_compiled: ModuleType | None = _load()
 
 
 def _too_long(text: str, max_bytes: int) -> bool:
@@ -163,6 +179,10 @@ class OpenVocabulary:
         """The event's (indices, values, scaled) in the event's order; new names are added (when
         ``grow``) only once the whole event is known to be good. Without ``grow``, unknown names are
         left out (their weight is 0: they would add nothing)."""
+        if _compiled is not None and type(features) is dict:  # the usual event: every name known
+            known = _compiled.encode_known(features, self.index, self.max_name_bytes // 4)
+            if known is not None:
+                return known  # type: ignore[no-any-return]
         keys: list[str] = []
         values: list[float] = []
         scaled: list[bool] = []

@@ -315,3 +315,32 @@ def test_the_sparse_kernel_equals_the_numpy_reference(
         assert model_c.sparse_scaler is not None and model_n.sparse_scaler is not None
         np.testing.assert_array_equal(model_c.sparse_scaler.counts, model_n.sparse_scaler.counts)
         np.testing.assert_allclose(model_c.sparse_scaler.var, model_n.sparse_scaler.var, rtol=1e-12, atol=0)
+
+
+def test_the_compiled_encoder_gives_what_the_python_one_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path takes events of known names; anything else (a new name, a long one, a number a
+    float64 does not hold, a feature twice) falls to the Python encoder, which names the problem."""
+    from stream_neuron import (
+        _encode,  # type: ignore[attr-defined]
+        feature_encoding,
+    )
+
+    events, _ = open_stream(300, seed=34)
+    events += [
+        {"n0": 2**70, "country": "fr"}, {"n0": 10**400}, {"country": "x" * 70}, {"x" * 70: 1.0},
+        {"country_fr": 1.0, "country": "fr"}, {"vip": False, "n1": True}, {"n2": float("inf")},
+        {"n3": None}, {"n4": [1]}, {f"k{i}": 1.0 for i in range(300)}, {"country": "fr", "é": 1.0},
+    ]  # fmt: skip
+    outcomes = []
+    for compiled in (_encode, None):
+        monkeypatch.setattr(feature_encoding, "_compiled", compiled)
+        vocabulary = OpenVocabulary(max_name_bytes=200)
+        seen: list[Any] = []
+        for _ in range(2):  # the second pass: every name known
+            for x in events:
+                try:
+                    seen.append(vocabulary.encode(x))
+                except BadEventError as bad:
+                    seen.append((bad.error_class, bad.reason))
+        outcomes.append((seen, vocabulary.names))
+    assert outcomes[0] == outcomes[1]
