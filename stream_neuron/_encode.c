@@ -1,4 +1,5 @@
-/* The fast path of an open vocabulary's encoding (feature_encoding.OpenVocabulary.encode).
+/* The fast paths of the feature encoders (feature_encoding.OpenVocabulary.encode and
+ * FeatureHashing.encode).
  *
  * encode_known(features, index, short) -> (indices, values, scaled) | None
  *
@@ -100,9 +101,134 @@ error:
     return NULL;
 }
 
+
+/* hash_features(features, n, seed, murmur, named, short, in_use) -> (buckets, values, scaled, fresh)
+ *                                                                   | None
+ *
+ * FeatureHashing.encode's fast path: each feature's token hashed by `murmur` (mmh3.hash, the kept
+ * library: called, never reimplemented), a numeric feature's bucket and sign taken from `named` (the
+ * name -> (bucket, negative) cache, filled there, up to NAME_CACHE names) when it is there; values
+ * summed per bucket in first-seen order; `fresh`: the buckets not yet marked in `in_use` (a bytearray of
+ * n, read only). None for anything the Python encoder must see (a value that
+ * is not a finite float, an integer a float64 holds, a string or a boolean; a long name or value;
+ * more than MOST_FEATURES features). */
+#define NAME_CACHE 65536
+
+static int token_bucket(PyObject *murmur, PyObject *token, PyObject *seed, long long n, long long *bucket,
+                        int *negative) {
+    PyObject *call_args[2] = {token, seed};
+    PyObject *h = PyObject_Vectorcall(murmur, call_args, 2, NULL);
+    if (h == NULL) return -1;
+    long long value = PyLong_AsLongLong(h);
+    Py_DECREF(h);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    *bucket = ((value % n) + n) % n; /* Python's floored modulo */
+    *negative = value < 0;
+    return 0;
+}
+
+static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 7 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[4]) ||
+        !PyByteArray_CheckExact(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, murmur, named, short, in_use)");
+        return NULL;
+    }
+    PyObject *features = args[0], *seed = args[2], *murmur = args[3], *named = args[4];
+    long long n = PyLong_AsLongLong(args[1]);
+    Py_ssize_t shortest = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0 || PyByteArray_GET_SIZE(args[6]) != n) Py_RETURN_NONE;
+    const char *in_use = PyByteArray_AS_STRING(args[6]);
+    long long buckets[MOST_FEATURES];
+    double sums[MOST_FEATURES];
+    Py_ssize_t m = 0, pos = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(features, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) Py_RETURN_NONE;
+        double amount;
+        long long bucket;
+        int negative;
+        if (PyUnicode_CheckExact(value)) {
+            if (PyUnicode_GET_LENGTH(value) > shortest) Py_RETURN_NONE;
+            PyObject *token = PyUnicode_FromFormat("%U=%U", name, value);
+            if (token == NULL) return NULL;
+            int failed = token_bucket(murmur, token, seed, n, &bucket, &negative);
+            Py_DECREF(token);
+            if (failed) return NULL;
+            amount = 1.0;
+        } else {
+            if (PyFloat_CheckExact(value)) {
+                amount = PyFloat_AS_DOUBLE(value);
+                if (!isfinite(amount)) Py_RETURN_NONE;
+            } else if (PyBool_Check(value)) {
+                amount = value == Py_True ? 1.0 : 0.0;
+            } else if (PyLong_CheckExact(value)) {
+                amount = PyLong_AsDouble(value);
+                if (amount == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    Py_RETURN_NONE;
+                }
+            } else {
+                Py_RETURN_NONE;
+            }
+            PyObject *cached = PyDict_GetItemWithError(named, name); /* borrowed */
+            if (cached != NULL && PyTuple_CheckExact(cached) && PyTuple_GET_SIZE(cached) == 2) {
+                bucket = PyLong_AsLongLong(PyTuple_GET_ITEM(cached, 0));
+                negative = PyObject_IsTrue(PyTuple_GET_ITEM(cached, 1));
+                if (PyErr_Occurred()) return NULL;
+            } else {
+                if (PyErr_Occurred()) return NULL;
+                if (token_bucket(murmur, name, seed, n, &bucket, &negative)) return NULL;
+                if (PyDict_GET_SIZE(named) < NAME_CACHE) {
+                    PyObject *entry = Py_BuildValue("(LO)", bucket, negative ? Py_True : Py_False);
+                    if (entry == NULL || PyDict_SetItem(named, name, entry) < 0) {
+                        Py_XDECREF(entry);
+                        return NULL;
+                    }
+                    Py_DECREF(entry);
+                }
+            }
+        }
+        double signed_amount = negative ? -amount : amount;
+        Py_ssize_t j = 0;
+        while (j < m && buckets[j] != bucket) j++;
+        if (j == m) {
+            buckets[m] = bucket;
+            sums[m] = 0.0;
+            m++;
+        }
+        sums[j] += signed_amount;
+    }
+    PyObject *out_buckets = PyList_New(m), *out_values = PyList_New(m), *out_scaled = PyList_New(m);
+    PyObject *fresh = PyList_New(0);
+    if (out_buckets == NULL || out_values == NULL || out_scaled == NULL || fresh == NULL) goto error;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *b = PyLong_FromLongLong(buckets[j]), *v = PyFloat_FromDouble(sums[j]);
+        if (b == NULL || v == NULL) {
+            Py_XDECREF(b);
+            Py_XDECREF(v);
+            goto error;
+        }
+        PyList_SET_ITEM(out_buckets, j, b);
+        PyList_SET_ITEM(out_values, j, v);
+        PyList_SET_ITEM(out_scaled, j, Py_NewRef(Py_True));
+        if (!in_use[buckets[j]] && PyList_Append(fresh, b) < 0) goto error;
+    }
+    return Py_BuildValue("(NNNN)", out_buckets, out_values, out_scaled, fresh);
+error:
+    Py_XDECREF(fresh);
+    Py_XDECREF(out_buckets);
+    Py_XDECREF(out_values);
+    Py_XDECREF(out_scaled);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"encode_known", (PyCFunction)(void (*)(void))encode_known, METH_FASTCALL,
      "An event of known features encoded, or None (see the source)."},
+    {"hash_features", (PyCFunction)(void (*)(void))hash_features, METH_FASTCALL,
+     "An event's features hashed, or None (see the source)."},
     {NULL, NULL, 0, NULL},
 };
 

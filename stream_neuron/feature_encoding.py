@@ -299,6 +299,31 @@ class FeatureHashing:
     def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
         """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
         not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
+        fast = None
+        if _compiled is not None and type(features) is dict:  # the usual event, hashed in C
+            fast = _compiled.hash_features(
+                features, self.n_features, self._murmur_seed, mmh3.hash, self._named,
+                self.max_name_bytes // 4, self._in_use,
+            )  # fmt: skip
+        in_use = self._in_use
+        if fast is not None:
+            *entries, fresh = fast
+            hashed: Entries = (entries[0], entries[1], entries[2])
+        else:
+            hashed = self._hashed(features)
+            fresh = [b for b in hashed[0] if not in_use[b]] if grow else []
+        if grow and fresh:
+            cost = len(fresh) * self.budget.cost(None)
+            refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
+            if refusal is not None:
+                raise refusal
+            self.budget.take(len(fresh), cost)
+            for bucket in fresh:
+                in_use[bucket] = 1
+        return hashed
+
+    def _hashed(self, features: dict[str, Any]) -> Entries:
+        """The reference of the hashing (and the path that names a bad feature)."""
         buckets: dict[int, float] = {}
         n, seed, limit, murmur = self.n_features, self._murmur_seed, self.max_name_bytes, mmh3.hash
         named = self._named
@@ -329,17 +354,6 @@ class FeatureHashing:
                 h = murmur(token, seed, signed=True)
                 bucket, negative = h % n, h < 0
             buckets[bucket] = buckets.get(bucket, 0.0) + (-amount if negative else amount)
-        if grow:
-            in_use = self._in_use
-            fresh = [b for b in buckets if not in_use[b]]
-            if fresh:
-                cost = len(fresh) * self.budget.cost(None)
-                refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
-                if refusal is not None:
-                    raise refusal
-                self.budget.take(len(fresh), cost)
-                for bucket in fresh:
-                    in_use[bucket] = 1
         return list(buckets), list(buckets.values()), [True] * len(buckets)
 
 

@@ -344,3 +344,29 @@ def test_the_compiled_encoder_gives_what_the_python_one_gives(monkeypatch: pytes
                     seen.append((bad.error_class, bad.reason))
         outcomes.append((seen, vocabulary.names))
     assert outcomes[0] == outcomes[1]
+
+
+def test_the_compiled_hashing_gives_what_the_python_one_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mmh3 called from C, the numeric names' cache shared, the buckets in use marked alike; anything
+    the C path does not take (a bad value, a long text, a huge event) the Python one names."""
+    from stream_neuron import _encode, feature_encoding  # type: ignore[attr-defined]
+
+    events, _ = open_stream(300, seed=35)
+    events += [
+        {"n0": 2**70, "country": "fr"}, {"n0": 10**400}, {"country": "x" * 70}, {"x" * 70: 1.0},
+        {"vip": False, "n1": True}, {"n2": float("inf")}, {"n3": None}, {"n4": {"a": 1}},
+        {f"k{i}": 1.0 for i in range(300)}, {"é": "ü", "n0": -0.0},
+    ]  # fmt: skip
+    outcomes = []
+    for compiled in (_encode, None):
+        monkeypatch.setattr(feature_encoding, "_compiled", compiled)
+        for bits in (20, 3):
+            hashing = FeatureHashing(bits, 7, max_name_bytes=200)
+            seen: list[Any] = []
+            for x in events * 2:
+                try:
+                    seen.append(hashing.encode(x))
+                except BadEventError as bad:
+                    seen.append((bad.error_class, bad.reason))
+            outcomes.append((seen, hashing.in_use.tolist(), hashing.budget.features))
+    assert outcomes[:2] == outcomes[2:]
