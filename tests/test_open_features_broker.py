@@ -142,7 +142,7 @@ def test_scorers_take_a_grown_vocabulary(kafka_bootstrap: str) -> None:
             *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
             *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
             *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
-            *["--dead-letter-topic", f"{requests_topic}-dlq", "--idle-timeout-s", "30"],
+            *["--dead-letter-topic", f"{requests_topic}-dlq"],  # stopped by the test
         ]
     )
     served.wait_for_line("serving partitions")
