@@ -177,6 +177,21 @@ def test_open_features_mini_batches_equal_river_learn_many(
     assert_same_weights(ours, vocabulary.names, river)
 
 
+@pytest.mark.parametrize("batch", [1, 16])
+def test_open_features_perceptron_mini_batches_equal_river_learn_many(batch: int) -> None:
+    events, y = open_stream(400, seed=7)
+    vocabulary = OpenVocabulary()
+    ours = ours_model("perceptron", {}, 1.0, 0, standardize=False)
+    run_ours(ours, vocabulary, events, y, batch, batch=True)
+    river = river_model("perceptron", {}, 1.0)
+    encoder = OpenVocabulary()
+    for start in range(0, len(events), batch):
+        encoded = [dict(zip(*encoder.encode(x)[:2], strict=True)) for x in events[start : start + batch]]
+        frame = pd.DataFrame(encoded).fillna(0.0).rename(columns=lambda i: encoder.names[i])
+        river.learn_many(frame, pd.Series(y[start : start + batch].astype(bool)))
+    assert_same_weights(ours, vocabulary.names, river)
+
+
 @pytest.mark.parametrize(("rule_id", "rule"), CASES, ids=[c[0] for c in CASES])
 @pytest.mark.parametrize(("bits", "seed"), [(20, 0), (4, 7)])
 def test_hashed_features_equal_river_feature_hasher(
