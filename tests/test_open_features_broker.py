@@ -17,6 +17,7 @@ from stream_neuron import LogisticNeuron
 from tests.component import (
     EndWatcher,
     Topics,
+    committed_offset,
     json_records,
     kill_hard,
     last_snapshot,
@@ -50,7 +51,8 @@ def stream(n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, guarantee: str) -> None:
-    sent, events, y = stream(6_000, seed=21)
+    # Enough input that each run is killed long before it could have read all of it.
+    sent, events, y = stream(30_000, seed=21)
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, sent)
     flags = ("--features", "open", "--standardize", "--learning-rate", "0.05", "--guarantee", guarantee)
@@ -63,6 +65,9 @@ def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, gu
         wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
         assert process.poll() is None, "the run finished before the kill"
         kill_hard(process)
+        assert (committed_offset(kafka_bootstrap, topics.group, topics.input) or 0) < len(sent), (
+            "nothing left"
+        )
     watcher.close()
     run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
 
