@@ -54,10 +54,11 @@ class DenseSink:
     def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
         """Which rows are finite (``None``: all), and which are within ``bound`` (``None``: all)."""
         rows = self._rows[:count]
-        finite = None
-        if count and not np.isfinite(rows).all():
-            finite = np.asarray(np.isfinite(rows).all(axis=1))
-        return finite, _within(rows, bound) if count else None
+        if not count:
+            return None, None
+        if np.isfinite(rows).all():  # the usual chunk: one pass each, nothing allocated but a flag
+            return None, None if np.abs(rows).max() <= bound else _within(rows, bound)
+        return np.asarray(np.isfinite(rows).all(axis=1)), _within(rows, bound)
 
     def keep(self, keep: NDArray[np.bool_], count: int) -> None:
         kept = np.flatnonzero(keep[:count])
