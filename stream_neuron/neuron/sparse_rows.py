@@ -109,13 +109,6 @@ class SparseRows:
         np.cumsum(lengths[keep], out=indptr[1:])
         return SparseRows(indptr, self.indices[entry_kept], self.values[entry_kept], self.scaled[entry_kept])
 
-    def dense(self, n_features: int) -> FloatArray:
-        """The rows as a dense matrix (absent features 0): for tests and small batches only."""
-        out = np.zeros((self.n_rows, n_features))
-        rows = np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
-        out[rows, self.indices] = self.values
-        return out
-
     @classmethod
     def from_dense(cls, X: FloatArray) -> SparseRows:
         """Every feature of every row present (and scaled when a scaler is on)."""
