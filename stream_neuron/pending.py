@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from stream_neuron.decode import BadEventError, decode_event
-from stream_neuron.feature_encoding import Entries
+from stream_neuron.feature_values import Entries
 from stream_neuron.learner import Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron.linear import LinearNeuron

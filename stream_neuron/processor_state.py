@@ -12,11 +12,11 @@ from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.feature_encoding import (
     Encoder,
-    FeatureHashing,
     OpenVocabulary,
     feature_encoder,
     features_state,
 )
+from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.outputs import OutputLimits

@@ -16,12 +16,12 @@ from numpy.typing import NDArray
 from stream_neuron.decode import Event
 from stream_neuron.feature_encoding import (
     Encoder,
-    Entries,
-    FeatureHashing,
     OpenVocabulary,
     encode_features,
     sparse_rows,
 )
+from stream_neuron.feature_hashing import FeatureHashing
+from stream_neuron.feature_values import Entries
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.schema import FeatureSchema

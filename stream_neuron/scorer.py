@@ -19,7 +19,8 @@ from typing import Any
 
 from stream_neuron.checkpoints import AtLeastOnceCheckpoint, Cadence
 from stream_neuron.command_config import ScoreSettings
-from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
+from stream_neuron.feature_encoding import OpenVocabulary
+from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.admin import TopicNeed, check_outputs_exist, dead_letter_topic_spec, ensure_topics
 from stream_neuron.kafka_io.clients import group_input, output_producer

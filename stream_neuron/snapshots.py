@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from stream_neuron.config import Settings
 from stream_neuron.contracts import Snapshot
 from stream_neuron.errors import OperatorError
-from stream_neuron.feature_encoding import FeatureBudget
+from stream_neuron.feature_values import FeatureBudget
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.optimizers import Rule
 from stream_neuron.pending import BYTES_PER_PENDING_IN_SNAPSHOT, Question

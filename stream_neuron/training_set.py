@@ -24,12 +24,12 @@ from stream_neuron.decode import BadEventError, Event, decode_event
 from stream_neuron.errors import OperatorError
 from stream_neuron.feature_encoding import (
     Encoder,
-    Entries,
-    FeatureHashing,
     OpenVocabulary,
     encode_features,
     sparse_rows,
 )
+from stream_neuron.feature_hashing import FeatureHashing
+from stream_neuron.feature_values import Entries
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.neuron.sparse import SparseScaler

@@ -12,7 +12,8 @@ from river import compose, linear_model, preprocessing
 
 from stream_neuron import LogisticNeuron, Perceptron
 from stream_neuron.decode import BadEventError
-from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary, encode_features, sparse_rows
+from stream_neuron.feature_encoding import OpenVocabulary, encode_features, sparse_rows
+from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.sparse_rows import SparseRows
 from tests.datasets import phishing
@@ -348,7 +349,7 @@ def test_the_compiled_encoder_gives_what_the_python_one_gives(monkeypatch: pytes
     ]  # fmt: skip
     outcomes = []
     for compiled in (_encode, None):
-        monkeypatch.setattr(feature_encoding, "_compiled", compiled)
+        monkeypatch.setattr(feature_encoding, "compiled_encoder", compiled)
         vocabulary = OpenVocabulary(max_name_bytes=200)
         seen: list[Any] = []
         for _ in range(2):  # the second pass: every name known
@@ -364,7 +365,7 @@ def test_the_compiled_encoder_gives_what_the_python_one_gives(monkeypatch: pytes
 def test_the_compiled_hashing_gives_what_the_python_one_gives(monkeypatch: pytest.MonkeyPatch) -> None:
     """mmh3 called from C, the numeric names' cache shared, the buckets in use marked alike; anything
     the C path does not take (a bad value, a long text, a huge event) the Python one names."""
-    from stream_neuron import _encode, feature_encoding  # type: ignore[attr-defined]
+    from stream_neuron import _encode, feature_hashing  # type: ignore[attr-defined]
 
     events, _ = open_stream(300, seed=35)
     events += [
@@ -374,7 +375,7 @@ def test_the_compiled_hashing_gives_what_the_python_one_gives(monkeypatch: pytes
     ]  # fmt: skip
     outcomes = []
     for compiled in (_encode, None):
-        monkeypatch.setattr(feature_encoding, "_compiled", compiled)
+        monkeypatch.setattr(feature_hashing, "compiled_encoder", compiled)
         for bits in (20, 3):
             hashing = FeatureHashing(bits, 7, max_name_bytes=200)
             seen: list[Any] = []

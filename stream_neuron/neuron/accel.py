@@ -6,6 +6,7 @@ The compiled module is built from ``_kernels.c`` at install time when a C compil
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 from typing import Protocol
@@ -26,17 +27,18 @@ class ScalerStatistics(Protocol):
     var: FloatArray
 
 
-def _load() -> ModuleType | None:
+def load_compiled(module: str) -> ModuleType | None:
+    """The compiled module ``module`` (``stream_neuron._encode``, say) when it was built and
+    ``STREAM_NEURON_KERNEL`` is not ``numpy``; else ``None``, and the Python reference runs."""
     if os.environ.get("STREAM_NEURON_KERNEL", "auto") == "numpy":
         return None
     try:
-        from stream_neuron.neuron import _kernels  # type: ignore[attr-defined]
+        return importlib.import_module(module)
     except ImportError:
         return None
-    return _kernels  # type: ignore[no-any-return]
 
 
-compiled: ModuleType | None = _load()
+compiled: ModuleType | None = load_compiled("stream_neuron.neuron._kernels")
 
 
 def name() -> str:

@@ -16,7 +16,8 @@ import numpy as np
 
 from stream_neuron.config import Settings
 from stream_neuron.errors import OperatorError
-from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
+from stream_neuron.feature_encoding import OpenVocabulary
+from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.feature_options import FeatureOptions
 from stream_neuron.neuron import MODEL_KINDS
 from stream_neuron.neuron.optimizers import Rule

@@ -1,0 +1,146 @@
+"""``--features hashed``: river's ``FeatureHasher``, the hashing trick, by the same MurmurHash3 (the
+``mmh3`` library) and river's seed derivation: a string ``v`` of ``f`` is the token ``"f=v"`` with
+value 1, a number (a boolean too, as river has it) the token ``"f"`` with its value; the bucket is
+the signed hash modulo 2^bits and the value takes the hash's sign."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import mmh3
+import numpy as np
+
+from stream_neuron.feature_values import (
+    DEFAULT_MAX_NAME_BYTES,
+    Entries,
+    FeatureBudget,
+    compiled_encoder,
+    length_refusal,
+    number_of,
+    refused_value,
+    too_long,
+)
+
+DEFAULT_HASH_BITS = 20
+NAME_CACHE = 65_536  # numeric feature names whose bucket is kept (names repeat; ids are values)
+
+
+class FeatureHashing:
+    """river's ``FeatureHasher(n_features=2**bits, seed=seed)``.
+
+    >>> FeatureHashing(bits=20, seed=42).encode({"dog": 1, "cat": "tabby"})
+    ([392817, 88994], [1.0, 1.0], [True, True])
+    """
+
+    def __init__(
+        self,
+        bits: int = DEFAULT_HASH_BITS,
+        seed: int = 0,
+        max_name_bytes: int = DEFAULT_MAX_NAME_BYTES,
+        max_features: int | None = None,
+    ) -> None:
+        if not 1 <= bits <= 30:
+            raise ValueError(f"hash bits must be between 1 and 30, got {bits}")
+        self.bits, self.seed = bits, seed
+        self.n_features = 1 << bits
+        self.max_name_bytes = max_name_bytes
+        # The buckets in use (of events taken so far): the ones a snapshot may have to hold.
+        self._in_use = bytearray(self.n_features)  # indexed per bucket: far cheaper than numpy's
+        self.in_use = np.frombuffer(self._in_use, dtype=np.bool_)
+        self.budget = FeatureBudget(self.n_features if max_features is None else max_features)
+        # river draws MurmurHash3's 32-bit seed from numpy with the user's seed: the same here.
+        self._murmur_seed = int(np.random.RandomState(seed).randint(0, 2**32, dtype=np.uint32))
+        self._named: dict[str, tuple[int, bool]] = {}  # numeric features' buckets, by name
+
+    def limit(self, budget: FeatureBudget) -> None:
+        """Take ``budget`` as the bound of the buckets in use (those in use so far count in it)."""
+        used = int(np.count_nonzero(self.in_use))
+        budget.take(used, used * budget.cost(None))
+        self.budget = budget
+
+    def in_use_bitmap(self) -> str:
+        """The buckets in use, a bit each (little-endian bit order), in base64."""
+        return base64.b64encode(np.packbits(self.in_use, bitorder="little").tobytes()).decode("ascii")
+
+    def use_bitmap(self, text: Any) -> None:
+        """Mark in use the buckets of :meth:`in_use_bitmap`'s text (``ValueError`` when it is not one)."""
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError, binascii.Error) as error:
+            raise ValueError(f"the buckets in use are not a base64 bitmap: {error}") from None
+        if len(raw) * 8 != self.n_features:
+            raise ValueError(f"the bitmap of buckets in use is not {self.n_features} bits")
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        self.use(np.flatnonzero(bits).tolist())
+
+    def use(self, buckets: list[int]) -> None:
+        """Mark ``buckets`` in use (a snapshot's), as if their events had just been taken."""
+        fresh = np.unique(np.asarray(buckets, dtype=np.int64))
+        if fresh.size and (fresh[0] < 0 or fresh[-1] >= self.n_features):
+            raise ValueError(f"buckets in use must be 0 to {self.n_features - 1}")
+        fresh = fresh[~self.in_use[fresh]]
+        for bucket in fresh.tolist():
+            self._in_use[bucket] = 1
+        self.budget.take(fresh.size, fresh.size * self.budget.cost(None))
+
+    def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
+        """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
+        not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
+        fast = None
+        if compiled_encoder is not None and type(features) is dict:  # the usual event, hashed in C
+            fast = compiled_encoder.hash_features(
+                features, self.n_features, self._murmur_seed, mmh3.hash, self._named,
+                self.max_name_bytes // 4, self._in_use,
+            )  # fmt: skip
+        in_use = self._in_use
+        if fast is not None:
+            *entries, fresh = fast
+            hashed: Entries = (entries[0], entries[1], entries[2])
+        else:
+            hashed = self._hashed(features)
+            fresh = [b for b in hashed[0] if not in_use[b]] if grow else []
+        if grow and fresh:
+            cost = len(fresh) * self.budget.cost(None)
+            refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
+            if refusal is not None:
+                raise refusal
+            self.budget.take(len(fresh), cost)
+            for bucket in fresh:
+                in_use[bucket] = 1
+        return hashed
+
+    def _hashed(self, features: dict[str, Any]) -> Entries:
+        """The reference of the hashing (and the path that names a bad feature)."""
+        buckets: dict[int, float] = {}
+        n, seed, limit, murmur = self.n_features, self._murmur_seed, self.max_name_bytes, mmh3.hash
+        named = self._named
+        short = limit // 4
+        for name, value in features.items():
+            kind = type(value)
+            if kind is str:
+                if len(value) > short and too_long(value, limit):
+                    raise length_refusal(name, value, limit)
+                token, amount = f"{name}={value}", 1.0
+            elif kind is float and value - value == 0.0:
+                token, amount = name, value
+            elif kind is float or kind is int or kind is bool:
+                token, amount = name, number_of(name, value)
+            else:
+                raise refused_value(name, value)
+            if len(name) > short and too_long(name, limit):
+                raise length_refusal(name, value, limit)
+            if token is name:  # a number: its name's bucket and sign, hashed once
+                signed = named.get(name)
+                if signed is None:
+                    h = murmur(name, seed, signed=True)
+                    signed = (h % n, h < 0)
+                    if len(named) < NAME_CACHE:
+                        named[name] = signed
+                bucket, negative = signed
+            else:
+                h = murmur(token, seed, signed=True)
+                bucket, negative = h % n, h < 0
+            buckets[bucket] = buckets.get(bucket, 0.0) + (-amount if negative else amount)
+        return list(buckets), list(buckets.values()), [True] * len(buckets)
