@@ -36,8 +36,8 @@ from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.descent import Descent, descend
 from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.neuron.scaler import OnlineStandardScaler
-from stream_neuron.neuron.sparse import SparseScaler
 from stream_neuron.neuron.sparse_rows import SparseRows
+from stream_neuron.neuron.sparse_state import SparseScaler
 from stream_neuron.snapshots import build_snapshot
 from stream_neuron.tools.produce import ProgressBar
 from stream_neuron.training_set import (

@@ -32,8 +32,8 @@ from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.feature_values import Entries
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
-from stream_neuron.neuron.sparse import SparseScaler
 from stream_neuron.neuron.sparse_rows import SparseRows
+from stream_neuron.neuron.sparse_state import SparseScaler
 from stream_neuron.schema import FeatureSchema, feature_bound, label_of
 
 BLOCK_ROWS = 65_536

@@ -34,12 +34,12 @@ from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
 from stream_neuron.neuron.sparse import (
-    SparseScaler,
     score_then_learn_batch_sparse,
     score_then_learn_sparse,
     try_sparse_batch_step,
 )
 from stream_neuron.neuron.sparse_rows import SparseRows
+from stream_neuron.neuron.sparse_state import SparseScaler
 
 ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
 

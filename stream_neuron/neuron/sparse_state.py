@@ -1,0 +1,144 @@
+"""What a sparse model keeps per feature, and how a snapshot holds it: river's ``StandardScaler``
+on dicts (a count per feature), a rule's state gathered at some features and put back, and the
+arrays packed as little-endian base64."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.optimizers import RuleState
+from stream_neuron.neuron.sparse_rows import IndexArray
+
+
+class SparseScaler:
+    """river's ``StandardScaler`` on dicts: a count, mean and variance per feature, each moved only
+    by the events the feature is present in (Welford's recurrence in river's operation order).
+
+    >>> s = SparseScaler(2)
+    >>> s.learn(np.array([0]), np.array([1.0]))
+    >>> s.learn(np.array([0, 1]), np.array([3.0, 5.0]))
+    >>> s.counts.tolist(), s.mean.tolist(), s.var.tolist()
+    ([2, 1], [2.0, 5.0], [1.0, 0.0])
+    """
+
+    def __init__(self, n_features: int) -> None:
+        self.counts = np.zeros(n_features, dtype=np.int64)
+        self.mean = np.zeros(n_features)
+        self.var = np.zeros(n_features)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.counts.shape[0])
+
+    def grow(self, n_features: int) -> None:
+        extra = n_features - self.n_features
+        if extra > 0:
+            self.counts = np.concatenate([self.counts, np.zeros(extra, dtype=np.int64)])
+            self.mean = np.concatenate([self.mean, np.zeros(extra)])
+            self.var = np.concatenate([self.var, np.zeros(extra)])
+
+    def absorbed(self, idx: IndexArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The mean and variance of features ``idx`` after absorbing values ``x`` (nothing changes)."""
+        count = self.counts[idx] + 1
+        old = self.mean[idx]
+        mean = old + (x - old) / count
+        var = self.var[idx] + ((x - old) * (x - mean) - self.var[idx]) / count
+        return mean, var
+
+    def accept(self, idx: IndexArray, mean: FloatArray, var: FloatArray) -> None:
+        self.counts[idx] += 1
+        self.mean[idx] = mean
+        self.var[idx] = var
+
+    def learn(self, idx: IndexArray, x: FloatArray) -> None:
+        self.accept(idx, *self.absorbed(idx, x))
+
+    def transform(
+        self, idx: IndexArray, x: FloatArray, stats: tuple[FloatArray, FloatArray] | None = None
+    ) -> FloatArray:
+        """Values ``x`` of features ``idx`` scaled (a feature without variance yet becomes 0)."""
+        mean, var = (self.mean[idx], self.var[idx]) if stats is None else stats
+        std = np.sqrt(var)
+        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+
+    def copy(self) -> SparseScaler:
+        twin = SparseScaler(0)
+        twin.counts, twin.mean, twin.var = self.counts.copy(), self.mean.copy(), self.var.copy()
+        return twin
+
+    def finite(self) -> bool:
+        return bool(np.isfinite(self.mean).all() and np.isfinite(self.var).all())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts.tolist(), "mean": self.mean.tolist(), "var": self.var.tolist()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> SparseScaler:
+        scaler = cls(0)
+        scaler.counts = np.asarray(state["counts"], dtype=np.int64).copy()
+        scaler.mean = np.asarray(state["mean"], dtype=np.float64).copy()
+        scaler.var = np.asarray(state["var"], dtype=np.float64).copy()
+        if not (scaler.counts.ndim == 1 and scaler.mean.shape == scaler.var.shape == scaler.counts.shape):
+            raise ValueError("scaler state: counts, mean and var must be lists of one length")
+        if (scaler.counts < 0).any() or not scaler.finite() or (scaler.var < 0).any():
+            raise ValueError("scaler state: counts, mean and var must be finite (var and counts >= 0)")
+        return scaler
+
+
+def gathered(state: RuleState, idx: IndexArray) -> RuleState:
+    """The rule's state of features ``idx`` (the L1 total is the model's, not a feature's)."""
+    first, second, cum = (None if a is None else a[idx] for a in (state.first, state.second, state.cum_l1))
+    return RuleState(first, second, state.max_cum_l1, cum)
+
+
+def scattered(state: RuleState, idx: IndexArray, part: RuleState, n_features: int) -> RuleState:
+    """``state`` with features ``idx`` replaced by ``part`` (arrays a rule had not needed yet are made)."""
+
+    def merged(whole: FloatArray | None, piece: FloatArray | None) -> FloatArray | None:
+        if piece is None:
+            return whole
+        out = np.zeros(n_features) if whole is None else whole
+        out[idx] = piece
+        return out
+
+    return RuleState(
+        merged(state.first, part.first),
+        merged(state.second, part.second),
+        part.max_cum_l1,
+        merged(state.cum_l1, part.cum_l1),
+    )
+
+
+PACKED_TYPES = {
+    "counts": "<i8",
+    "weights": "<f8",
+    "mean": "<f8",
+    "var": "<f8",
+    "first": "<f8",
+    "second": "<f8",
+}
+PACKED_TYPES["cum_l1"] = "<f8"
+
+
+def packed(array: NDArray[Any], dtype: str) -> str:
+    """``array`` as ``dtype`` (little-endian) bytes in base64: a snapshot's compact numbers."""
+    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+
+
+def unpacked(text: Any, dtype: str) -> NDArray[Any]:
+    """The inverse of :func:`packed`; ``ValueError`` for text that is not such an array."""
+    if not isinstance(text, str):
+        raise ValueError("sparse state: an array must be base64 text")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error) as error:
+        raise ValueError(f"sparse state: not base64 ({error})") from None
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise ValueError("sparse state: an array's bytes are not whole numbers")
+    return np.frombuffer(raw, dtype=dtype)
