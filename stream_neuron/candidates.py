@@ -23,8 +23,8 @@ from stream_neuron.champion import Champion
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Rows, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
-from stream_neuron.neuron.linear import ACCEPTED
 from stream_neuron.neuron.numeric import FloatArray, robust_norm
+from stream_neuron.neuron.refusals import ACCEPTED
 from stream_neuron.records import EventRef
 
 Learner = PerEventLearner[EventRef] | MiniBatchLearner[EventRef]

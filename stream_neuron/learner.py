@@ -16,8 +16,9 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from stream_neuron.neuron.linear import ACCEPTED, LinearNeuron
+from stream_neuron.neuron.linear import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.refusals import ACCEPTED
 from stream_neuron.neuron.sparse_rows import SparseRows
 
 Ref = TypeVar("Ref")

@@ -28,8 +28,8 @@ from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
-from stream_neuron.neuron.linear import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.neuron.numeric import robust_norm
+from stream_neuron.neuron.refusals import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_records
 from stream_neuron.pending import PendingStore, Question, answers_counted
 from stream_neuron.processor_state import ProcessorState

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from stream_neuron import LogisticNeuron, Perceptron
-from stream_neuron.neuron.linear import ACCEPTED, REFUSED_SCORE, REFUSED_STEP, LinearNeuron
+from stream_neuron.neuron.linear import LinearNeuron
+from stream_neuron.neuron.refusals import ACCEPTED, REFUSED_SCORE, REFUSED_STEP
 from tests.datasets import synthetic
 
 pytestmark = pytest.mark.usefixtures("kernel")

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from stream_neuron.neuron import accel
+from stream_neuron.neuron.compiled_steps import CompiledSteps
 from stream_neuron.neuron.losses import Loss
 from stream_neuron.neuron.model_state import ModelState
 from stream_neuron.neuron.numeric import (
@@ -31,6 +31,14 @@ from stream_neuron.neuron.numeric import (
     out_buffer,
 )
 from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
+from stream_neuron.neuron.refusals import (
+    ACCEPTED,
+    REFUSAL_REASONS,
+    REFUSED_SCORE,
+    REFUSED_STEP,
+    guarded_batch_step,
+    quiet_overflow,
+)
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.schedules import Schedule, ScheduleName
 from stream_neuron.neuron.sparse import (
@@ -41,21 +49,8 @@ from stream_neuron.neuron.sparse import (
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.neuron.sparse_state import SparseScaler
 
-ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
 
-
-# The guard looks at every result for overflow itself: numpy's warnings would only repeat it.
-def _quiet_overflow() -> np.errstate:
-    return np.errstate(over="ignore", invalid="ignore")
-
-
-REFUSAL_REASONS = {
-    REFUSED_SCORE: "the logit is not finite: the features are too large for the model's weights",
-    REFUSED_STEP: "the step would make the model non-finite: the features are too large to learn from",
-}
-
-
-class LinearNeuron(ModelState):
+class LinearNeuron(ModelState, CompiledSteps):
     """One neuron: weights, bias, learning-rate schedules, an optional online scaler in front.
 
     A ``sparse`` model learns from :class:`SparseRows` (the features each event has, river's dicts):
@@ -163,7 +158,7 @@ class LinearNeuron(ModelState):
         """One SGD step on one event: ``w -= lr * dC/dz * x``, ``b -= lr_b * dC/dz``. ``ValueError``
         (and no change) when the step would leave the model non-finite."""
         row = as_row(x, self.n_features)
-        with _quiet_overflow():
+        with quiet_overflow():
             _, refused = self._score_and_learn_row(row, as_label(y, self.labels))
         if refused:
             raise ValueError(REFUSAL_REASONS[refused])
@@ -174,13 +169,13 @@ class LinearNeuron(ModelState):
         if isinstance(X, SparseRows) or self.sparse:
             sparse = self.checked_sparse_rows(X)
             labels = as_labels(y, sparse.n_rows, self.labels, allow_missing=False)
-            with _quiet_overflow():
+            with quiet_overflow():
                 if sparse.n_rows and not try_sparse_batch_step(self, sparse, labels):
                     raise ValueError(REFUSAL_REASONS[REFUSED_STEP])
             return
         rows = as_matrix(X, self.n_features)
         labels = as_labels(y, rows.shape[0], self.labels, allow_missing=False)
-        with _quiet_overflow():
+        with quiet_overflow():
             if rows.shape[0] and not self._try_batch_step(rows, labels, None):
                 raise ValueError(REFUSAL_REASONS[REFUSED_STEP])
 
@@ -211,7 +206,7 @@ class LinearNeuron(ModelState):
             return compiled
         rows = as_matrix(rows, self.n_features)
         labels = self._checked_labels(y, n)
-        with _quiet_overflow():
+        with quiet_overflow():
             for t in range(n):
                 z[t], refused[t] = self._score_and_learn_row(rows[t], labels[t])
         return self._outputs_of(z, refused)
@@ -238,7 +233,7 @@ class LinearNeuron(ModelState):
             # The scaler maps zero-variance features to 0 (NaN included), so it needs the full check.
             rows = as_matrix(rows, self.n_features)
         labels = self._checked_labels(y, n)
-        with _quiet_overflow():
+        with quiet_overflow():
             np.matmul(self._scaled(rows), self._weights, out=z)
             z += self.bias
             # A NaN or infinite feature makes its logit non-finite, even at zero weights (0 * inf is
@@ -249,7 +244,16 @@ class LinearNeuron(ModelState):
             outputs = self._outputs_of(z, refused)
             usable = (labels == labels) & (refused == ACCEPTED)
             if usable.any():
-                self._guarded_batch_step(rows, labels, z, refused, usable)
+                # the whole batch takes the logits just computed (no scaler: its pre-step logits)
+                guarded_batch_step(
+                    lambda rows_in, commit: (
+                        self._try_batch_step(rows, labels, z, commit)
+                        if rows_in.all()
+                        else self._try_batch_step(rows[rows_in], labels[rows_in], None, commit)
+                    ),
+                    usable,
+                    refused,
+                )
         return outputs
 
     def _sparse(
@@ -264,7 +268,7 @@ class LinearNeuron(ModelState):
         n = rows.n_rows
         z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
         labels = self._checked_labels(y, n)
-        with _quiet_overflow():
+        with quiet_overflow():
             step(self, rows, labels, z, refused)
         return self._outputs_of(z, refused)
 
@@ -330,28 +334,6 @@ class LinearNeuron(ModelState):
             self._weights, feature_gradient, rate, self.schedule.rate(t + 1), t, self.rule_state
         )
 
-    def _guarded_batch_step(
-        self,
-        rows: FloatArray,
-        labels: FloatArray,
-        z: FloatArray,
-        refused: NDArray[np.int8],
-        usable: NDArray[np.bool_],
-    ) -> None:
-        """One step over the ``usable`` rows (``z``: the batch's logits); if it would leave the model
-        non-finite, the rows whose step alone would are refused and the step is taken over the rest
-        (or over none)."""
-        if usable.all():
-            if self._try_batch_step(rows, labels, z):
-                return
-        elif self._try_batch_step(rows[usable], labels[usable], None):
-            return
-        for i in np.flatnonzero(usable):
-            if not self._try_batch_step(rows[i : i + 1], labels[i : i + 1], None, commit=False):
-                refused[i], usable[i] = REFUSED_STEP, False
-        if usable.any() and not self._try_batch_step(rows[usable], labels[usable], None):
-            refused[usable] = REFUSED_STEP
-
     def _try_batch_step(
         self, rows: FloatArray, labels: FloatArray, z: FloatArray | None, commit: bool = True
     ) -> bool:
@@ -389,34 +371,3 @@ class LinearNeuron(ModelState):
         if labels.shape[0] == n_rows and labels_all_valid(labels, self.labels):
             return labels
         return as_labels(labels, n_rows, self.labels, allow_missing=True)
-
-    # -- the compiled kernels (accel.py), when built ------------------------------------------------
-
-    def _compiled_per_event(
-        self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
-    ) -> FloatArray | None:
-        ran = accel.per_event(
-            rows, y, self._weights, self.bias, self.n_updates, self.schedule, self.intercept_schedule,
-            self.loss.kernel_code, self.scaler, z, refused, self.rule, self.rule_state,
-        )  # fmt: skip
-        if ran is None:
-            return None
-        outputs, self.bias, learned, self.rule_state = ran
-        self.n_updates += learned
-        return outputs
-
-    def _compiled_mini_batch(
-        self, rows: FloatArray, y: ArrayLike, z: FloatArray, refused: NDArray[np.int8]
-    ) -> FloatArray | None:
-        if self.scaler is not None or not self.rule.plain:
-            return None
-        t = self.n_updates
-        ran = accel.mini_batch(
-            rows, y, self._weights, self.bias, self.schedule.rate(t), self.intercept_schedule.rate(t),
-            self.loss.kernel_code, z, refused,
-        )  # fmt: skip
-        if ran is None:
-            return None
-        outputs, self.bias, learned = ran
-        self.n_updates = t + int(learned > 0)
-        return outputs

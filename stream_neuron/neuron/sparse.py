@@ -24,6 +24,7 @@ from stream_neuron.neuron import accel
 from stream_neuron.neuron.losses import Loss
 from stream_neuron.neuron.numeric import FloatArray, as_matrix
 from stream_neuron.neuron.optimizers import Rule, RuleState
+from stream_neuron.neuron.refusals import ACCEPTED, REFUSED_SCORE, REFUSED_STEP, guarded_batch_step
 from stream_neuron.neuron.schedules import Schedule
 from stream_neuron.neuron.sparse_rows import IndexArray, SparseRows
 from stream_neuron.neuron.sparse_state import (
@@ -34,8 +35,6 @@ from stream_neuron.neuron.sparse_state import (
     scattered,
     unpacked,
 )
-
-ACCEPTED, REFUSED_SCORE, REFUSED_STEP = 0, 1, 2
 
 
 def _scored(model: SparseSteps, idx: IndexArray, x: FloatArray, scaled: NDArray[np.bool_]) -> FloatArray:
@@ -102,17 +101,12 @@ def score_then_learn_batch_sparse(
         z[r] = float(weights[idx] @ _scored(model, idx, x, scaled)) + model.bias
     refused[:] = np.where(np.isfinite(z[: rows.n_rows]), ACCEPTED, REFUSED_SCORE)
     usable = (labels == labels) & (refused == ACCEPTED)
-    if not usable.any():
-        return
-    if try_sparse_batch_step(model, rows.take(usable), labels[usable]):
-        return
-    for i in np.flatnonzero(usable):
-        one = np.zeros(rows.n_rows, dtype=np.bool_)
-        one[i] = True
-        if not try_sparse_batch_step(model, rows.take(one), labels[i : i + 1], commit=False):
-            refused[i], usable[i] = REFUSED_STEP, False
-    if usable.any() and not try_sparse_batch_step(model, rows.take(usable), labels[usable]):
-        refused[usable] = REFUSED_STEP
+    if usable.any():
+        guarded_batch_step(
+            lambda rows_in, commit: try_sparse_batch_step(model, rows.take(rows_in), labels[rows_in], commit),
+            usable,
+            refused,
+        )
 
 
 def try_sparse_batch_step(
