@@ -32,7 +32,8 @@ from stream_neuron.command_config import (
     UnknownSettingError,
     check_sources,
 )
-from stream_neuron.config import CommonSettings, Settings
+from stream_neuron.common_settings import CommonSettings
+from stream_neuron.config import Settings
 from stream_neuron.errors import OperatorError
 from stream_neuron.kafka_io.ports import KafkaIOError, StartupError, TakenOverError
 

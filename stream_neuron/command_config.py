@@ -15,11 +15,11 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from stream_neuron.common_settings import CommonSettings
 from stream_neuron.config import (
     DEFAULT_REQUESTS_TOPIC,
     DEFAULT_TOPICS,
     MODEL_CHOICES,
-    CommonSettings,
     Settings,
     check_rule,
     known_model,

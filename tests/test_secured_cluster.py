@@ -22,7 +22,7 @@ from kafka.admin import (
     ResourceType,
 )
 
-from stream_neuron.config import CommonSettings
+from stream_neuron.common_settings import CommonSettings
 from stream_neuron.kafka_io.kafka_python.config import client_config
 from tests.broker import private_broker
 from tests.component import (
