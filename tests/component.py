@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -286,3 +287,26 @@ def synthetic_events(n: int, d: int, seed: int) -> tuple[list[dict[str, Any]], n
         for i, (row, label) in enumerate(zip(X, y, strict=True))
     ]
     return events, X, y
+
+
+def kill_mid_run(
+    bootstrap: str, topics: Topics, flags: Sequence[str], kills: int, gap: tuple[int, int], seed: str
+) -> None:
+    """``kills`` runs of ``run`` with ``flags`` over the input already loaded (one partition), each
+    SIGKILLed once it has published a random number (``gap``) of records more; each kill must leave
+    input unread, so the next run has work left."""
+    ends = EndWatcher(bootstrap, topics.input)
+    loaded = ends.end()
+    ends.close()
+    watcher = EndWatcher(bootstrap, topics.predictions)
+    rng = random.Random(seed)
+    try:
+        for _ in range(kills):
+            process = start_component(bootstrap, topics, *flags)
+            target = watcher.end() + rng.randint(*gap)
+            wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
+            assert process.poll() is None, "the run finished before the kill"
+            kill_hard(process)
+            assert (committed_offset(bootstrap, topics.group, topics.input) or 0) < loaded, "nothing left"
+    finally:
+        watcher.close()

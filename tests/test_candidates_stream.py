@@ -6,7 +6,6 @@ replicas serve the champion of the newest snapshot."""
 from __future__ import annotations
 
 import json
-import random
 import sys
 import urllib.request
 from collections import Counter
@@ -21,11 +20,10 @@ from stream_neuron.config import Settings
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord
 from tests.component import (
-    EndWatcher,
     Topics,
     free_port,
     json_records,
-    kill_hard,
+    kill_mid_run,
     last_snapshot,
     phishing_events,
     run_component,
@@ -62,15 +60,7 @@ def test_sigkills_continue_every_candidate_and_the_champion_exactly(
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, events)
     flags = (*RACE, "--guarantee", guarantee, "--commit-interval-ms", "100", "--poll-max-records", "300")
-    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
-    rng = random.Random(guarantee)
-    for _ in range(3):
-        process = start_component(kafka_bootstrap, topics, *flags)
-        target = watcher.end() + rng.randint(1_500, 4_000)
-        wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
-        assert process.poll() is None, "the run finished before the kill"
-        kill_hard(process)
-    watcher.close()
+    kill_mid_run(kafka_bootstrap, topics, flags, 3, (1_500, 4_000), guarantee)
     run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
 
     alone = {}

@@ -15,16 +15,13 @@ from river import compose, preprocessing
 
 from stream_neuron import LogisticNeuron
 from tests.component import (
-    EndWatcher,
     Topics,
-    committed_offset,
     json_records,
-    kill_hard,
+    kill_mid_run,
     last_snapshot,
     run_component,
     send,
     start,
-    start_component,
     wait_for,
 )
 from tests.kafka_helpers import create_topic, unique_name
@@ -57,18 +54,7 @@ def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, gu
     send(kafka_bootstrap, topics.input, sent)
     flags = ("--features", "open", "--standardize", "--learning-rate", "0.05", "--guarantee", guarantee)
     flags += ("--commit-interval-ms", "100", "--poll-max-records", "200", "--snapshot-every", "500")
-    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
-    rng = random.Random(guarantee)
-    for _ in range(2):
-        process = start_component(kafka_bootstrap, topics, *flags)
-        target = watcher.end() + rng.randint(800, 2_000)
-        wait_for(lambda p=process, t=target: watcher.end() >= t or p.poll() is not None, 240, 0.01)
-        assert process.poll() is None, "the run finished before the kill"
-        kill_hard(process)
-        assert (committed_offset(kafka_bootstrap, topics.group, topics.input) or 0) < len(sent), (
-            "nothing left"
-        )
-    watcher.close()
+    kill_mid_run(kafka_bootstrap, topics, flags, 2, (800, 2_000), guarantee)
     run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
 
     river = river_open(river_model("logistic", {}, 0.05), standardize=True, drop_zeros=False)
