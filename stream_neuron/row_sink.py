@@ -82,9 +82,10 @@ class SparseSink:
     def __init__(self, encoder: Encoder, grow: bool) -> None:
         self.encoder, self.grow = encoder, grow
         self._entries: list[Entries] = []
+        self._rows: SparseRows | None = None  # the entries as rows, built once a chunk
 
     def start(self, n_records: int, n_features: int, capacity: int) -> None:
-        self._entries = []
+        self._entries, self._rows = [], None
 
     def put_event(self, n: int, event: Event) -> None:
         entries = encode_features(self.encoder, event, self.grow)  # type: ignore[arg-type]
@@ -93,24 +94,32 @@ class SparseSink:
     def put_row(self, n: int, row: Any) -> None:
         del self._entries[n:]
         self._entries.append(row)
+        self._rows = None
 
     def row(self, n: int) -> Row:
         return self._entries[n]
 
     def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
-        """The encoder took finite values only; which rows are within ``bound`` (``None``: all)."""
-        entries = self._entries[:count]
-        if max((max(map(abs, e[1]), default=0.0) for e in entries), default=0.0) <= bound:
+        """The encoder took finite values only; which rows are within ``bound`` (``None``: all), from
+        the chunk's rows in one pass."""
+        rows = self.rows(count)
+        far = np.abs(rows.values) > bound
+        if not far.any():
             return None, None
-        return None, np.array([max(map(abs, e[1]), default=0.0) <= bound for e in entries], dtype=np.bool_)
+        within = np.ones(count, dtype=np.bool_)
+        within[np.repeat(np.arange(count), np.diff(rows.indptr))[far]] = False
+        return None, within
 
     def keep(self, keep: NDArray[np.bool_], count: int) -> None:
         self._entries = [
             e for e, kept in zip(self._entries[:count], keep[:count].tolist(), strict=True) if kept
         ]
+        self._rows = None
 
     def rows(self, count: int) -> SparseRows:
-        return sparse_rows(self._entries[:count], count)
+        if self._rows is None or self._rows.n_rows != count:
+            self._rows = sparse_rows(self._entries[:count], count)
+        return self._rows
 
     @property
     def n_features(self) -> int:
