@@ -30,7 +30,7 @@ from stream_neuron.kafka_io.probe import probe
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
 from stream_neuron.runner import RunSummary, StopFlag, calm_collector
-from stream_neuron.snapshots import SnapshotError, check_snapshot
+from stream_neuron.snapshots import SnapshotError, check_snapshot, standardized
 from stream_neuron.startup import topic_limits
 
 log = logging.getLogger("stream_neuron")
@@ -142,7 +142,7 @@ class Scorer:
         try:
             raw: Any = json.loads(value)
             kind, names, features = raw["kind"], raw["feature_names"], raw.get("features")
-            scaled = raw["scaler_state"] is not None or "counts" in (raw.get("sparse") or {})
+            scaled = standardized(raw)
             settings = self.settings.scoring(kind, tuple(names) if names else None, scaled, features)
             snapshot = check_snapshot(raw, settings)
             if snapshot["n_features"] == 0 and settings.features == "fixed":  # no first event yet

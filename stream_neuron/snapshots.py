@@ -312,6 +312,12 @@ def _value_problem(snapshot: dict[str, Any]) -> str | None:
     return None
 
 
+def standardized(snapshot: dict[str, Any]) -> bool:
+    """Whether the snapshot's model has a scaler (a sparse model's keeps a count per feature, in its
+    sparse arrays)."""
+    return snapshot.get("scaler_state") is not None or "counts" in (snapshot.get("sparse") or {})
+
+
 def _hashing_differs(features: dict[str, Any], settings: Settings) -> bool:
     return (features.get("bits"), features.get("seed")) != (settings.hash_bits, settings.hash_seed)
 
@@ -349,8 +355,7 @@ def check_snapshot(raw: Any, settings: Settings) -> dict[str, Any]:
             f"snapshot of model {name!r} has positional features (its first event was an array), but "
             "--feature-names names them: use another --model-name, or drop --feature-names"
         )
-    # A sparse model's scaler keeps a count per feature, in its sparse arrays.
-    scaled = snapshot["scaler_state"] is not None or "counts" in (snapshot.get("sparse") or {})
+    scaled = standardized(snapshot)
     if scaled != settings.standardize:
         raise SnapshotError(
             f"snapshot of model {name!r} was trained {'with' if scaled else 'without'} "
