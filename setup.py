@@ -18,6 +18,7 @@ setup(
             "stream_neuron._encode",
             sources=["stream_neuron/_encode.c"],
             extra_compile_args=["-O3"],
+            libraries=["dl"],  # dlopen of mmh3's extension (part of libc on newer glibc)
             optional=True,
         ),
     ]

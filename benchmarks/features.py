@@ -34,7 +34,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron.config import Settings, run_names
-from stream_neuron.runner import run
+from stream_neuron.runner import calm_collector, run
 
 MODES = ("fixed", "open", "hashed")
 GOAL_OF_FIXED, GOAL_OF_RIVER = 0.7, 20.0
@@ -106,6 +106,7 @@ def processor_rate(mode: str, events: list[dict[str, Any]]) -> float:
     from stream_neuron.records import InputRecord
 
     records = [InputRecord("in", 0, i, None, json.dumps(e).encode(), []) for i, e in enumerate(events)]
+    calm_collector()  # as run does: its young pass would otherwise run every few dozen events
     best = 0.0
     for _ in range(3):
         processor = Processor(

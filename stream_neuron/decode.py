@@ -56,7 +56,7 @@ def decode_event(value: bytes | None, max_bytes: int, answers: bool = False, nam
             f"the value is {len(value)} bytes, over the limit of {max_bytes}", "OversizedRecord"
         )
     try:
-        event = from_json(value, allow_inf_nan=False, catch_duplicate_keys=True)
+        event = from_json(value, allow_inf_nan=False, catch_duplicate_keys=True, cache_mode="keys")
     except ValueError as error:
         raise diagnose(value, str(error), answers, named) from None
     if type(event) is not dict:

@@ -152,6 +152,15 @@ Encoder = OpenVocabulary | FeatureHashing
 def sparse_rows(entries: Iterable[Entries], n_rows: int) -> SparseRows:
     """The rows of ``n_rows`` encoded events, in order."""
     listed = list(entries)
+    packed = compiled_encoder.pack_entries(listed) if compiled_encoder is not None else None
+    if packed is not None and len(listed) == n_rows:
+        indptr_bytes, indices, values, scaled = packed
+        return SparseRows(
+            np.frombuffer(indptr_bytes, dtype=np.int64),
+            np.frombuffer(indices, dtype=np.int64),
+            np.frombuffer(values, dtype=np.float64),
+            np.frombuffer(scaled, dtype=np.bool_),
+        )
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum([len(e[0]) for e in listed], out=indptr[1:])
     size = int(indptr[-1])

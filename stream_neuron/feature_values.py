@@ -89,6 +89,13 @@ class FeatureBudget:
             )
         return None
 
+    def room(self, cost_each: int) -> int:
+        """How many more features of ``cost_each`` bytes fit (what :meth:`refusal` would allow)."""
+        room = self.max_features - self.features
+        if self.max_bytes is not None and cost_each > 0:
+            room = min(room, (self.max_bytes - self.bytes) // cost_each)
+        return max(room, 0)
+
     def take(self, new: int, new_bytes: int) -> None:
         self.features += new
         self.bytes += new_bytes

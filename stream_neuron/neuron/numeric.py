@@ -34,12 +34,20 @@ def sigmoid(z: Any) -> Any:
     return p
 
 
+# Above this norm no square that underflowed could have mattered to it (the dot's fast path holds).
+_SQUARES_EXACT_ABOVE = 1e-140
+
+
 def robust_norm(weights: FloatArray) -> float:
     """The Euclidean norm, without overflowing for weights near the float64 limit.
 
     >>> robust_norm(np.array([3e300, 4e300]))
     5e+300
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow takes the scaled path below
+        plain = math.sqrt(float(np.dot(weights, weights)))  # one pass, no copy: the usual case
+    if math.isfinite(plain) and plain > _SQUARES_EXACT_ABOVE:
+        return plain
     scale = float(np.max(np.abs(weights))) if weights.size else 0.0
     return 0.0 if scale == 0.0 else scale * float(np.linalg.norm(weights / scale))
 
