@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: demo test lint bench install system-deps broker-start broker-stop clean
 
 # The compiled kernels are built by the install: a change to their sources installs again.
-$(BIN)/.installed: pyproject.toml setup.py $(wildcard stream_neuron/*.c stream_neuron/neuron/*.c stream_neuron/neuron/*.h)
+$(BIN)/.installed: pyproject.toml setup.py $(wildcard stream_neuron/*.c stream_neuron/*.h stream_neuron/neuron/*.c stream_neuron/neuron/*.h)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,dev]'

@@ -16,7 +16,8 @@ setup(
         ),
         Extension(
             "stream_neuron._encode",
-            sources=["stream_neuron/_encode.c"],
+            sources=["stream_neuron/_encode.c", "stream_neuron/_encode_hash.c"],
+            depends=["stream_neuron/_encode_common.h"],
             extra_compile_args=["-O3"],
             libraries=["dl"],  # dlopen of mmh3's extension (part of libc on newer glibc)
             optional=True,

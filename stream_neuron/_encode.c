@@ -1,5 +1,5 @@
-/* The fast paths of the feature encoders (feature_encoding.OpenVocabulary.encode,
- * FeatureHashing.encode and the chunk's rows of feature_encoding.sparse_rows).
+/* The fast paths of the feature encoders (feature_encoding.OpenVocabulary.encode and the chunk's rows
+ * of feature_encoding.sparse_rows; FeatureHashing's are in _encode_hash.c).
  *
  * encode_known(features, index, short) -> (indices, values, scaled) | None
  *
@@ -10,14 +10,61 @@
  * the one-hot "f_v" with 1.0). Anything else, a new name above all, gives None: the Python encoder
  * then takes the event, grows the vocabulary or names the problem. Built by setup.py when a C
  * compiler is present; without it the Python encoder does all of it. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <dlfcn.h>
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
+#include "_encode_common.h"
 
-#define MOST_FEATURES 256 /* larger events take the Python path (its duplicate check is a set) */
+/* An event of known features into `at`, `val` and `sc` (`*count` entries): 1; 0 for anything the
+ * Python encoder must see; -1 with an exception set. */
+static int encode_event(PyObject *features, PyObject *index, Py_ssize_t shortest, long long *at, double *val,
+                        char *sc, Py_ssize_t *count) {
+    Py_ssize_t n = PyDict_GET_SIZE(features);
+    if (n > MOST_FEATURES) return 0;
+    short slots[SLOTS];
+    memset(slots, 0xff, sizeof slots);
+    Py_ssize_t pos = 0, k = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(features, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) return 0;
+        PyObject *key;
+        double number;
+        int numeric = 1;
+        if (PyFloat_CheckExact(value)) {
+            number = PyFloat_AS_DOUBLE(value);
+            if (!isfinite(number)) return 0;
+            key = Py_NewRef(name);
+        } else if (PyBool_Check(value)) {
+            key = PyUnicode_FromFormat("%U_%s", name, value == Py_True ? "True" : "False");
+            number = 1.0;
+            numeric = 0;
+        } else if (PyLong_CheckExact(value)) {
+            number = PyLong_AsDouble(value);
+            if (number == -1.0 && PyErr_Occurred()) { /* too large for a float64: the slow path names it */
+                PyErr_Clear();
+                return 0;
+            }
+            key = Py_NewRef(name);
+        } else if (PyUnicode_CheckExact(value)) {
+            if (PyUnicode_GET_LENGTH(value) > shortest) return 0;
+            key = PyUnicode_FromFormat("%U_%U", name, value);
+            number = 1.0;
+            numeric = 0;
+        } else {
+            return 0;
+        }
+        if (key == NULL) return -1;
+        PyObject *i = PyDict_GetItemWithError(index, key); /* borrowed */
+        Py_DECREF(key);
+        if (i == NULL) return PyErr_Occurred() ? -1 : 0; /* 0: a new name */
+        long long where = PyLong_AsLongLong(i);
+        if (where == -1 && PyErr_Occurred()) return -1;
+        if (find_or_place(slots, at, k, where) >= 0) return 0; /* one feature twice: the slow path names it */
+        at[k] = where;
+        val[k] = number;
+        sc[k] = (char)numeric;
+        k++;
+    }
+    *count = k;
+    return 1;
+}
 
 static PyObject *encode_known(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -25,78 +72,29 @@ static PyObject *encode_known(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "encode_known(features: dict, index: dict, short: int)");
         return NULL;
     }
-    PyObject *features = args[0], *index = args[1];
     Py_ssize_t shortest = PyLong_AsSsize_t(args[2]);
     if (shortest == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t n = PyDict_GET_SIZE(features);
-    if (n > MOST_FEATURES) Py_RETURN_NONE;
-    long long seen[MOST_FEATURES];
-    PyObject *indices = PyList_New(n), *values = PyList_New(n), *scaled = PyList_New(n);
+    long long at[MOST_FEATURES];
+    double val[MOST_FEATURES];
+    char sc[MOST_FEATURES];
+    Py_ssize_t k;
+    int known = encode_event(args[0], args[1], shortest, at, val, sc, &k);
+    if (known < 0) return NULL;
+    if (known == 0) Py_RETURN_NONE;
+    PyObject *indices = PyList_New(k), *values = PyList_New(k), *scaled = PyList_New(k);
     if (indices == NULL || values == NULL || scaled == NULL) goto error;
-    Py_ssize_t pos = 0, k = 0;
-    PyObject *name, *value;
-    while (PyDict_Next(features, &pos, &name, &value)) {
-        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) goto slow;
-        PyObject *key, *number;
-        int numeric = 1;
-        if (PyFloat_CheckExact(value)) {
-            if (!isfinite(PyFloat_AS_DOUBLE(value))) goto slow;
-            key = Py_NewRef(name);
-            number = Py_NewRef(value);
-        } else if (PyBool_Check(value)) {
-            key = PyUnicode_FromFormat("%U_%s", name, value == Py_True ? "True" : "False");
-            number = PyFloat_FromDouble(1.0);
-            numeric = 0;
-        } else if (PyLong_CheckExact(value)) {
-            double v = PyLong_AsDouble(value);
-            if (v == -1.0 && PyErr_Occurred()) { /* too large for a float64: the slow path names it */
-                PyErr_Clear();
-                goto slow;
-            }
-            key = Py_NewRef(name);
-            number = PyFloat_FromDouble(v);
-        } else if (PyUnicode_CheckExact(value)) {
-            if (PyUnicode_GET_LENGTH(value) > shortest) goto slow;
-            key = PyUnicode_FromFormat("%U_%U", name, value);
-            number = PyFloat_FromDouble(1.0);
-            numeric = 0;
-        } else {
-            goto slow;
-        }
-        if (key == NULL || number == NULL) {
-            Py_XDECREF(key);
-            Py_XDECREF(number);
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *i = PyLong_FromLongLong(at[j]), *v = PyFloat_FromDouble(val[j]);
+        if (i == NULL || v == NULL) {
+            Py_XDECREF(i);
+            Py_XDECREF(v);
             goto error;
         }
-        PyObject *i = PyDict_GetItemWithError(index, key); /* borrowed */
-        Py_DECREF(key);
-        if (i == NULL) {
-            Py_DECREF(number);
-            if (PyErr_Occurred()) goto error;
-            goto slow; /* a new name */
-        }
-        long long at = PyLong_AsLongLong(i);
-        if (at == -1 && PyErr_Occurred()) {
-            Py_DECREF(number);
-            goto error;
-        }
-        for (Py_ssize_t j = 0; j < k; j++)
-            if (seen[j] == at) { /* one feature twice: the slow path names it */
-                Py_DECREF(number);
-                goto slow;
-            }
-        seen[k] = at;
-        PyList_SET_ITEM(indices, k, Py_NewRef(i));
-        PyList_SET_ITEM(values, k, number);
-        PyList_SET_ITEM(scaled, k, PyBool_FromLong(numeric));
-        k++;
+        PyList_SET_ITEM(indices, j, i);
+        PyList_SET_ITEM(values, j, v);
+        PyList_SET_ITEM(scaled, j, PyBool_FromLong(sc[j]));
     }
     return Py_BuildValue("(NNN)", indices, values, scaled);
-slow:
-    Py_DECREF(indices);
-    Py_DECREF(values);
-    Py_DECREF(scaled);
-    Py_RETURN_NONE;
 error:
     Py_XDECREF(indices);
     Py_XDECREF(values);
@@ -104,179 +102,62 @@ error:
     return NULL;
 }
 
-
-/* MurmurHash3 (x86, 32 bits) of the mmh3 library, the kept implementation river's FeatureHasher
- * agrees with: bound by bind_murmur to the function mmh3's own extension exports, so a token is
- * hashed without a Python call; feature_hashing checks the binding against mmh3.hash before it
- * trusts it. Unbound (another build of mmh3, no dlopen), every token goes through `python_murmur`
- * (mmh3.hash itself): the same hashes at a Python call each. */
-typedef void (*murmur32_fn)(const void *key, Py_ssize_t len, uint32_t seed, void *out);
-static murmur32_fn native_murmur = NULL;
-static PyObject *python_murmur = NULL;
-
-static PyObject *bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 2 || !PyCallable_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "bind_murmur(path of mmh3's extension | None, mmh3.hash)");
-        return NULL;
+/* `size` bytes of `data` written at byte `offset` of `array`, which doubles when it is too short: a
+ * chunk's arrays are kept from chunk to chunk, so they soon stop growing at all. */
+static int write_bytes(PyObject *array, Py_ssize_t offset, const void *data, Py_ssize_t size) {
+    Py_ssize_t length = PyByteArray_GET_SIZE(array);
+    if (offset + size > length) {
+        Py_ssize_t doubled = 2 * length > offset + size ? 2 * length : 2 * (offset + size);
+        if (PyByteArray_Resize(array, doubled) < 0) return -1;
     }
-    Py_XSETREF(python_murmur, Py_NewRef(args[1]));
-    native_murmur = NULL;
-    if (args[0] != Py_None) {
-        const char *path = PyUnicode_AsUTF8(args[0]);
-        if (path == NULL) return NULL;
-        void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* already loaded by `import mmh3` */
-        if (library != NULL) native_murmur = (murmur32_fn)dlsym(library, "murmurhash3_x86_32");
-    }
-    return PyBool_FromLong(native_murmur != NULL);
+    memcpy(PyByteArray_AS_STRING(array) + offset, data, (size_t)size);
+    return 0;
 }
 
-/* The signed hash of `len` bytes at `key` (-1 with an exception set only on the Python path). */
-static int hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash) {
-    if (native_murmur != NULL) {
-        uint32_t out[4] = {0, 0, 0, 0}; /* room for more than the 32 bits, whatever was bound */
-        native_murmur(key, len, seed, out);
-        *hash = (int32_t)out[0];
-        return 0;
-    }
-    if (python_murmur == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "bind_murmur was not called");
+/* `k` entries written from entry `end` on into a chunk's bytearrays of raw int64 indices, float64
+ * values and bool flags (the rows row_sink.SparseSink builds): the new end, or -1 with an exception
+ * set. */
+Py_ssize_t encode_write_entries(PyObject *const *arrays, PyObject *end_arg, const long long *at, const double *val,
+                                const char *sc, Py_ssize_t k) {
+    if (!PyByteArray_CheckExact(arrays[0]) || !PyByteArray_CheckExact(arrays[1]) ||
+        !PyByteArray_CheckExact(arrays[2])) {
+        PyErr_SetString(PyExc_TypeError, "indices, values and scaled must be bytearrays");
         return -1;
     }
-    PyObject *token = PyBytes_FromStringAndSize(key, len), *seeded = PyLong_FromUnsignedLong(seed);
-    PyObject *h = NULL;
-    if (token != NULL && seeded != NULL) {
-        PyObject *call_args[2] = {token, seeded};
-        h = PyObject_Vectorcall(python_murmur, call_args, 2, NULL);
+    Py_ssize_t end = PyLong_AsSsize_t(end_arg);
+    if (end < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the end of the entries must be >= 0");
+        return -1;
     }
-    Py_XDECREF(token);
-    Py_XDECREF(seeded);
-    if (h == NULL) return -1;
-    *hash = PyLong_AsLongLong(h);
-    Py_DECREF(h);
-    return *hash == -1 && PyErr_Occurred() ? -1 : 0;
+    if (write_bytes(arrays[0], end * (Py_ssize_t)sizeof(long long), at, k * (Py_ssize_t)sizeof(long long)) ||
+        write_bytes(arrays[1], end * (Py_ssize_t)sizeof(double), val, k * (Py_ssize_t)sizeof(double)) ||
+        write_bytes(arrays[2], end, sc, k))
+        return -1;
+    return end + k;
 }
 
-static PyObject *hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)self;
-    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "hash_token(token: bytes, seed: int)");
-        return NULL;
-    }
-    unsigned long seed = PyLong_AsUnsignedLong(args[1]);
-    if (seed == (unsigned long)-1 && PyErr_Occurred()) return NULL;
-    long long h;
-    if (hash_bytes(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), (uint32_t)seed, &h)) return NULL;
-    return PyLong_FromLongLong(h);
-}
-
-/* hash_features(features, n, seed, short, in_use, room) -> (buckets, values, scaled, fresh) | None
+/* encode_known_into(features, index, short, indices, values, scaled, end) -> new end | None
  *
- * FeatureHashing.encode's fast path: the token of a number is its name's UTF-8, of a string v of f
- * the UTF-8 of "f=v"; values summed per bucket in first-seen order, signed by the hash. The buckets
- * not yet marked in `in_use` (a bytearray of n) are marked there when there are at most `room` of
- * them, and `fresh` is how many (a negative `room`: none are marked or counted, a scorer's view). None for anything the Python encoder must see: a value that is not
- * a finite float, an integer a float64 holds, a string or a boolean; a name or value over `short`
- * characters; more than MOST_FEATURES features; more fresh buckets than `room` (nothing marked). */
-#define LONGEST_TOKEN 8192
-
-static PyObject *hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+ * encode_known without a Python object per entry: the entries written from entry `end` on by
+ * write_entries. None: nothing written, and the Python encoder takes the event. */
+static PyObject *encode_known_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    if (nargs != 6 || !PyDict_CheckExact(args[0]) || !PyByteArray_CheckExact(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, short, in_use, room)");
+    if (nargs != 7 || !PyDict_CheckExact(args[0]) || !PyDict_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "encode_known_into(features: dict, index: dict, short: int, indices, values, scaled, end)");
         return NULL;
     }
-    PyObject *features = args[0];
-    long long n = PyLong_AsLongLong(args[1]);
-    unsigned long seed = PyLong_AsUnsignedLong(args[2]);
-    Py_ssize_t shortest = PyLong_AsSsize_t(args[3]);
-    Py_ssize_t room = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred()) return NULL;
-    if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0 || PyByteArray_GET_SIZE(args[4]) != n) Py_RETURN_NONE;
-    char *in_use = PyByteArray_AS_STRING(args[4]);
-    long long buckets[MOST_FEATURES];
-    double sums[MOST_FEATURES];
-    char token[LONGEST_TOKEN];
-    Py_ssize_t m = 0, pos = 0;
-    PyObject *name, *value;
-    while (PyDict_Next(features, &pos, &name, &value)) {
-        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) Py_RETURN_NONE;
-        Py_ssize_t name_len;
-        const char *name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_len);
-        if (name_utf8 == NULL) {
-            PyErr_Clear(); /* a lone surrogate: the Python path names it */
-            Py_RETURN_NONE;
-        }
-        double amount;
-        long long h;
-        if (PyUnicode_CheckExact(value)) {
-            if (PyUnicode_GET_LENGTH(value) > shortest) Py_RETURN_NONE;
-            Py_ssize_t value_len;
-            const char *value_utf8 = PyUnicode_AsUTF8AndSize(value, &value_len);
-            if (value_utf8 == NULL) {
-                PyErr_Clear();
-                Py_RETURN_NONE;
-            }
-            if (name_len + 1 + value_len > LONGEST_TOKEN) Py_RETURN_NONE;
-            memcpy(token, name_utf8, (size_t)name_len);
-            token[name_len] = '=';
-            memcpy(token + name_len + 1, value_utf8, (size_t)value_len);
-            if (hash_bytes(token, name_len + 1 + value_len, (uint32_t)seed, &h)) return NULL;
-            amount = 1.0;
-        } else {
-            if (PyFloat_CheckExact(value)) {
-                amount = PyFloat_AS_DOUBLE(value);
-                if (!isfinite(amount)) Py_RETURN_NONE;
-            } else if (PyBool_Check(value)) {
-                amount = value == Py_True ? 1.0 : 0.0;
-            } else if (PyLong_CheckExact(value)) {
-                amount = PyLong_AsDouble(value);
-                if (amount == -1.0 && PyErr_Occurred()) {
-                    PyErr_Clear();
-                    Py_RETURN_NONE;
-                }
-            } else {
-                Py_RETURN_NONE;
-            }
-            if (hash_bytes(name_utf8, name_len, (uint32_t)seed, &h)) return NULL;
-        }
-        long long bucket = ((h % n) + n) % n; /* Python's floored modulo */
-        double signed_amount = h < 0 ? -amount : amount;
-        Py_ssize_t j = 0;
-        while (j < m && buckets[j] != bucket) j++;
-        if (j == m) {
-            buckets[m] = bucket;
-            sums[m] = 0.0;
-            m++;
-        }
-        sums[j] += signed_amount;
-    }
-    Py_ssize_t fresh = 0;
-    if (room >= 0) {
-        for (Py_ssize_t j = 0; j < m; j++) fresh += !in_use[buckets[j]];
-        if (fresh > room) Py_RETURN_NONE;
-    }
-    PyObject *out_buckets = PyList_New(m), *out_values = PyList_New(m), *out_scaled = PyList_New(m);
-    if (out_buckets == NULL || out_values == NULL || out_scaled == NULL) goto error;
-    for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *b = PyLong_FromLongLong(buckets[j]), *v = PyFloat_FromDouble(sums[j]);
-        if (b == NULL || v == NULL) {
-            Py_XDECREF(b);
-            Py_XDECREF(v);
-            goto error;
-        }
-        PyList_SET_ITEM(out_buckets, j, b);
-        PyList_SET_ITEM(out_values, j, v);
-        PyList_SET_ITEM(out_scaled, j, Py_NewRef(Py_True));
-    }
-    if (room >= 0)
-        for (Py_ssize_t j = 0; j < m; j++) in_use[buckets[j]] = 1;
-    return Py_BuildValue("(NNNn)", out_buckets, out_values, out_scaled, fresh);
-error:
-    Py_XDECREF(out_buckets);
-    Py_XDECREF(out_values);
-    Py_XDECREF(out_scaled);
-    return NULL;
+    Py_ssize_t shortest = PyLong_AsSsize_t(args[2]);
+    if (shortest == -1 && PyErr_Occurred()) return NULL;
+    long long at[MOST_FEATURES];
+    double val[MOST_FEATURES];
+    char sc[MOST_FEATURES];
+    Py_ssize_t k;
+    int known = encode_event(args[0], args[1], shortest, at, val, sc, &k);
+    if (known < 0) return NULL;
+    if (known == 0) Py_RETURN_NONE;
+    Py_ssize_t end = encode_write_entries(args + 3, args[6], at, val, sc, k);
+    return end < 0 ? NULL : PyLong_FromSsize_t(end);
 }
 
 /* pack_entries(entries) -> (indptr, indices, values, scaled) | None
@@ -348,11 +229,15 @@ error:
 static PyMethodDef methods[] = {
     {"encode_known", (PyCFunction)(void (*)(void))encode_known, METH_FASTCALL,
      "An event of known features encoded, or None (see the source)."},
-    {"hash_features", (PyCFunction)(void (*)(void))hash_features, METH_FASTCALL,
+    {"encode_known_into", (PyCFunction)(void (*)(void))encode_known_into, METH_FASTCALL,
+     "An event of known features appended to a chunk's bytearrays, or None (see the source)."},
+    {"hash_features", (PyCFunction)(void (*)(void))encode_hash_features, METH_FASTCALL,
      "An event's features hashed, or None (see the source)."},
-    {"bind_murmur", (PyCFunction)(void (*)(void))bind_murmur, METH_FASTCALL,
+    {"hash_into", (PyCFunction)(void (*)(void))encode_hash_into, METH_FASTCALL,
+     "An event's features hashed onto a chunk's bytearrays, or None (see the source)."},
+    {"bind_murmur", (PyCFunction)(void (*)(void))encode_bind_murmur, METH_FASTCALL,
      "Bind mmh3's own MurmurHash3 (see the source); True when bound natively."},
-    {"hash_token", (PyCFunction)(void (*)(void))hash_token, METH_FASTCALL,
+    {"hash_token", (PyCFunction)(void (*)(void))encode_hash_token, METH_FASTCALL,
      "The signed MurmurHash3 of a token's bytes, as hash_features hashes it."},
     {"pack_entries", (PyCFunction)(void (*)(void))pack_entries, METH_FASTCALL,
      "Events' entries as CSR bytes, or None (see the source)."},

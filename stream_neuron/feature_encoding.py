@@ -16,7 +16,7 @@ is not a finite number, a string or a boolean, and a name or string value over `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -29,18 +29,22 @@ from stream_neuron.feature_values import (
     DEFAULT_MAX_NAME_BYTES,
     Entries,
     FeatureBudget,
+    RawRows,
     compiled_encoder,
     length_refusal,
     number_of,
     refused_value,
+    text_refusal,
     too_long,
+    unencodable,
 )
 from stream_neuron.neuron.sparse_rows import SparseRows
 
 DEFAULT_MAX_FEATURES = 100_000
 
 
-def _features_of(event: dict[str, Any]) -> dict[str, Any]:
+def features_of(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's features by name, or the :class:`BadEventError` saying they are not an object."""
     features = event.get("features")
     if not isinstance(features, dict):
         raise BadEventError(
@@ -83,6 +87,17 @@ class OpenVocabulary:
     def __len__(self) -> int:
         return len(self.names)
 
+    def encode_into(self, features: dict[str, Any], grow: bool, arrays: RawRows, end: int) -> int | None:
+        """:meth:`encode` of an event whose every feature is known, written from entry ``end`` on
+        into a chunk's raw int64, float64 and bool ``arrays`` (``row_sink.SparseSink``'s) with no
+        Python object per entry: the new end. ``None``: nothing was written, and :meth:`encode` must
+        take the event (a new name, or something to name)."""
+        if compiled_encoder is None or type(features) is not dict:
+            return None
+        return compiled_encoder.encode_known_into(  # type: ignore[no-any-return]
+            features, self.index, self.max_name_bytes // 4, *arrays, end
+        )
+
     def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
         """The event's (indices, values, scaled) in the event's order; new names are added (when
         ``grow``) only once the whole event is known to be good. Without ``grow``, unknown names are
@@ -106,6 +121,8 @@ class OpenVocabulary:
             elif kind is str or kind is bool:
                 if kind is str and len(value) > short and too_long(value, limit):
                     raise length_refusal(name, value, limit)
+                if kind is str and unencodable(value):
+                    raise text_refusal(name, value)
                 add_key(f"{name}_{value}")
                 add_value(1.0)
                 add_scaled(False)
@@ -117,6 +134,8 @@ class OpenVocabulary:
                 raise refused_value(name, value)
             if len(name) > short and too_long(name, limit):
                 raise length_refusal(name, value, limit)
+            if unencodable(name):
+                raise text_refusal(name, name)
         if len(set(keys)) != len(keys):  # {"a_b": 1, "a": "b"}: one name, two values
             twice = next(key for i, key in enumerate(keys) if key in keys[:i])
             raise BadEventError(
@@ -175,7 +194,7 @@ def sparse_rows(entries: Iterable[Entries], n_rows: int) -> SparseRows:
 
 def encode_features(encoder: Encoder, event: dict[str, Any], grow: bool = True) -> Entries:
     """The event's entries by ``encoder``, or the :class:`BadEventError` saying what is wrong."""
-    return encoder.encode(_features_of(event), grow)
+    return encoder.encode(features_of(event), grow)
 
 
 def feature_encoder(options: FeatureOptions, names: Sequence[str] | None = None) -> Encoder | None:

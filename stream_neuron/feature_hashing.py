@@ -16,11 +16,14 @@ from stream_neuron.feature_values import (
     DEFAULT_MAX_NAME_BYTES,
     Entries,
     FeatureBudget,
+    RawRows,
     compiled_encoder,
     length_refusal,
     number_of,
     refused_value,
+    text_refusal,
     too_long,
+    unencodable,
 )
 
 DEFAULT_HASH_BITS = 20
@@ -69,6 +72,7 @@ class FeatureHashing:
         self.bits, self.seed = bits, seed
         self.n_features = 1 << bits
         self.max_name_bytes = max_name_bytes
+        self._short = max_name_bytes // 4  # a text of at most this many characters is within the limit
         # The buckets in use (of events taken so far): the ones a snapshot may have to hold.
         self._in_use = bytearray(self.n_features)  # indexed per bucket: far cheaper than numpy's
         self.in_use = np.frombuffer(self._in_use, dtype=np.bool_)
@@ -135,6 +139,26 @@ class FeatureHashing:
                     self._in_use[bucket] = 1
         return hashed
 
+    def encode_into(self, features: dict[str, Any], grow: bool, arrays: RawRows, end: int) -> int | None:
+        """:meth:`encode` writing the event's entries from entry ``end`` on into a chunk's raw int64,
+        float64 and bool ``arrays`` (``row_sink.SparseSink``'s), with no Python object per entry: the
+        new end. ``None``: nothing was written, and :meth:`encode` must take the event (it names what
+        is wrong, or the refusal)."""
+        if compiled_encoder is None or type(features) is not dict:
+            return None
+        budget = self.budget
+        cost = budget.bytes_per_feature  # a bucket has no name to pay for
+        written = compiled_encoder.hash_into(
+            features, self.n_features, self._murmur_seed, self._short, self._in_use,
+            budget.room(cost) if grow else -1, *arrays, end,
+        )  # fmt: skip
+        if written is None:
+            return None
+        new_end, fresh = written
+        if fresh:
+            budget.take(fresh, fresh * cost)
+        return new_end  # type: ignore[no-any-return]
+
     def _hashed(self, features: dict[str, Any]) -> Entries:
         """The reference of the hashing (and the path that names a bad feature)."""
         buckets: dict[int, float] = {}
@@ -146,6 +170,8 @@ class FeatureHashing:
             if kind is str:
                 if len(value) > short and too_long(value, limit):
                     raise length_refusal(name, value, limit)
+                if unencodable(value):
+                    raise text_refusal(name, value)
                 token, amount = f"{name}={value}", 1.0
             elif kind is float and value - value == 0.0:
                 token, amount = name, value
@@ -155,6 +181,8 @@ class FeatureHashing:
                 raise refused_value(name, value)
             if len(name) > short and too_long(name, limit):
                 raise length_refusal(name, value, limit)
+            if unencodable(name):
+                raise text_refusal(name, name)
             if token is name:  # a number: its name's bucket and sign, hashed once
                 signed = named.get(name)
                 if signed is None:

@@ -12,6 +12,8 @@ from stream_neuron.neuron.accel import load_compiled
 
 DEFAULT_MAX_NAME_BYTES = 256
 Entries = tuple[list[int], list[float], list[bool]]
+RawRows = tuple[bytearray, bytearray, bytearray]
+"""A chunk's entries as raw int64 indices, float64 values and bool flags (``row_sink.SparseSink``)."""
 """One event's features: indices (or buckets), values, and whether each is a number to scale."""
 
 compiled_encoder: ModuleType | None = load_compiled("stream_neuron._encode")
@@ -33,6 +35,22 @@ def length_refusal(name: str, value: Any, max_bytes: int) -> BadEventError:
         f"{what} {shown(text)} is {size} bytes, over the limit of {max_bytes} (--max-feature-name-bytes)",
         "FeatureNameTooLong",
     )
+
+
+def unencodable(text: str) -> bool:
+    """A text that is no UTF-8 (a lone surrogate: JSON decoding refuses them, the Python API may not)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def text_refusal(name: str, text: str) -> BadEventError:
+    what = "the feature name" if text is name else f"the value of feature {shown(name)}"
+    return BadEventError(f"{what} {shown(text)} is not valid Unicode (a lone surrogate)", "InvalidFeature")
 
 
 def _kind(value: Any) -> str:

@@ -8,6 +8,7 @@ hand the first ``count`` rows to the model.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,10 @@ from stream_neuron.decode import Event
 from stream_neuron.feature_encoding import (
     Encoder,
     OpenVocabulary,
-    encode_features,
-    sparse_rows,
+    features_of,
 )
 from stream_neuron.feature_hashing import FeatureHashing
-from stream_neuron.feature_values import Entries
+from stream_neuron.feature_values import Entries, RawRows
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.schema import FeatureSchema
@@ -77,27 +77,52 @@ def _within(rows: FloatArray, bound: float) -> NDArray[np.bool_] | None:
 
 class SparseSink:
     """The events' features by name, encoded (``grow``: new names join an open vocabulary; a scorer's
-    does not grow, and leaves unknown names out)."""
+    does not grow, and leaves unknown names out), as the chunk's rows in raw int64, float64 and bool
+    arrays kept from chunk to chunk: the encoders' fast paths write there directly."""
 
     def __init__(self, encoder: Encoder, grow: bool) -> None:
         self.encoder, self.grow = encoder, grow
-        self._entries: list[Entries] = []
-        self._rows: SparseRows | None = None  # the entries as rows, built once a chunk
+        self._arrays: RawRows = (bytearray(), bytearray(), bytearray())  # longer than used: capacity
+        self._ends: list[int] = []  # the entries up to the end of each row
+        self._rows: SparseRows | None = None  # the rows as arrays, built once a chunk
 
     def start(self, n_records: int, n_features: int, capacity: int) -> None:
-        self._entries, self._rows = [], None
+        self._ends, self._rows = [], None
 
     def put_event(self, n: int, event: Event) -> None:
-        entries = encode_features(self.encoder, event, self.grow)  # type: ignore[arg-type]
-        self.put_row(n, entries)
+        ends = self._ends
+        if len(ends) > n:  # a row put again at n replaces what followed
+            del ends[n:]
+        self._rows = None
+        end = ends[-1] if ends else 0
+        features = features_of(event)
+        new_end = self.encoder.encode_into(features, self.grow, self._arrays, end)
+        if new_end is None:
+            self.put_row(n, self.encoder.encode(features, self.grow))
+        else:
+            ends.append(new_end)
 
     def put_row(self, n: int, row: Any) -> None:
-        del self._entries[n:]
-        self._entries.append(row)
+        del self._ends[n:]
         self._rows = None
+        end = self._ends[-1] if self._ends else 0
+        indices, values, scaled = row
+        new_end = end + len(scaled)
+        self._reserve(new_end)
+        raw_indices, raw_values, raw_scaled = self._arrays
+        raw_indices[8 * end : 8 * new_end] = array("q", indices)
+        raw_values[8 * end : 8 * new_end] = array("d", values)
+        raw_scaled[end:new_end] = bytes(scaled)
+        self._ends.append(new_end)
 
     def row(self, n: int) -> Row:
-        return self._entries[n]
+        start, end = self._ends[n - 1] if n else 0, self._ends[n]
+        indices, values, scaled = self._arrays
+        return (
+            array("q", indices[8 * start : 8 * end]).tolist(),
+            array("d", values[8 * start : 8 * end]).tolist(),
+            [bool(b) for b in scaled[start:end]],
+        )
 
     def within(self, count: int, bound: float) -> tuple[NDArray[np.bool_] | None, NDArray[np.bool_] | None]:
         """The encoder took finite values only; which rows are within ``bound`` (``None``: all), from
@@ -111,15 +136,29 @@ class SparseSink:
         return None, within
 
     def keep(self, keep: NDArray[np.bool_], count: int) -> None:
-        self._entries = [
-            e for e, kept in zip(self._entries[:count], keep[:count].tolist(), strict=True) if kept
-        ]
-        self._rows = None
+        kept = self.rows(count)[np.flatnonzero(keep[:count])]
+        for raw, part in zip(self._arrays, (kept.indices, kept.values, kept.scaled), strict=True):
+            raw[: part.nbytes] = part.tobytes()  # fewer rows: within what is there
+        self._ends, self._rows = kept.indptr[1:].tolist(), kept
 
     def rows(self, count: int) -> SparseRows:
         if self._rows is None or self._rows.n_rows != count:
-            self._rows = sparse_rows(self._entries[:count], count)
+            size = self._ends[count - 1] if count else 0
+            indptr = np.zeros(count + 1, dtype=np.int64)
+            indptr[1:] = self._ends[:count]
+            indices, values, scaled = self._arrays
+            self._rows = SparseRows(  # copies: the arrays are written again by the next chunk
+                indptr,
+                np.frombuffer(indices, dtype=np.int64, count=size).copy(),
+                np.frombuffer(values, dtype=np.float64, count=size).copy(),
+                np.frombuffer(scaled, dtype=np.bool_, count=size).copy(),
+            )
         return self._rows
+
+    def _reserve(self, entries: int) -> None:
+        for raw, width in zip(self._arrays, (8, 8, 1), strict=True):
+            if len(raw) < width * entries:
+                raw.extend(bytes(2 * width * entries - len(raw)))
 
     @property
     def n_features(self) -> int:

@@ -1,0 +1,33 @@
+/* What the two sources of stream_neuron._encode share: the event bound, the set that finds a
+ * feature given twice, the writer of a chunk's raw rows, and the hashing entry points. */
+#ifndef STREAM_NEURON_ENCODE_COMMON_H
+#define STREAM_NEURON_ENCODE_COMMON_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MOST_FEATURES 256 /* larger events take the Python path (its duplicate check is a set) */
+#define SLOTS 1024        /* a power of two over twice MOST_FEATURES: an open-addressed set of indices */
+
+/* Where `key` is among the `m` keys of `keys` (-1: not there, and `slots` now places it at m). The
+ * event's features are found in one pass rather than by comparing each with all before it. */
+static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_ssize_t m, long long key) {
+    size_t s = (size_t)(((unsigned long long)key * 0x9E3779B97F4A7C15ULL) >> 54); /* 10 bits */
+    while (slots[s] >= 0) {
+        if (keys[slots[s]] == key) return slots[s];
+        s = (s + 1) & (SLOTS - 1);
+    }
+    slots[s] = (short)m;
+    return -1;
+}
+
+Py_ssize_t encode_write_entries(PyObject *const *arrays, PyObject *end_arg, const long long *at, const double *val,
+                                const char *sc, Py_ssize_t k);
+
+PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+#endif

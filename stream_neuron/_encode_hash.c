@@ -1,0 +1,246 @@
+/* FeatureHashing's fast paths (feature_hashing.py), part of stream_neuron._encode. */
+#include <dlfcn.h>
+
+#include "_encode_common.h"
+
+/* MurmurHash3 (x86, 32 bits) of the mmh3 library, the kept implementation river's FeatureHasher
+ * agrees with: bound by bind_murmur to the function mmh3's own extension exports, so a token is
+ * hashed without a Python call; feature_hashing checks the binding against mmh3.hash before it
+ * trusts it. Unbound (another build of mmh3, no dlopen), every token goes through `python_murmur`
+ * (mmh3.hash itself): the same hashes at a Python call each. */
+typedef void (*murmur32_fn)(const void *key, Py_ssize_t len, uint32_t seed, void *out);
+static murmur32_fn native_murmur = NULL;
+static PyObject *python_murmur = NULL;
+
+PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "bind_murmur(path of mmh3's extension | None, mmh3.hash)");
+        return NULL;
+    }
+    Py_XSETREF(python_murmur, Py_NewRef(args[1]));
+    native_murmur = NULL;
+    if (args[0] != Py_None) {
+        const char *path = PyUnicode_AsUTF8(args[0]);
+        if (path == NULL) return NULL;
+        void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* already loaded by `import mmh3` */
+        if (library != NULL) native_murmur = (murmur32_fn)dlsym(library, "murmurhash3_x86_32");
+    }
+    return PyBool_FromLong(native_murmur != NULL);
+}
+
+/* The signed hash of `len` bytes at `key` (-1 with an exception set only on the Python path). */
+static int hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash) {
+    if (native_murmur != NULL) {
+        uint32_t out[4] = {0, 0, 0, 0}; /* room for more than the 32 bits, whatever was bound */
+        native_murmur(key, len, seed, out);
+        *hash = (int32_t)out[0];
+        return 0;
+    }
+    if (python_murmur == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "bind_murmur was not called");
+        return -1;
+    }
+    PyObject *token = PyBytes_FromStringAndSize(key, len), *seeded = PyLong_FromUnsignedLong(seed);
+    PyObject *h = NULL;
+    if (token != NULL && seeded != NULL) {
+        PyObject *call_args[2] = {token, seeded};
+        h = PyObject_Vectorcall(python_murmur, call_args, 2, NULL);
+    }
+    Py_XDECREF(token);
+    Py_XDECREF(seeded);
+    if (h == NULL) return -1;
+    *hash = PyLong_AsLongLong(h);
+    Py_DECREF(h);
+    return *hash == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 2 || !PyBytes_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "hash_token(token: bytes, seed: int)");
+        return NULL;
+    }
+    unsigned long seed = PyLong_AsUnsignedLong(args[1]);
+    if (seed == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+    long long h;
+    if (hash_bytes(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), (uint32_t)seed, &h)) return NULL;
+    return PyLong_FromLongLong(h);
+}
+
+/* An event's features hashed into `buckets` and their summed signed values `sums` (first-seen order,
+ * `*m` of them): 1; 0 for anything the Python encoder must see (a value that is not a finite float, an
+ * integer a float64 holds, a string or a boolean; a name or value over `shortest` characters; more
+ * than MOST_FEATURES features); -1 with an exception set. The token of a number is its name's UTF-8,
+ * of a string v of f the UTF-8 of "f=v". */
+#define LONGEST_TOKEN 8192
+
+static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t shortest, long long *buckets,
+                      double *sums, Py_ssize_t *count) {
+    if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0) return 0;
+    char token[LONGEST_TOKEN];
+    short slots[SLOTS];
+    memset(slots, 0xff, sizeof slots);
+    Py_ssize_t m = 0, pos = 0;
+    PyObject *name, *value;
+    while (PyDict_Next(features, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) return 0;
+        Py_ssize_t name_len;
+        const char *name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_len);
+        if (name_utf8 == NULL) {
+            PyErr_Clear(); /* a lone surrogate: the Python path names it */
+            return 0;
+        }
+        double amount;
+        long long h;
+        if (PyUnicode_CheckExact(value)) {
+            if (PyUnicode_GET_LENGTH(value) > shortest) return 0;
+            Py_ssize_t value_len;
+            const char *value_utf8 = PyUnicode_AsUTF8AndSize(value, &value_len);
+            if (value_utf8 == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (name_len + 1 + value_len > LONGEST_TOKEN) return 0;
+            memcpy(token, name_utf8, (size_t)name_len);
+            token[name_len] = '=';
+            memcpy(token + name_len + 1, value_utf8, (size_t)value_len);
+            if (hash_bytes(token, name_len + 1 + value_len, seed, &h)) return -1;
+            amount = 1.0;
+        } else {
+            if (PyFloat_CheckExact(value)) {
+                amount = PyFloat_AS_DOUBLE(value);
+                if (!isfinite(amount)) return 0;
+            } else if (PyBool_Check(value)) {
+                amount = value == Py_True ? 1.0 : 0.0;
+            } else if (PyLong_CheckExact(value)) {
+                amount = PyLong_AsDouble(value);
+                if (amount == -1.0 && PyErr_Occurred()) {
+                    PyErr_Clear();
+                    return 0;
+                }
+            } else {
+                return 0;
+            }
+            if (hash_bytes(name_utf8, name_len, seed, &h)) return -1;
+        }
+        /* Python's floored modulo; for 2^bits buckets (FeatureHashing's), a mask of the two's complement */
+        long long bucket = (n & (n - 1)) == 0 ? (h & (n - 1)) : ((h % n) + n) % n;
+        double signed_amount = h < 0 ? -amount : amount;
+        Py_ssize_t j = find_or_place(slots, buckets, m, bucket);
+        if (j < 0) {
+            j = m++;
+            buckets[j] = bucket;
+            sums[j] = 0.0;
+        }
+        sums[j] += signed_amount;
+    }
+    *count = m;
+    return 1;
+}
+
+/* How many of the `m` buckets are not yet marked in `in_use`; they are marked when there are at most
+ * `room` (else -1, nothing marked). A negative `room`: none are marked or counted (a scorer's view). */
+static Py_ssize_t mark_fresh(char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
+    if (room < 0) return 0;
+    Py_ssize_t fresh = 0;
+    for (Py_ssize_t j = 0; j < m; j++) fresh += !in_use[buckets[j]];
+    if (fresh > room) return -1;
+    for (Py_ssize_t j = 0; j < m; j++) in_use[buckets[j]] = 1;
+    return fresh;
+}
+
+/* The arguments both hashing entry points share: features, n, seed, short, in_use, room. */
+static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, char **in_use,
+                        Py_ssize_t *room) {
+    if (!PyDict_CheckExact(args[0]) || !PyByteArray_CheckExact(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "features must be a dict and in_use a bytearray");
+        return -1;
+    }
+    *n = PyLong_AsLongLong(args[1]);
+    unsigned long seeded = PyLong_AsUnsignedLong(args[2]);
+    *shortest = PyLong_AsSsize_t(args[3]);
+    *room = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) return -1;
+    if (PyByteArray_GET_SIZE(args[4]) != *n) {
+        PyErr_SetString(PyExc_ValueError, "in_use must hold a byte per bucket");
+        return -1;
+    }
+    *seed = (uint32_t)seeded;
+    *in_use = PyByteArray_AS_STRING(args[4]);
+    return 0;
+}
+
+/* hash_features(features, n, seed, short, in_use, room) -> (buckets, values, scaled, fresh) | None
+ *
+ * FeatureHashing.encode's fast path: the event's entries as lists, and how many of its buckets were
+ * fresh (marked in `in_use` by mark_fresh). None: the Python encoder takes the event (hash_event's
+ * cases, or more fresh buckets than `room`). */
+PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    long long n, buckets[MOST_FEATURES];
+    double sums[MOST_FEATURES];
+    uint32_t seed;
+    Py_ssize_t shortest, room, m;
+    char *in_use;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, short, in_use, room)");
+        return NULL;
+    }
+    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
+    if (hashed < 0) return NULL;
+    if (hashed == 0) Py_RETURN_NONE;
+    Py_ssize_t fresh = mark_fresh(in_use, buckets, m, room);
+    if (fresh < 0) Py_RETURN_NONE;
+    PyObject *out_buckets = PyList_New(m), *out_values = PyList_New(m), *out_scaled = PyList_New(m);
+    if (out_buckets == NULL || out_values == NULL || out_scaled == NULL) goto error;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *b = PyLong_FromLongLong(buckets[j]), *v = PyFloat_FromDouble(sums[j]);
+        if (b == NULL || v == NULL) {
+            Py_XDECREF(b);
+            Py_XDECREF(v);
+            goto error;
+        }
+        PyList_SET_ITEM(out_buckets, j, b);
+        PyList_SET_ITEM(out_values, j, v);
+        PyList_SET_ITEM(out_scaled, j, Py_NewRef(Py_True));
+    }
+    return Py_BuildValue("(NNNn)", out_buckets, out_values, out_scaled, fresh);
+error:
+    Py_XDECREF(out_buckets);
+    Py_XDECREF(out_values);
+    Py_XDECREF(out_scaled);
+    return NULL;
+}
+
+/* hash_into(features, n, seed, short, in_use, room, indices, values, scaled, end) -> (new end, fresh)
+ *                                                                                 | None
+ *
+ * hash_features without a Python object per entry: the event's buckets, values and scaled flags
+ * (all 1) written from entry `end` on by write_entries, and how many buckets were fresh. None:
+ * nothing written or marked, and the Python encoder takes the event. */
+PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    long long n, buckets[MOST_FEATURES];
+    double sums[MOST_FEATURES];
+    char ones[MOST_FEATURES];
+    uint32_t seed;
+    Py_ssize_t shortest, room, m;
+    char *in_use;
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError,
+                        "hash_into(features, n, seed, short, in_use, room, indices, values, scaled, end)");
+        return NULL;
+    }
+    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
+    if (hashed < 0) return NULL;
+    if (hashed == 0) Py_RETURN_NONE;
+    Py_ssize_t fresh = mark_fresh(in_use, buckets, m, room);
+    if (fresh < 0) Py_RETURN_NONE;
+    memset(ones, 1, (size_t)m);
+    Py_ssize_t end = encode_write_entries(args + 6, args[9], buckets, sums, ones, m);
+    if (end < 0) return NULL;
+    return Py_BuildValue("(nn)", end, fresh);
+}
