@@ -158,6 +158,7 @@ class Snapshot(BaseModel):
     )
     sparse: dict[str, object] | None = Field(
         None,
-        description='open or hashed: the per-feature arrays where any is not 0 ("index", "weights", the '
-        'scaler\'s "counts", "mean", "var", the rule\'s "first", "second", "cum_l1"); weights is then []',
+        description='open or hashed: the per-feature arrays where any is not 0 ("index": int32 indices or '
+        '{"bits": bitmap}, null for all; "weights", the scaler\'s "counts", "mean", "var", the rule\'s '
+        '"first", "second", "cum_l1"); weights is then []',
     )

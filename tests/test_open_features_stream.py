@@ -191,3 +191,34 @@ def test_check_river_replays_a_file_of_open_features(tmp_path: Any, flags: list[
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip().endswith("agree") and f"features {flags[1]}" in done.stdout
+
+
+@pytest.mark.parametrize(("touched", "form"), [(3, "list"), (700, "bits"), (1024, "all")])
+def test_a_sparse_snapshot_says_which_features_it_holds_in_its_smallest_form(touched: int, form: str) -> None:
+    """A few features touched: their indices listed; most of them: a bit per feature; all: no index.
+    Each loads back to the same arrays; an index that is not one is refused by name."""
+    from stream_neuron import LogisticNeuron
+    from stream_neuron.neuron.sparse_rows import SparseRows
+
+    rng = np.random.default_rng(touched)
+    model = LogisticNeuron(1024, 0.1, sparse=True)
+    which = rng.choice(1024, size=touched, replace=False)
+    rows = SparseRows.from_dicts([{int(i): float(rng.normal()) for i in which}] * 3)
+    model.score_then_learn(rows, np.array([1.0, 0.0, 1.0]))
+    state = model.sparse_state()
+    index = state["index"]
+    assert form == ("all" if index is None else "bits" if isinstance(index, dict) else "list")
+    weights, _, _ = LogisticNeuron.loaded_sparse_state(state, 1024)
+    np.testing.assert_array_equal(weights, model.weights)
+    assert np.count_nonzero(weights) == touched
+    if form == "bits":
+        bad_bits: list[tuple[Any, str]] = [
+            ({"bits": index["bits"][:-8]}, "are not 1024 bits"),
+            ({"bits": "not base64!"}, "not base64"),
+            ({"bits": index["bits"], "more": 1}, 'must be {"bits": base64}'),
+        ]
+        for bad, reason in bad_bits:
+            with pytest.raises(ValueError, match=reason.replace("{", r"\{").replace("}", r"\}")):
+                LogisticNeuron.loaded_sparse_state({**state, "index": bad}, 1024)
+        with pytest.raises(ValueError, match="mark features past 1019"):
+            LogisticNeuron.loaded_sparse_state(state, 1020)

@@ -30,8 +30,10 @@ from stream_neuron.neuron.sparse_rows import IndexArray, SparseRows
 from stream_neuron.neuron.sparse_state import (
     PACKED_TYPES,
     SparseScaler,
+    bitmap_index,
     gathered,
     packed,
+    packed_bits,
     scattered,
     unpacked,
 )
@@ -222,8 +224,9 @@ class SparseSteps:
     def sparse_state(self) -> dict[str, Any]:
         """The per-feature arrays (weights, the scaler's, the rule's) as little-endian binary in
         base64 (8 bytes a number, where JSON text takes up to 26): all of them when most features are
-        touched, else only at the features where any is not 0 (``index``, 4 bytes each). Of 2^20
-        hashed buckets, a snapshot holds the ones touched, or all of them in 11 MiB."""
+        touched, else only at the features where any is not 0 (``index``: 4 bytes each, or, when
+        that is smaller, ``{"bits"}``, a bit per feature). Of 2^20 hashed buckets, a snapshot holds
+        the ones touched, or all of them in 11 MiB."""
         arrays: dict[str, NDArray[Any]] = {"weights": self._weights}
         if self.sparse_scaler is not None:
             scaler = self.sparse_scaler
@@ -237,11 +240,12 @@ class SparseSteps:
             touched |= array != 0
         index = np.flatnonzero(touched)
         per_feature = 8 * len(arrays)
-        if index.size * (per_feature + 4) < self.n_features * per_feature:
-            return {
-                "index": packed(index, "<i4"),
-                **{k: packed(a[index], PACKED_TYPES[k]) for k, a in arrays.items()},
-            }
+        listed, bitmap = 4 * index.size, (self.n_features + 7) // 8
+        if index.size * per_feature + min(listed, bitmap) < self.n_features * per_feature:
+            where: str | dict[str, str] = packed(index, "<i4")
+            if bitmap < listed:  # most features touched: a bit each says which
+                where = {"bits": packed_bits(touched)}
+            return {"index": where, **{k: packed(a[index], PACKED_TYPES[k]) for k, a in arrays.items()}}
         return {"index": None, **{name: packed(array, PACKED_TYPES[name]) for name, array in arrays.items()}}
 
     @staticmethod
@@ -250,7 +254,9 @@ class SparseSteps:
     ) -> tuple[FloatArray, SparseScaler | None, dict[str, FloatArray]]:
         """The weights, scaler and rule arrays of :meth:`sparse_state`'s output, checked."""
         index: NDArray[np.int64] | None = None
-        if state["index"] is not None:
+        if isinstance(state["index"], dict):
+            index = bitmap_index(state["index"], n_features)
+        elif state["index"] is not None:
             index = unpacked(state["index"], "<i4").astype(np.int64)
             if index.size and (index.min() < 0 or index.max() >= n_features):
                 raise ValueError(f"sparse state: indices must be features 0 to {n_features - 1}")

@@ -142,3 +142,24 @@ def unpacked(text: Any, dtype: str) -> NDArray[Any]:
     if len(raw) % np.dtype(dtype).itemsize:
         raise ValueError("sparse state: an array's bytes are not whole numbers")
     return np.frombuffer(raw, dtype=dtype)
+
+
+def packed_bits(mask: NDArray[np.bool_]) -> str:
+    """``mask`` a bit each (little-endian bit order) in base64: a sparse state's ``{"bits"}`` index."""
+    return base64.b64encode(np.packbits(mask, bitorder="little").tobytes()).decode("ascii")
+
+
+def bitmap_index(where: dict[str, Any], n_features: int) -> NDArray[np.int64]:
+    """The features a ``{"bits"}`` index marks (a bit each, little-endian bit order), checked."""
+    if set(where) != {"bits"} or not isinstance(where["bits"], str):
+        raise ValueError('sparse state: an index object must be {"bits": base64}')
+    try:
+        raw = base64.b64decode(where["bits"], validate=True)
+    except (ValueError, binascii.Error) as error:
+        raise ValueError(f"sparse state: the index bits are not base64 ({error})") from None
+    if len(raw) != (n_features + 7) // 8:
+        raise ValueError(f"sparse state: the index bits are not {n_features} bits")
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+    if bits[n_features:].any():
+        raise ValueError(f"sparse state: the index bits mark features past {n_features - 1}")
+    return np.flatnonzero(bits).astype(np.int64)
