@@ -215,3 +215,58 @@ def test_fit_over_open_features_then_run_continues(kafka_bootstrap: str) -> None
     )
     expected = dense_all.score_then_learn(one_hot_matrix(events[600:], grown), y[600:])
     np.testing.assert_allclose([p["probability"] for p in predictions], expected, rtol=0, atol=1e-12)
+
+
+def hashed_matrix(events: list[dict[str, Any]], bits: int, seed: int) -> np.ndarray:
+    """The events through river's own FeatureHasher, as a dense matrix over its 2^bits buckets."""
+    hasher = preprocessing.FeatureHasher(n_features=2**bits, seed=seed)
+    X = np.zeros((len(events), 2**bits))
+    for i, x in enumerate(events):
+        for bucket, value in hasher.transform_one(x).items():
+            X[i, bucket] = value
+    return X
+
+
+def test_fit_over_hashed_features_then_a_scorer_serves_it(kafka_bootstrap: str) -> None:
+    """Batch descent over hashed features (river's hasher, 2^8 buckets, a dense reference over them),
+    then a `score` replica serves that model: every request's probability is the reference's."""
+    sent, events, y = stream(700, seed=25)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, sent)
+    hashing = ("--features", "hashed", "--hash-bits", "8", "--hash-seed", "11")
+    command = [
+        sys.executable, "-m", "stream_neuron.cli", "fit", "--bootstrap-servers", kafka_bootstrap,
+        "--input-topic", topics.input, "--to-offset", "600", *hashing, "--epochs", "20",
+        "--learning-rate", "0.5", "--model-topic", topics.model, "--metrics-topic", topics.metrics,
+        "--model-name", topics.model_name,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    fitted = last_snapshot(kafka_bootstrap, topics)
+    assert fitted["features"]["mode"] == "hashed" and fitted["features"]["bits"] == 8
+    X = hashed_matrix(events, 8, 11)
+    dense = LogisticNeuron(256, learning_rate=0.5)
+    for _ in range(20):
+        dense.learn_batch(X[:600], y[:600])
+    np.testing.assert_allclose(sparse_weights(fitted), dense.weights, rtol=0, atol=1e-12)
+
+    requests_topic = unique_name("requests")
+    create_topic(kafka_bootstrap, requests_topic, 1)
+    served = start(
+        [
+            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
+            *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
+            *["--dead-letter-topic", f"{requests_topic}-dlq"],  # stopped by the test
+        ]
+    )
+    served.wait_for_line(f"version {fitted['version']} (group", 60)
+    served.wait_for_line("serving partitions", 60)
+    requests = [{"id": f"r{i}", "features": e["features"]} for i, e in enumerate(sent[600:])]
+    send(kafka_bootstrap, requests_topic, requests)
+    wait_for(lambda: len(json_records(kafka_bootstrap, f"{requests_topic}-pred")) >= 100, 60)
+    served.terminate()
+    served.finish(60)
+    scored = {p["id"]: p["probability"] for p in json_records(kafka_bootstrap, f"{requests_topic}-pred")}
+    expected = 1.0 / (1.0 + np.exp(-(X[600:] @ dense.weights + dense.bias)))
+    np.testing.assert_allclose([scored[r["id"]] for r in requests], expected, rtol=0, atol=1e-12)
