@@ -22,5 +22,11 @@ setup(
             libraries=["dl"],  # dlopen of mmh3's extension (part of libc on newer glibc)
             optional=True,
         ),
+        Extension(
+            "stream_neuron._drift",
+            sources=["stream_neuron/_drift.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

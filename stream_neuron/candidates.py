@@ -51,6 +51,11 @@ class Candidates:
     def racing(self) -> bool:
         return len(self.models) > 1
 
+    def restart_race(self) -> None:
+        """A new race from the next labelled events on (``Champion.restart``)."""
+        if self.racing:
+            self.champion.restart()
+
     @property
     def model(self) -> LinearNeuron:
         """The champion's model (the one model when there is one)."""

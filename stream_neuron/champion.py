@@ -34,6 +34,16 @@ class Champion:
         self.streaks = np.zeros(n_candidates, dtype=np.int64)  # events in a row better than the champion
         self.changes = 0
         self.eligible = np.ones(n_candidates, dtype=bool)
+        self.fresh = False  # a race restarted (--on-drift reset-champion): its first window decides
+
+    def restart(self) -> None:
+        """Start the race afresh: the losses so far are forgotten, and once ``window`` labelled events
+        have been seen the best eligible candidate over them is champion at once (no streak needed);
+        till then the champion stays."""
+        self.totals[:] = 0.0
+        self.seen = 0
+        self.streaks[:] = 0
+        self.fresh = True
 
     def _sums(self, losses: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The running totals after each event, and the window sums they give (NaN before the first
@@ -50,6 +60,15 @@ class Champion:
     def observe(self, losses: FloatArray) -> np.ndarray:
         """Take the losses of the next labelled events (candidates x events); the champion that scored
         each of them (the one chosen from the events before it)."""
+        if self.fresh and self.seen + losses.shape[1] >= self.window:
+            first = self.window - self.seen
+            before = self._observe(losses[:, :first])
+            self.fresh = False
+            self._switch(self._best_eligible())
+            return np.concatenate([before, self._observe(losses[:, first:])])
+        return self._observe(losses)
+
+    def _observe(self, losses: FloatArray) -> np.ndarray:
         n = losses.shape[1]
         before = np.empty(n, dtype=np.int64)
         if not self.eligible[self.champion] and self.eligible.any():
@@ -131,6 +150,7 @@ class Champion:
             "seen": self.seen,
             "streaks": self.streaks.tolist(),
             "changes": self.changes,
+            "fresh": self.fresh,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -152,3 +172,4 @@ class Champion:
             seen,
             changes,
         )
+        self.fresh = bool(state.get("fresh", False))

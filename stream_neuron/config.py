@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from stream_neuron.common_settings import CommonSettings
+from stream_neuron.drift_options import DriftOptions
 from stream_neuron.feature_options import FeatureOptions
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.optimizers import OptimizerName, Rule
@@ -89,7 +90,7 @@ def run_names(base: str) -> dict[str, str]:
     }
 
 
-class Settings(CommonSettings, FeatureOptions):
+class Settings(CommonSettings, FeatureOptions, DriftOptions):
     """``stream-neuron run``: learn from the input topic; publish predictions, metrics, snapshots."""
 
     input_topic: str = DEFAULT_TOPICS["input_topic"]

@@ -92,6 +92,16 @@ class CandidateMetrics(BaseModel):
     champion: bool
 
 
+class DriftMetrics(BaseModel):
+    """--drift-detector: its watch over the prequential errors (1 wrong, 0 right), in the order scored."""
+
+    detector: str = Field(description="adwin or page-hinkley")
+    events_since_last: int = Field(
+        description="labelled events since the last detection (or since the start)"
+    )
+    count: int = Field(description="detections so far")
+
+
 class Metrics(BaseModel):
     """Published every ``--metrics-every`` events or ``--metrics-interval-s`` seconds, and at shutdown.
     Losses and accuracies are prequential: each event was scored before it was learned from."""
@@ -114,6 +124,7 @@ class Metrics(BaseModel):
     lag: int | None
     ts: str
     labels: LabelMetrics | None = Field(None, description="delayed labels (--label-window) only")
+    drift: DriftMetrics | None = Field(None, description="absent with --drift-detector none")
     candidates: list[CandidateMetrics] | None = Field(
         None, description="several --learning-rate candidates: each one's figures, in --learning-rate order"
     )
@@ -155,6 +166,11 @@ class Snapshot(BaseModel):
         None,
         description='--features open or hashed: {"mode": "open"} (the vocabulary is feature_names, in '
         'index order) or {"mode": "hashed", "bits", "seed", "in_use": [buckets]}; absent: fixed',
+    )
+    drift: dict[str, object] | None = Field(
+        None,
+        description='--drift-detector: {"name", "count", "since", "detector": its state (ADWIN\'s rows of '
+        "buckets, or Page-Hinkley's sums)}; absent: none",
     )
     sparse: dict[str, object] | None = Field(
         None,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from stream_neuron.drift import DriftWatch
+
 log = logging.getLogger("stream_neuron")
 
 DIVERGING_LOG_LOSS = 2.0
@@ -52,6 +54,7 @@ class MetricsTracker:
     window_started: float = 0.0
     last_weight_norm: float | None = None
     warned_diverging: bool = False
+    drift: DriftWatch | None = None  # --drift-detector, over the errors add_errors is given
 
     def diverging(self, window_loss: float | None, weight_norm: float | None, growth: float | None) -> bool:
         if weight_norm is None or weight_norm > DIVERGING_WEIGHT_NORM:
@@ -83,6 +86,13 @@ class MetricsTracker:
             # at the largest float instead of overflowing.
             tally.loss_sum = min(tally.loss_sum + loss_sum, _LARGEST)
             tally.correct += correct
+
+    def add_errors(self, right: Any) -> int:
+        """The labelled rows just added, each prediction's hit in the order scored: the drift
+        detector's input (:meth:`add_terms` counted them already). How many drifts it detected."""
+        if self.drift is None or not len(right):
+            return 0
+        return self.drift.observe(right, self.cumulative.labelled - len(right))
 
     def due(self, every: int, interval_s: float, now: float) -> bool:
         return self.window.events >= every or (
@@ -131,6 +141,8 @@ class MetricsTracker:
         }
         if labels is not None:
             record["labels"] = labels
+        if self.drift is not None:
+            record["drift"] = self.drift.section()
         if record["diverging"] and not self.warned_diverging:
             self.warned_diverging = True
             log.warning(
@@ -144,13 +156,24 @@ class MetricsTracker:
 
     def state(self) -> dict[str, float | int]:
         c = self.cumulative
-        return {
+        state: dict[str, float | int] = {
             "events": c.events,
             "labelled": c.labelled,
             "loss_sum": c.loss_sum,
             "correct": c.correct,
             "dead_letters": self.dead_letters,
         }
+        return state
+
+    def drift_state(self) -> dict[str, Any] | None:
+        """A snapshot's ``drift``: the detector's name and state (``None`` without one)."""
+        return None if self.drift is None else {"name": self.drift.name, **self.drift.state()}
+
+    def restore_drift(self, state: Any) -> None:
+        """Continue from :meth:`drift_state`'s output; another detector's state (the flag changed since)
+        or none leaves this one to start afresh."""
+        if self.drift is not None and isinstance(state, dict) and state.get("name") == self.drift.name:
+            self.drift.restore(state)
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state`'s output; ``ValueError`` for counts or sums that cannot be."""

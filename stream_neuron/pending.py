@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from stream_neuron.decode import BadEventError, decode_event
 from stream_neuron.feature_values import Entries
@@ -263,17 +264,24 @@ def settle_questions(refs: Sequence[EventRef], labels: FloatArray, scores: Float
 
 
 def answers_counted(
-    chunk: Scored[EventRef], model: LinearNeuron, metrics: MetricsTracker
+    chunk: Scored[EventRef],
+    model: LinearNeuron,
+    metrics: MetricsTracker,
+    watch: Callable[[NDArray[np.bool_]], None],
 ) -> Scored[EventRef]:
     """A scored chunk of delayed labels: its questions keep their scores; its answers are counted in
-    ``metrics`` with their questions' scores (the predictions made before the labels were known) and
-    leave the chunk, since they publish no prediction."""
+    ``metrics`` with their questions' scores (the predictions made before the labels were known), their
+    hits handed to ``watch`` (the drift detector's) when it watches, and leave the chunk, since they
+    publish no prediction."""
     answers = settle_questions(chunk.refs, chunk.labels, chunk.scores)
     if not answers:
         return chunk
     z = np.array([chunk.refs[i].asked.score for i in answers])
-    loss, correct = model.prequential_terms(z, model.outputs(z), chunk.labels[answers])
+    outputs, labels = model.outputs(z), chunk.labels[answers]
+    loss, correct = model.prequential_terms(z, outputs, labels)
     metrics.add_terms(len(answers), loss, correct)
+    if metrics.drift is not None:
+        watch(model.right_answers(outputs, labels))
     keep = np.ones(len(chunk.refs), dtype=bool)
     keep[answers] = False
     return chunk.select(keep)

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
+from stream_neuron.drift import DriftWatch
 from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
@@ -68,12 +71,16 @@ class Processor(ProcessorState):
         self.limits = limits or OutputLimits()
         self.schema = FeatureSchema(settings.feature_names)
         self.models: Candidates | None = None  # the model, or the candidates racing (their champion)
-        self.metrics = MetricsTracker(self.kind.probabilistic, window_started=now)
+        detector = settings.new_detector() if learning else None
+        watch = None if detector is None else DriftWatch(settings.drift_detector, detector)
+        self.metrics = MetricsTracker(self.kind.probabilistic, window_started=now, drift=watch)
         letters = DeadLetters(settings.dead_letter_topic, self.limits.dead_letters, self.metrics)
         self._dead_letter, self.replacement = letters.letter, letters.replacement
         self.positions: dict[tuple[str, int], int] = {}
         self.lag = lag
         self.last_window: dict[str, Any] | None = None  # the window of the newest metrics record
+        self.last_diverging = False  # ... its diverging flag
+        self.last_record_at: float | None = None  # ... and when it was made (seconds since the epoch)
         self.last_candidates: list[dict[str, Any]] | None = None  # ... and its candidates, racing
         self._snapshot_version = 0
         self._last_step = now
@@ -304,11 +311,13 @@ class Processor(ProcessorState):
         if chunk.refused.any():
             chunk = self._refused_to_dead_letters(chunk, out)
         if self.pending is not None:
-            chunk = answers_counted(chunk, model, self.metrics)
+            chunk = answers_counted(chunk, model, self.metrics, self._watch_errors)
         labelled = int(np.count_nonzero(chunk.labels == chunk.labels))
         if labelled:
             loss, correct = model.prequential_terms(chunk.scores, chunk.outputs, chunk.labels)
             self.metrics.add_terms(labelled, loss, correct)
+            if self.metrics.drift is not None:
+                self._watch_errors(model.right_answers(chunk.outputs, chunk.labels))
         if not self.settings.publish_predictions:
             return  # scorers serve them; the metrics above still count them
         out.predictions += prediction_records(
@@ -321,6 +330,12 @@ class Processor(ProcessorState):
             chunk.labels.tolist(),
             None if chunk.champions is None else models.published_by(chunk.champions),
         )
+
+    def _watch_errors(self, right: NDArray[np.bool_]) -> None:
+        """The drift detector's next errors; a detection restarts the candidates' race when asked."""
+        if self.metrics.add_errors(right) and self.settings.on_drift == "reset-champion":
+            assert self.models is not None
+            self.models.restart_race()
 
     def _refused_to_dead_letters(self, chunk: Scored[EventRef], out: Emitted) -> Scored[EventRef]:
         """Rows the model refused (their logit or step would not be finite) become dead letters; the
@@ -350,8 +365,9 @@ class Processor(ProcessorState):
             record["candidates"] = self.models.records(now)
             record["champion"] = self.models.champion.champion
             record["champion_changes"] = self.models.champion.changes
-        self.last_window = record["window"]
+        self.last_window, self.last_diverging = record["window"], bool(record["diverging"])
         self.last_candidates = record.get("candidates")
+        self.last_record_at = time.time()
         key = self.settings.model_name.encode()
         return OutputRecord(
             self.settings.metrics_topic, key, json.dumps(record, allow_nan=False).encode(), []

@@ -80,6 +80,9 @@ class ProcessorState:
         features = features_state(encoder)
         if features is not None:
             state["features"] = features
+        drift = self.metrics.drift_state()
+        if drift is not None:
+            state["drift"] = drift
         return state
 
     def snapshot_record(self, unfixed: bool = False) -> OutputRecord | None:
@@ -142,6 +145,7 @@ class ProcessorState:
                 models.model.load_dict(neuron_state(snapshot, settings))
             models.restore_pending(snapshot.get("pending"), ref_from_json, now)
             self.metrics.restore(snapshot["metrics_state"])
+            self.metrics.restore_drift(snapshot.get("drift"))
         except (KeyError, TypeError, ValueError) as error:
             raise SnapshotError(f"snapshot of {snapshot.get('model')!r} is unreadable: {error}") from error
         self.positions = snapshot_positions(snapshot)

@@ -45,6 +45,24 @@ class PrometheusExporter:
             labels,
             registry=self.registry,
         )
+        self.drifts = Counter(
+            "stream_neuron_drifts",
+            "drifts detected in the prequential errors",
+            labels,
+            registry=self.registry,
+        )
+        self.diverging = Gauge(
+            "stream_neuron_diverging",
+            "1 while the last metrics window flagged the model diverging",
+            labels,
+            registry=self.registry,
+        )
+        self.last_metrics = Gauge(
+            "stream_neuron_last_metrics_timestamp_seconds",
+            "when the last metrics record was made (seconds since the epoch)",
+            labels,
+            registry=self.registry,
+        )
         self.model_version = Gauge(
             "stream_neuron_model_version", "updates the model has made", labels, registry=self.registry
         )
@@ -72,26 +90,20 @@ class PrometheusExporter:
             registry=self.registry,
         )
         self.model_name = model_name
-        self._seen = (0, 0, 0)
+        self._seen = (0, 0, 0, 0)
         self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
 
     def baseline(self, processor: Processor) -> None:
         """Counters count this process's traffic: totals restored from a snapshot are not new."""
-        self._seen = (
-            processor.metrics.cumulative.events,
-            processor.metrics.cumulative.labelled,
-            processor.metrics.dead_letters,
-        )
+        self._seen = _totals(processor)
 
     def observe(self, processor: Processor, lag: int | None) -> None:
         """Bring the figures up to date after a processing step."""
         window = processor.last_window
         name = self.model_name
-        tally = processor.metrics.cumulative
-        seen = (tally.events, tally.labelled, processor.metrics.dead_letters)
-        for counter, now, before in zip(
-            (self.events, self.labelled, self.dead_letters), seen, self._seen, strict=True
-        ):
+        seen = _totals(processor)
+        counters = (self.events, self.labelled, self.dead_letters, self.drifts)
+        for counter, now, before in zip(counters, seen, self._seen, strict=True):
             if now > before:
                 counter.labels(name).inc(now - before)
         self._seen = seen
@@ -101,6 +113,9 @@ class PrometheusExporter:
             self.model_version.labels(name).set(model.n_updates)
         if lag is not None:
             self.lag.labels(name).set(lag)
+        if processor.last_record_at is not None:
+            self.last_metrics.labels(name).set(processor.last_record_at)
+            self.diverging.labels(name).set(float(processor.last_diverging))
         if window is not None:
             for gauge, key in ((self.window_log_loss, "log_loss"), (self.window_accuracy, "accuracy")):
                 value = window.get(key)
@@ -122,3 +137,10 @@ class PrometheusExporter:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def _totals(processor: Processor) -> tuple[int, int, int, int]:
+    """What the counters count: events, labelled events, dead letters, drifts (restored ones too)."""
+    metrics = processor.metrics
+    drifts = metrics.drift.count if metrics.drift is not None else 0
+    return metrics.cumulative.events, metrics.cumulative.labelled, metrics.dead_letters, drifts

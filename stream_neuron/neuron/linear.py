@@ -128,6 +128,11 @@ class LinearNeuron(ModelState, CompiledSteps):
         correct = int(np.count_nonzero(self.predicted_labels(outputs) == y))
         return loss, correct
 
+    def right_answers(self, outputs: FloatArray, labels: FloatArray) -> NDArray[np.bool_]:
+        """Per labelled row (NaN = unlabelled, left out), in order: whether its prediction was right."""
+        labelled = labels == labels
+        return np.asarray(self.predicted_labels(outputs[labelled]) == self.loss.canonical(labels[labelled]))
+
     # -- the model -----------------------------------------------------------------------------------
 
     @property
