@@ -193,3 +193,51 @@ def test_a_restarted_run_goes_on_detecting_exactly() -> None:
     records += second.close(1e9).metrics
     assert detections_in_records(records) == detections_in_records(whole)
     assert detections_in_records(whole), "the stream drifts"
+
+
+def test_a_restarted_race_crowns_the_best_of_its_first_window_at_once() -> None:
+    """--on-drift reset-champion: the champion stays through the first fresh window, then the
+    candidate best over that window takes over without a streak; the state carries the restart."""
+    from stream_neuron.champion import Champion
+
+    race = Champion(3, window=10)
+    early = np.tile([[0.1], [0.5], [0.9]], 30)  # candidate 0 best
+    assert set(race.observe(early).tolist()) == {0}
+    race.restart()
+    twin = Champion(3, window=10)
+    twin.restore(json.loads(json.dumps(race.state())))
+    late = np.tile([[0.9], [0.6], [0.2]], 25)  # now candidate 2, and 1 beats the champion too
+    for champion in (race, twin):
+        scored_by = champion.observe(late[:, :4]).tolist() + champion.observe(late[:, 4:]).tolist()
+        assert scored_by == [0] * 10 + [2] * 15
+        assert champion.champion == 2 and not champion.fresh
+
+
+def test_a_drift_restarts_the_race_of_candidates_when_asked() -> None:
+    """With --on-drift reset-champion the poll that detects a drift restarts the race (none without);
+    a --champion-window later the race has its champion."""
+    events = synthetic_events(4000, 1500)
+    common: dict[str, Any] = {"learning_rate": (0.001, 0.05, 0.5), "champion_window": 200}
+    plain, reset = (
+        Processor(Settings(**common), 0.0),
+        Processor(Settings(on_drift="reset-champion", **common), 0.0),
+    )
+    restarted_at = None
+    for at in range(0, len(events), 50):
+        part = [
+            InputRecord("in", 0, at + i, None, json.dumps(e).encode(), [])
+            for i, e in enumerate(events[at : at + 50])
+        ]
+        plain.process(part, float(at))
+        reset.process(part, float(at))
+        assert reset.models is not None and plain.models is not None
+        assert not plain.models.champion.fresh
+        drift = reset.metrics.drift
+        assert drift is not None
+        if restarted_at is None and drift.count:
+            restarted_at = at
+            assert reset.models.champion.fresh and reset.models.champion.seen < 200
+        if restarted_at is not None and at >= restarted_at + 250:
+            assert not reset.models.champion.fresh or drift.count > 1  # a later drift may restart it again
+            break
+    assert restarted_at is not None, "the stream drifts"
