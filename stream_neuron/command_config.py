@@ -27,9 +27,10 @@ from stream_neuron.config import (
 )
 from stream_neuron.errors import OperatorError
 from stream_neuron.feature_options import FeatureOptions
+from stream_neuron.metrics_port_options import MetricsPortOptions
 
 
-class ScoreSettings(CommonSettings):
+class ScoreSettings(CommonSettings, MetricsPortOptions):
     """``stream-neuron score``: a stateless scorer; replicas share a consumer group on the requests
     topic and follow the model topic, swapping to each new snapshot between polls. Never learns."""
 

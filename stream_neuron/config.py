@@ -34,6 +34,7 @@ from pydantic_settings import (
 from stream_neuron.common_settings import CommonSettings
 from stream_neuron.drift_options import DriftOptions
 from stream_neuron.feature_options import FeatureOptions
+from stream_neuron.metrics_port_options import MetricsPortOptions
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.optimizers import OptimizerName, Rule
 from stream_neuron.schema import check_names
@@ -90,7 +91,7 @@ def run_names(base: str) -> dict[str, str]:
     }
 
 
-class Settings(CommonSettings, FeatureOptions, DriftOptions):
+class Settings(CommonSettings, FeatureOptions, DriftOptions, MetricsPortOptions):
     """``stream-neuron run``: learn from the input topic; publish predictions, metrics, snapshots."""
 
     input_topic: str = DEFAULT_TOPICS["input_topic"]
@@ -181,12 +182,6 @@ class Settings(CommonSettings, FeatureOptions, DriftOptions):
         allow_inf_nan=False,
         description="events with a feature beyond +/- this are dead-lettered (a sanity bound: one absurd "
         "value can otherwise swamp the weights or the scaler; default: none)",
-    )
-    metrics_port: int | None = Field(
-        None, ge=1, le=65535, description="serve Prometheus metrics on this port"
-    )
-    metrics_host: str = Field(
-        "127.0.0.1", description="address of the Prometheus endpoint (0.0.0.0 in a container)"
     )
     connect_timeout_s: float = Field(10.0, gt=0, description="how long to wait for a broker at start-up")
     on_bad_snapshot: Literal["refuse", "new-model", "keep-model"] = Field(

@@ -61,6 +61,11 @@ class ProcessorState:
     def _check_snapshot_fits(self, schema: FeatureSchema, error: Callable[[str], Exception]) -> None:
         raise NotImplementedError
 
+    @property
+    def snapshot_version(self) -> int:
+        """The model version of the newest snapshot made (or restored)."""
+        return self._snapshot_version
+
     def snapshot_state(self) -> dict[str, Any]:
         models, model = self.models, self.model
         assert models is not None and model is not None

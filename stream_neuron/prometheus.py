@@ -1,10 +1,11 @@
-"""``run --metrics-port N``: the run's figures for a Prometheus scrape (prometheus-client)."""
+"""``run`` and ``score`` with ``--metrics-port N``: their figures for a Prometheus scrape
+(prometheus-client); the server itself, with the health probes, is ``metrics_server.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from stream_neuron.processor import Processor
 
@@ -12,7 +13,7 @@ from stream_neuron.processor import Processor
 class PrometheusExporter:
     """Counters for this process's traffic; gauges for the model and its latest metrics window."""
 
-    def __init__(self, port: int, model_name: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, model_name: str) -> None:
         self.registry = CollectorRegistry()
         labels = ["model"]
         self.events = Counter(
@@ -66,6 +67,12 @@ class PrometheusExporter:
         self.model_version = Gauge(
             "stream_neuron_model_version", "updates the model has made", labels, registry=self.registry
         )
+        self.snapshot_version = Gauge(
+            "stream_neuron_snapshot_version",
+            "the model version of the newest snapshot written (what scorers should serve)",
+            labels,
+            registry=self.registry,
+        )
         racing = ["model", "candidate", "learning_rate"]
         self.candidate_gauges = {
             (section, key): Gauge(
@@ -91,7 +98,6 @@ class PrometheusExporter:
         )
         self.model_name = model_name
         self._seen = (0, 0, 0, 0)
-        self.server, self.thread = start_http_server(port, addr=host, registry=self.registry)
 
     def baseline(self, processor: Processor) -> None:
         """Counters count this process's traffic: totals restored from a snapshot are not new."""
@@ -111,6 +117,7 @@ class PrometheusExporter:
         if model is not None:
             self.learning_rate.labels(name).set(model.learning_rate)
             self.model_version.labels(name).set(model.n_updates)
+            self.snapshot_version.labels(name).set(processor.snapshot_version)
         if lag is not None:
             self.lag.labels(name).set(lag)
         if processor.last_record_at is not None:
@@ -135,12 +142,54 @@ class PrometheusExporter:
             self.candidate_diverging.labels(*labels).set(float(candidate["diverging"]))
             self.candidate_champion.labels(*labels).set(float(candidate["champion"]))
 
-    def close(self) -> None:
-        self.server.shutdown()
-
 
 def _totals(processor: Processor) -> tuple[int, int, int, int]:
     """What the counters count: events, labelled events, dead letters, drifts (restored ones too)."""
     metrics = processor.metrics
     drifts = metrics.drift.count if metrics.drift is not None else 0
     return metrics.cumulative.events, metrics.cumulative.labelled, metrics.dead_letters, drifts
+
+
+class ScorerExporter:
+    """A scorer replica's figures: requests, predictions, dead letters, the model version it serves,
+    swaps and refused snapshots, and how long a poll's requests take to score."""
+
+    def __init__(self, model_name: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model"]
+
+        def counter(name: str, what: str) -> Counter:
+            return Counter(f"stream_neuron_scorer_{name}", what, labels, registry=self.registry)
+
+        self.requests = counter("requests", "requests consumed")
+        self.predictions = counter("predictions", "predictions published")
+        self.dead_letters = counter("dead_letters", "requests dead-lettered")
+        self.swaps = counter("swaps", "newer snapshots swapped in")
+        self.refused = counter("snapshots_refused", "snapshots not used (unreadable, or another model)")
+        self.version = Gauge(
+            "stream_neuron_scorer_model_version", "the model version served", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "stream_neuron_scorer_latency_seconds",
+            "from a poll's return to its predictions handed to the producer (an observation a poll)",
+            labels,
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+        )
+        self.model_name = model_name
+
+    def scored(self, requests: int, predictions: int, dead_letters: int, seconds: float) -> None:
+        name = self.model_name
+        self.requests.labels(name).inc(requests)
+        self.predictions.labels(name).inc(predictions)
+        self.dead_letters.labels(name).inc(dead_letters)
+        if requests:
+            self.latency.labels(name).observe(seconds)
+
+    def served(self, version: int, swapped: bool = False, refused: bool = False) -> None:
+        name = self.model_name
+        self.version.labels(name).set(version)
+        if swapped:
+            self.swaps.labels(name).inc()
+        if refused:
+            self.refused.labels(name).inc()

@@ -35,6 +35,7 @@ from stream_neuron.kafka_io.record_order import OrderedInput
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactional import TransactionalOutput
 from stream_neuron.kafka_io.writer_claim import WriterClaim
+from stream_neuron.metrics_server import Health, MetricsServer
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
 from stream_neuron.startup import (
@@ -249,7 +250,7 @@ class Runner:
         self.checkpoint.commit(processor.snapshot_record(unfixed), processor.positions, now, final)
         client_log.recovered()
 
-    def loop(self, exporter: PrometheusExporter | None) -> RunSummary:
+    def loop(self, exporter: PrometheusExporter | None, health: Health) -> RunSummary:
         settings, stop = self.settings, self.stop
         if self.choice_to_keep:
             self._commit(time.monotonic(), unfixed=True)
@@ -263,6 +264,8 @@ class Runner:
             if settings.max_events is not None:
                 budget = min(budget, settings.max_events - consumed)
             records = self.input.poll(poll_ms, budget) if budget > 0 else []
+            health.beat()
+            health.set_ready()  # connected, the model loaded or created, polling from its positions
             now = time.monotonic()
             consumed += len(records)
             try:
@@ -340,20 +343,24 @@ def calm_collector() -> None:
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
     client_log.install()
-    runner = Runner(settings, stop or StopFlag())
-    calm_collector()
-    exporter = None
+    health = Health(settings.health_timeout_s)
+    exporter, server, runner = None, None, None
+    if settings.metrics_port is not None:  # before start-up: /readyz says "not yet" while it lasts
+        exporter = PrometheusExporter(settings.model_name)
+        server = MetricsServer(settings.metrics_port, settings.metrics_host, exporter.registry, health)
     try:
-        if settings.metrics_port is not None:
-            exporter = PrometheusExporter(settings.metrics_port, settings.model_name, settings.metrics_host)
+        runner = Runner(settings, stop or StopFlag())
+        calm_collector()
+        if exporter is not None:
             exporter.baseline(runner.processor)
         log.info(
             "running model %r (%s, %s, %s, %s) on %s: %s -> %s",
             settings.model_name, settings.model, settings.mode, settings.guarantee, settings.kafka_client,
             settings.bootstrap_servers, settings.input_topic, settings.predictions_topic,
         )  # fmt: skip
-        return runner.loop(exporter)
+        return runner.loop(exporter, health)
     finally:
-        runner.release()
-        if exporter is not None:
-            exporter.close()
+        if runner is not None:
+            runner.release()
+        if server is not None:
+            server.close()

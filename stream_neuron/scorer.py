@@ -27,8 +27,10 @@ from stream_neuron.kafka_io.clients import group_input, output_producer
 from stream_neuron.kafka_io.model_follower import ModelFollower
 from stream_neuron.kafka_io.ports import StartupError, TopicSpec
 from stream_neuron.kafka_io.probe import probe
+from stream_neuron.metrics_server import Health, MetricsServer
 from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
+from stream_neuron.prometheus import ScorerExporter
 from stream_neuron.runner import RunSummary, StopFlag, calm_collector
 from stream_neuron.snapshots import SnapshotError, check_snapshot, standardized
 from stream_neuron.startup import topic_limits
@@ -70,8 +72,15 @@ def score_topics(settings: ScoreSettings) -> list[TopicNeed]:
 class Scorer:
     """One replica: its group membership, the model it follows, the processor of the current model."""
 
-    def __init__(self, settings: ScoreSettings, stop: StopFlag) -> None:
-        self.settings, self.stop = settings, stop
+    def __init__(
+        self,
+        settings: ScoreSettings,
+        stop: StopFlag,
+        exporter: ScorerExporter | None = None,
+        health: Health | None = None,
+    ) -> None:
+        self.settings, self.stop, self.exporter = settings, stop, exporter
+        self.health = health or Health(settings.health_timeout_s)
         connection = settings.connection
         name = settings.model_name
         probe(connection, settings.connect_timeout_s)
@@ -82,6 +91,8 @@ class Scorer:
         self.owned: list[tuple[str, int]] = []  # the partitions this replica serves
         self.processor = self._first_model()
         self.version = self._version()
+        if exporter is not None:
+            exporter.served(self.version)
         self.input = group_input(
             connection, settings.input_topic, settings.group_id, f"{name}-scorer", settings.poll_max_records,
             self._revoked,
@@ -126,6 +137,8 @@ class Scorer:
                 )
             if self.stop.stopping:
                 raise StartupError("stopped while waiting for a first snapshot of the model")
+            self.health.beat()  # waiting for the model is not wedged
+            self.health.set_ready(f"waiting for a snapshot of model {self.settings.model_name!r}")
             if not said or time.monotonic() - waited >= WAIT_LOG_S:
                 said = True
                 log.info(
@@ -169,6 +182,7 @@ class Scorer:
             return
         new = self._processor(value)
         if new is None or new.model is None:
+            self._served(refused=new is None)
             return
         old, version = self.processor, new.model.n_updates
         if _features_of(new) != _features_of(old):
@@ -177,10 +191,16 @@ class Scorer:
                 "keeping version %d",
                 version, self.settings.model_name, new.kind, new.schema.n_features, self.version,
             )  # fmt: skip
+            self._served(refused=True)
             return
         new.positions = old.positions
         self.processor, self.version = new, version
+        self._served(swapped=True)
         log.info("serving model version %d", version)
+
+    def _served(self, swapped: bool = False, refused: bool = False) -> None:
+        if self.exporter is not None:
+            self.exporter.served(self.version, swapped, refused)
 
     def _revoked(self, partitions: set[tuple[str, int]]) -> None:
         """Partitions going to another replica: their positions are dropped, never committed later (the
@@ -191,12 +211,14 @@ class Scorer:
             self.processor.positions.pop(tp, None)
 
     def _note_assignment(self) -> None:
-        """One line when this replica's share of the requests changes (a rebalance)."""
+        """One line when this replica's share of the requests changes (a rebalance); ready while it
+        has a share."""
         owned = self.input.assignment()
         if owned != self.owned:
             self.owned = owned
             partitions = [p for _, p in owned]
             log.info("serving partitions %s of %s", partitions or "none", self.settings.input_topic)
+        self.health.set_ready(None if owned else f"no partitions of {self.settings.input_topic} assigned yet")
 
     def loop(self) -> RunSummary:
         settings, stop = self.settings, self.stop
@@ -209,12 +231,17 @@ class Scorer:
             if settings.max_events is not None:
                 budget = min(budget, settings.max_events - consumed)
             records = self.input.poll(200, budget) if budget > 0 else []
+            self.health.beat()
             self._note_assignment()
             now = time.monotonic()
             consumed += len(records)
             emitted = self.processor.process(records, now) if records else self.processor.tick(now)
             self.checkpoint.count(len(records))
             self.checkpoint.publish(emitted.outputs())
+            if self.exporter is not None and records:
+                self.exporter.scored(
+                    len(records), len(emitted.predictions), len(emitted.dead_letters), time.monotonic() - now
+                )
             if self.checkpoint.due(now, 0):
                 self.checkpoint.commit(None, self.processor.positions, now)
                 client_log.recovered()
@@ -242,9 +269,14 @@ class Scorer:
 def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
     """Score requests until stopped, ``--max-events`` scored or ``--idle-timeout-s`` without any."""
     client_log.install()
-    scorer = Scorer(settings, stop or StopFlag())
-    calm_collector()
+    health = Health(settings.health_timeout_s)
+    exporter, server, scorer = None, None, None
+    if settings.metrics_port is not None:  # before start-up: /readyz says "not yet" while it lasts
+        exporter = ScorerExporter(settings.model_name)
+        server = MetricsServer(settings.metrics_port, settings.metrics_host, exporter.registry, health)
     try:
+        scorer = Scorer(settings, stop or StopFlag(), exporter, health)
+        calm_collector()
         log.info(
             "scoring %s with model %r version %d (group %s) -> %s",
             settings.input_topic, settings.model_name, scorer.version, settings.group_id,
@@ -252,7 +284,10 @@ def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
         )  # fmt: skip
         return scorer.loop()
     finally:
-        scorer.release()
+        if scorer is not None:
+            scorer.release()
+        if server is not None:
+            server.close()
 
 
 def _features_of(processor: Processor) -> tuple[Any, ...]:
