@@ -310,3 +310,18 @@ def kill_mid_run(
             assert (committed_offset(bootstrap, topics.group, topics.input) or 0) < loaded, "nothing left"
     finally:
         watcher.close()
+
+
+def scrape(port: int, prefix: str = "stream_neuron_") -> dict[str, float]:
+    """The samples named ``prefix...`` that the metrics port serves now, by name."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name.startswith(prefix)
+    }

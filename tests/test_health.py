@@ -13,14 +13,13 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from stream_neuron import runner as runner_module
 from stream_neuron.config import Settings, run_names
 from stream_neuron.metrics_server import Health, MetricsServer
 from stream_neuron.processor import Processor
 from stream_neuron.runner import StopFlag, run
-from tests.component import Topics, free_port, run_component, send, start, synthetic_events, wait_for
+from tests.component import Topics, free_port, run_component, scrape, send, start, synthetic_events, wait_for
 from tests.kafka_helpers import create_topic, unique_name
 
 
@@ -134,17 +133,8 @@ def test_a_scorer_serves_its_figures_and_probes(kafka_bootstrap: str) -> None:
         )
         send(kafka_bootstrap, requests, [b"not json"])
 
-        def figures() -> dict[str, float]:
-            body = probe(port, "/metrics")[1]
-            return {
-                s.name: s.value
-                for family in text_string_to_metric_families(body)
-                for s in family.samples
-                if s.name.startswith("stream_neuron_scorer_")
-            }
-
-        wait_for(lambda: figures().get("stream_neuron_scorer_requests_total") == 41, 60)
-        seen = figures()
+        wait_for(lambda: scrape(port).get("stream_neuron_scorer_requests_total") == 41, 60)
+        seen = scrape(port, "stream_neuron_scorer_")
         assert seen["stream_neuron_scorer_predictions_total"] == 40
         assert seen["stream_neuron_scorer_dead_letters_total"] == 1
         assert seen["stream_neuron_scorer_model_version"] == 300

@@ -7,11 +7,9 @@ import json
 import struct
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from stream_neuron.tools.check_river import Comparison
@@ -24,6 +22,7 @@ from tests.component import (
     json_records,
     raw_records,
     run_component,
+    scrape,
     start_component,
     wait_for,
 )
@@ -181,17 +180,8 @@ def test_prometheus_endpoint_serves_the_counters(kafka_bootstrap: str) -> None:
     wait_for(lambda: watcher.end() >= 2, 120)
     watcher.close()
 
-    def scrape() -> dict[str, float]:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        return {
-            sample.name: sample.value
-            for family in text_string_to_metric_families(body)
-            for sample in family.samples
-            if sample.name.startswith("stream_neuron_")
-        }
-
-    wait_for(lambda: scrape().get("stream_neuron_events_total") == 3002, 60)
-    values = scrape()
+    wait_for(lambda: scrape(port).get("stream_neuron_events_total") == 3002, 60)
+    values = scrape(port)
     process.terminate()
     process.finish(60)
     labelled = sum(1 for p in json_records(kafka_bootstrap, topics.predictions) if p["label"] is not None)
