@@ -50,7 +50,8 @@ def secured() -> dict[str, Any]:
 
 def test_services(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
-        "kafka", "topics", "stream-neuron", "scorer", "demo-producer", "request-producer", "monitor"
+        "kafka", "topics", "stream-neuron", "scorer", "demo-producer", "request-producer", "monitor",
+        "prometheus",
     }  # fmt: skip
     assert compose["services"]["scorer"]["deploy"]["replicas"] == 2
 
@@ -201,7 +202,7 @@ def test_the_secured_overlay_moves_every_service_to_the_secured_cluster(
     """Every service of the stack but the local broker is overridden; the broker moves to a profile
     and nothing depends on it any more (the topics service waited for it)."""
     overridden = secured["services"]
-    assert set(overridden) == set(compose["services"])
+    assert set(overridden) == set(compose["services"]) - {"prometheus"}  # it talks to no broker
     assert overridden["kafka"] == {"profiles": ["local-broker"]}
     assert isinstance(overridden["topics"]["depends_on"], Reset)
     for name, spec in compose["services"].items():
@@ -234,3 +235,22 @@ def test_the_secured_overlay_passes_credentials_as_readable_secrets(secured: dic
         for key, value in secured["services"]["monitor"]["environment"].items()
     }
     Settings(**env | {"bootstrap_servers": "broker1:9093", "sasl_username": "app"})
+
+
+def test_prometheus_scrapes_the_trainer_and_every_scorer_with_the_shipped_rules(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    assert (
+        config["rule_files"] == ["alerts.yml"] and (REPO / "deploy" / "prometheus" / "alerts.yml").is_file()
+    )
+    [job] = config["scrape_configs"]
+    trainer, scorer = services["stream-neuron"]["environment"], services["scorer"]["environment"]
+    assert job["static_configs"] == [{"targets": [f"stream-neuron:{trainer['STREAM_NEURON_METRICS_PORT']}"]}]
+    [replicas] = job["dns_sd_configs"]
+    assert replicas["names"] == ["scorer"] and str(replicas["port"]) == scorer["STREAM_NEURON_METRICS_PORT"]
+    assert scorer["STREAM_NEURON_METRICS_HOST"] == trainer["STREAM_NEURON_METRICS_HOST"] == "0.0.0.0"

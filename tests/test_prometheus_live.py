@@ -90,6 +90,7 @@ def test_prometheus_scrapes_the_trainer_and_two_scorers_and_fires_the_divergence
     config.write_text(
         yaml.safe_dump(prometheus_config([f"127.0.0.1:{p}" for p in [trainer_port, *scorer_ports]]))
     )
+    log = (tmp_path / "prometheus.log").open("w")
     server = subprocess.Popen(
         [
             binary,
@@ -98,7 +99,7 @@ def test_prometheus_scrapes_the_trainer_and_two_scorers_and_fires_the_divergence
             f"--web.listen-address=127.0.0.1:{prometheus_port}",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "prometheus.log").open("w"),  # read on failure; a pipe would fill
+        stderr=log,  # read on failure; a pipe would fill
     )
     try:
         try:
@@ -127,6 +128,7 @@ def test_prometheus_scrapes_the_trainer_and_two_scorers_and_fires_the_divergence
     finally:
         server.terminate()
         server.wait(30)
+        log.close()
         for process in [trainer, *scorers]:
             process.terminate()
             process.finish(60)
