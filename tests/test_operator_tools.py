@@ -13,8 +13,10 @@ import pytest
 from rich.console import Console
 
 from stream_neuron.tools.check_river import Comparison
-from stream_neuron.tools.curve import learning_curve
+from stream_neuron.tools.curve import draw, learning_curve
 from stream_neuron.tools.live import sparkline, view
+from stream_neuron.tools.metrics_view import clean_record
+from stream_neuron.tools.monitor import format_metrics
 from tests.component import (
     EndWatcher,
     Topics,
@@ -108,6 +110,27 @@ def test_learning_rate_changes_are_marked() -> None:
         for e, lr in ((100, 0.1), (200, 0.1), (300, 0.01), (400, 0.01), (500, 0.5))
     ]  # fmt: skip
     assert learning_curve(records).rate_changes == [(300, 0.01), (500, 0.5)]
+
+
+def test_drifts_are_marked_where_their_window_ends(tmp_path: Path) -> None:
+    records = [
+        {"events": e, "learning_rate": 0.1, "window": {"events": 100, "log_loss": 0.5, "accuracy": 0.8},
+         "cumulative": {"log_loss": 0.5, "accuracy": 0.8},
+         "drift": {"detector": "adwin", "events_since_last": 10, "count": count}}
+        for e, count in ((100, 0), (200, 0), (300, 1), (400, 1), (500, 3))
+    ]  # fmt: skip
+    cleaned = [clean_record(json.dumps(r).encode()) for r in records]  # as monitor reads them
+    assert cleaned[-1]["drift"] == records[-1]["drift"]  # type: ignore[index]
+    curve = learning_curve(cleaned)
+    assert curve.drifts == [(300, 1), (500, 2)]
+    rows = (line.rsplit("  ", 1) for line in format_metrics(cleaned[-1]).splitlines())
+    table = {name.strip(): value.strip() for name, value in rows}
+    assert table["drifts (adwin)"] == "3" and table["labelled since"] == "10"
+    assert clean_record(json.dumps(dict(records[0], drift={"count": -1})).encode()) == (
+        "drift is not a detector's counts"
+    )
+    draw(curve, tmp_path / "curve.png")
+    assert png_size(tmp_path / "curve.png")[0] >= 600
 
 
 def test_produce_from_csv_and_jsonl_reports_bad_rows_and_carries_on(

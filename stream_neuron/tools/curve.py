@@ -35,6 +35,8 @@ class LearningCurve:
     candidate_log_loss: list[list[float | None]] = field(default_factory=list)
     champions: list[int | None] = field(default_factory=list)
     champion_changes: list[tuple[int, int]] = field(default_factory=list)
+    # --drift-detector: (events, detections) for each window that reported new detections
+    drifts: list[tuple[int, int]] = field(default_factory=list)
 
 
 MAX_MARKED_CHANGES = 10
@@ -43,6 +45,7 @@ MAX_MARKED_CHANGES = 10
 def learning_curve(records: list[dict[str, Any] | Malformed]) -> LearningCurve:
     """The curve of the well-formed records (``metrics_view.clean_record``); the others add no point."""
     curve = LearningCurve()
+    drifts_seen = 0
     for record in records:
         if isinstance(record, Malformed) or record.get("learning_rate") is None:
             continue
@@ -62,7 +65,18 @@ def learning_curve(records: list[dict[str, Any] | Malformed]) -> LearningCurve:
         curve.pending.append(labels.get("pending"))
         curve.expired.append(labels.get("expired"))
         _add_candidates(curve, record)
+        _add_drifts(curve, record, drifts_seen)
+        drift = record.get("drift")
+        drifts_seen = int(drift["count"]) if isinstance(drift, dict) else drifts_seen
     return curve
+
+
+def _add_drifts(curve: LearningCurve, record: dict[str, Any], seen: int) -> None:
+    """A window whose record counts more detections than the one before: marked at its end (a
+    detection happened in it; the log line names the labelled event)."""
+    drift = record.get("drift")
+    if isinstance(drift, dict) and int(drift["count"]) > seen:
+        curve.drifts.append((int(record["events"]), int(drift["count"]) - seen))
 
 
 def _add_candidates(curve: LearningCurve, record: dict[str, Any]) -> None:
@@ -81,7 +95,8 @@ def _add_candidates(curve: LearningCurve, record: dict[str, Any]) -> None:
 
 
 def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning curve") -> None:
-    """Log loss (top) and accuracy (bottom) against events seen; dotted lines where the rate changed."""
+    """Log loss (top) and accuracy (bottom) against events seen; dotted lines where the rate changed,
+    red dashed ones at the windows that detected a drift."""
     try:
         import matplotlib
 
@@ -138,6 +153,12 @@ def draw(curve: LearningCurve, path: Path, title: str = "stream-neuron learning 
         loss_axis.annotate(
             f"lr={rate:g}", (events, 1.0), xycoords=("data", "axes fraction"), fontsize=8, va="top", ha="left"
         )
+    for events, detections in curve.drifts:
+        accuracy_axis.axvline(events, color="tab:red", linestyle="--", linewidth=1)
+        accuracy_axis.annotate(
+            "drift" if detections == 1 else f"{detections} drifts", (events, 0.02),
+            xycoords=("data", "axes fraction"), fontsize=8, color="tab:red", ha="right", rotation=90,
+        )  # fmt: skip
     if curve.learning_rate:
         loss_axis.text(
             0.99,

@@ -22,6 +22,7 @@ LABELS = (
     "pending", "answered", "expired", "unmatched_answers", "duplicate_answers", "duplicate_questions",
 )  # fmt: skip
 OPTIMIZERS = ("sgd", "adagrad", "adam")
+DETECTORS = ("adwin", "page-hinkley")
 MAX_CANDIDATES = 64
 _UNSAFE = re.compile(r"[^0-9A-Za-z:.+\- TZ]")
 
@@ -34,6 +35,10 @@ def _number(value: Any) -> bool:
     return value is None or (
         isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def clean_record(value: bytes | None) -> dict[str, Any] | Malformed:
@@ -62,6 +67,15 @@ def clean_record(value: bytes | None) -> dict[str, Any] | Malformed:
         if not isinstance(labels, dict) or not all(_number(labels.get(name)) for name in LABELS):
             return Malformed("labels is not an object of counts")
         clean["labels"] = {name: labels.get(name) for name in LABELS}
+    drift = record.get("drift")
+    if drift is not None:  # --drift-detector
+        if not (
+            isinstance(drift, dict)
+            and drift.get("detector") in DETECTORS
+            and all(_count(drift.get(name)) for name in ("events_since_last", "count"))
+        ):
+            return Malformed("drift is not a detector's counts")
+        clean["drift"] = {name: drift[name] for name in ("detector", "events_since_last", "count")}
     if record.get("candidates") is not None:  # several learning rates raced
         candidates = _clean_candidates(record)
         if isinstance(candidates, Malformed):

@@ -96,6 +96,12 @@ def format_metrics(record: dict[str, Any] | Malformed) -> str:
             ("duplicate answers", labels["duplicate_answers"]),
             ("duplicate questions", labels["duplicate_questions"]),
         ]
+    drift = record.get("drift")
+    if drift:
+        rows += [
+            (f"drifts ({drift['detector']})", drift["count"]),
+            ("labelled since", drift["events_since_last"]),
+        ]
     rows.append(("at", record.get("ts")))
     width = max(len(name) for name, _ in rows)
     table = "\n".join(f"{name:<{width}}  {_fmt(value)}" for name, value in rows)
