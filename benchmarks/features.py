@@ -123,6 +123,14 @@ def processor_rate(mode: str, events: list[dict[str, Any]]) -> float:
     return best
 
 
+def decoded_as_the_component_does(mode: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events' dicts as ``run`` decodes them from their JSON (the same dicts go to both sides)."""
+    from stream_neuron.decode import decode_event
+
+    named = mode != "fixed"
+    return [dict(decode_event(json.dumps(e).encode(), 2**20, named=named)) for e in events]
+
+
 def model_rate(mode: str, events: list[dict[str, Any]]) -> float:
     """The component's encoding and neuron alone on the decoded events, the job river's pipeline
     does below: each 500-event poll's features into rows (the processor's sinks), then per event
@@ -190,12 +198,13 @@ def measure(bootstrap: str, n: int, rounds: int, client: str) -> dict[str, dict[
             runs[mode].append(rate)
             sizes[mode] = snapshot_bytes(bootstrap, settings)
     in_process = min(n, 20_000)
+    decoded = {mode: decoded_as_the_component_does(mode, streams[mode][:in_process]) for mode in MODES}
     return {
         mode: {
             "events_per_s": statistics.median(runs[mode]),
             "processor_events_per_s": processor_rate(mode, streams[mode][:in_process]),
-            "model_events_per_s": model_rate(mode, streams[mode][:in_process]),
-            "river_events_per_s": river_rate(mode, streams[mode][:in_process]),
+            "model_events_per_s": model_rate(mode, decoded[mode]),
+            "river_events_per_s": river_rate(mode, decoded[mode]),
             "snapshot_bytes": float(sizes[mode]),
         }
         for mode in MODES

@@ -12,6 +12,8 @@ typedef void (*murmur32_fn)(const void *key, Py_ssize_t len, uint32_t seed, void
 static murmur32_fn native_murmur = NULL;
 static PyObject *python_murmur = NULL;
 
+static void forget_names(void);
+
 PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     if (nargs != 2 || !PyCallable_Check(args[1])) {
@@ -19,6 +21,7 @@ PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t n
         return NULL;
     }
     Py_XSETREF(python_murmur, Py_NewRef(args[1]));
+    forget_names(); /* hashed by the function bound before */
     native_murmur = NULL;
     if (args[0] != Py_None) {
         const char *path = PyUnicode_AsUTF8(args[0]);
@@ -75,6 +78,33 @@ PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t na
  * of a string v of f the UTF-8 of "f=v". */
 #define LONGEST_TOKEN 8192
 
+/* The hashes of numeric features' names, by the name object itself: events decoded by the component
+ * share their key objects (jiter's key cache), so a name repeated from event to event is hashed once.
+ * Each slot holds a reference to its name, so an address seen again is the same, unchanged, string. */
+#define NAME_SLOTS 4096
+static struct {
+    PyObject *name;
+    uint32_t seed;
+    long long hash;
+} named[NAME_SLOTS];
+
+static void forget_names(void) {
+    for (size_t slot = 0; slot < NAME_SLOTS; slot++) Py_CLEAR(named[slot].name);
+}
+
+static int name_hash(PyObject *name, const char *utf8, Py_ssize_t length, uint32_t seed, long long *hash) {
+    size_t slot = ((uintptr_t)name >> 4) & (NAME_SLOTS - 1);
+    if (named[slot].name == name && named[slot].seed == seed) {
+        *hash = named[slot].hash;
+        return 0;
+    }
+    if (hash_bytes(utf8, length, seed, hash)) return -1;
+    Py_XSETREF(named[slot].name, Py_NewRef(name));
+    named[slot].seed = seed;
+    named[slot].hash = *hash;
+    return 0;
+}
+
 static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t shortest, long long *buckets,
                       double *sums, Py_ssize_t *count) {
     if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0) return 0;
@@ -122,7 +152,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
             } else {
                 return 0;
             }
-            if (hash_bytes(name_utf8, name_len, seed, &h)) return -1;
+            if (name_hash(name, name_utf8, name_len, seed, &h)) return -1;
         }
         /* Python's floored modulo; for 2^bits buckets (FeatureHashing's), a mask of the two's complement */
         long long bucket = (n & (n - 1)) == 0 ? (h & (n - 1)) : ((h % n) + n) % n;
