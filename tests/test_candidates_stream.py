@@ -56,7 +56,7 @@ def offline_champions(events: list[dict[str, Any]]) -> list[int]:
 def test_sigkills_continue_every_candidate_and_the_champion_exactly(
     kafka_bootstrap: str, guarantee: str
 ) -> None:
-    events, X, y = synthetic_events(20_000, 6, seed=91)
+    events, X, y = synthetic_events(40_000, 6, seed=91)  # each kill well before the end, at any speed
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, events)
     flags = (*RACE, "--guarantee", guarantee, "--commit-interval-ms", "100", "--poll-max-records", "300")

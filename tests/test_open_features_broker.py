@@ -48,8 +48,9 @@ def stream(n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, guarantee: str) -> None:
-    # Enough input that each run is killed long before it could have read all of it.
-    sent, events, y = stream(30_000, seed=21)
+    # Enough input that each run is killed long before it could have read all of it: it learns some
+    # 50,000 open events a second, and a kill lands a few tens of milliseconds after its target.
+    sent, events, y = stream(120_000, seed=21)
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, sent)
     flags = ("--features", "open", "--standardize", "--learning-rate", "0.05", "--guarantee", guarantee)
