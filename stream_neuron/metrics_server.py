@@ -20,6 +20,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from stream_neuron.errors import OperatorError
+
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -65,7 +67,13 @@ class MetricsServer:
     def __init__(self, port: int, host: str, registry: CollectorRegistry, health: Health) -> None:
         self.health = health
         self._metrics = make_wsgi_app(registry)
-        self._server = make_server(host, port, self._app, server_class=_Threading, handler_class=_Quiet)
+        try:
+            self._server = make_server(host, port, self._app, server_class=_Threading, handler_class=_Quiet)
+        except OSError as error:
+            raise OperatorError(
+                f"cannot serve metrics on {host}:{port}: {error.strerror or error} (choose another "
+                "--metrics-port, or --metrics-host)"
+            ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-server", daemon=True)
         self._thread.start()
 

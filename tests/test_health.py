@@ -52,6 +52,17 @@ def test_the_probes_answer_what_the_loop_last_said() -> None:
         server.close()
 
 
+def test_a_port_in_use_is_named_in_one_line() -> None:
+    from stream_neuron.errors import OperatorError
+
+    first = MetricsServer(0, "127.0.0.1", CollectorRegistry(), Health(60))
+    try:
+        with pytest.raises(OperatorError, match=f"cannot serve metrics on 127.0.0.1:{first.port}: Address"):
+            MetricsServer(first.port, "127.0.0.1", CollectorRegistry(), Health(60))
+    finally:
+        first.close()
+
+
 @pytest.mark.kafka
 def test_run_is_not_ready_before_start_up_and_not_alive_when_its_loop_is_held(
     kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
