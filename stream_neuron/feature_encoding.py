@@ -98,11 +98,13 @@ class OpenVocabulary:
             features, self.index, self.max_name_bytes // 4, *arrays, end
         )
 
-    def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
+    def encode(self, features: dict[str, Any], grow: bool = True, fast: bool = True) -> Entries:
         """The event's (indices, values, scaled) in the event's order; new names are added (when
         ``grow``) only once the whole event is known to be good. Without ``grow``, unknown names are
         left out (their weight is 0: they would add nothing)."""
-        if compiled_encoder is not None and type(features) is dict:  # the usual event: every name known
+        if (
+            fast and compiled_encoder is not None and type(features) is dict
+        ):  # the usual event: every name known
             known = compiled_encoder.encode_known(features, self.index, self.max_name_bytes // 4)
             if known is not None:
                 return known  # type: ignore[no-any-return]

@@ -112,17 +112,17 @@ class FeatureHashing:
             self._in_use[bucket] = 1
         self.budget.take(fresh.size, fresh.size * self.budget.cost(None))
 
-    def encode(self, features: dict[str, Any], grow: bool = True) -> Entries:
+    def encode(self, features: dict[str, Any], grow: bool = True, fast: bool = True) -> Entries:
         """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
         not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
-        if compiled_encoder is not None and type(features) is dict:  # the usual event, hashed in C
+        if fast and compiled_encoder is not None and type(features) is dict:  # the usual event, hashed in C
             cost = self.budget.cost(None)
-            fast = compiled_encoder.hash_features(
+            taken = compiled_encoder.hash_features(
                 features, self.n_features, self._murmur_seed, self.max_name_bytes // 4, self._in_use,
                 self.budget.room(cost) if grow else -1,
             )  # fmt: skip
-            if fast is not None:
-                buckets, values, scaled, fresh = fast
+            if taken is not None:
+                buckets, values, scaled, fresh = taken
                 if fresh:
                     self.budget.take(fresh, fresh * cost)
                 return buckets, values, scaled

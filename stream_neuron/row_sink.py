@@ -98,7 +98,8 @@ class SparseSink:
         features = features_of(event)
         new_end = self.encoder.encode_into(features, self.grow, self._arrays, end)
         if new_end is None:
-            self.put_row(n, self.encoder.encode(features, self.grow))
+            # the fast path declined it: the reference takes it (and names what is wrong)
+            self.put_row(n, self.encoder.encode(features, self.grow, fast=False))
         else:
             ends.append(new_end)
 
