@@ -70,8 +70,10 @@ def check_exactly_once(bootstrap: str, topics: Topics, X: np.ndarray, y: np.ndar
     assert (final["events"], final["labelled"]) == (len(y), len(y))
 
 
-def test_random_sigkills_during_50k_events(kafka_bootstrap: str) -> None:
-    n = 50_000
+def test_random_sigkills_during_120k_events(kafka_bootstrap: str) -> None:
+    # Input enough that every kill lands mid-run: a run learns tens of thousands of events a second,
+    # and on a loaded machine the kill comes some tenths of a second after its target.
+    n = 120_000
     topics, X, y = load(kafka_bootstrap, n, seed=31)
     watcher = EndWatcher(kafka_bootstrap, topics.predictions)
     rng = random.Random(7)
