@@ -38,7 +38,7 @@ from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.neuron.sparse_state import SparseScaler
-from stream_neuron.snapshots import build_snapshot
+from stream_neuron.snapshots import build_snapshot, snapshot_json
 from stream_neuron.tools.produce import ProgressBar
 from stream_neuron.training_set import (
     TrainingSet,
@@ -310,7 +310,7 @@ def fit(settings: FitSettings) -> dict[str, Any]:
         draw_rates([(f.rate, f.descent) for f in fitted], settings.plot, chosen.rate)
         print(f"the cost per epoch of {len(fitted)} learning rates drawn to {settings.plot}", file=sys.stderr)
     snapshot = snapshot_of(settings, fitted, chosen, history, scaler)
-    value = json.dumps(snapshot, allow_nan=False).encode()
+    value = snapshot_json(snapshot)
     key = settings.model_name.encode()
     records = [
         (settings.metrics_topic, key, record) for record in metrics_records(settings, chosen, len(history.y))

@@ -4,7 +4,6 @@ before anything is built from it (``snapshots.check_snapshot``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +29,7 @@ from stream_neuron.snapshots import (
     check_snapshot,
     neuron_state,
     ref_from_json,
+    snapshot_json,
     snapshot_positions,
     unfixed_snapshot,
 )
@@ -104,7 +104,7 @@ class ProcessorState:
         else:
             state = self.snapshot_state()
         self._snapshot_version = state["version"]
-        value = json.dumps(state, allow_nan=False).encode()
+        value = snapshot_json(state)
         return OutputRecord(self.settings.model_topic, self.settings.model_name.encode(), value, [])
 
     def _restore(self, snapshot: dict[str, Any], now: float) -> None:

@@ -222,3 +222,21 @@ def test_a_sparse_snapshot_says_which_features_it_holds_in_its_smallest_form(tou
                 LogisticNeuron.loaded_sparse_state({**state, "index": bad}, 1024)
         with pytest.raises(ValueError, match="mark features past 1019"):
             LogisticNeuron.loaded_sparse_state(state, 1020)
+
+
+def test_a_snapshot_with_packed_arrays_is_written_as_json_dumps_writes_it() -> None:
+    """The packed arrays copied in whole give the very bytes json.dumps gives, nested in candidates
+    too; a number JSON cannot hold is still refused; text that looks like the writer's token is kept."""
+    from stream_neuron.snapshots import snapshot_json
+
+    processor = Processor(Settings(features="hashed", hash_bits=16, learning_rate=(0.1, 0.01)), 0.0)
+    rng = np.random.default_rng(4)
+    ids = [{f"id{k}": f"u{rng.integers(10**6)}" for k in range(20)} for _ in range(300)]
+    processor.process(records(labelled(ids, rng.integers(0, 2, size=300))), 1.0)
+    state = processor.snapshot_state()
+    assert len(json.dumps(state)) > 100_000 and "candidates" in state
+    state["note"] = '"packed-0123456789abcdef0123456789abcdef-0"'
+    assert snapshot_json(state) == json.dumps(state, allow_nan=False).encode()
+    assert snapshot_json({"a": [1.5, {"b": "x"}]}) == json.dumps({"a": [1.5, {"b": "x"}]}).encode()
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        snapshot_json({**state, "bias": float("nan")})

@@ -235,17 +235,18 @@ class SparseSteps:
         for name, array in (("first", state.first), ("second", state.second), ("cum_l1", state.cum_l1)):
             if array is not None:
                 arrays[name] = array
-        touched = np.zeros(self.n_features, dtype=np.bool_)
-        for array in arrays.values():
-            touched |= array != 0
-        index = np.flatnonzero(touched)
+        touched = self._weights != 0
+        for name, array in arrays.items():
+            if name != "weights":
+                touched |= array != 0
+        count = int(np.count_nonzero(touched))
         per_feature = 8 * len(arrays)
-        listed, bitmap = 4 * index.size, (self.n_features + 7) // 8
-        if index.size * per_feature + min(listed, bitmap) < self.n_features * per_feature:
-            where: str | dict[str, str] = packed(index, "<i4")
+        listed, bitmap = 4 * count, (self.n_features + 7) // 8
+        if count * per_feature + min(listed, bitmap) < self.n_features * per_feature:
+            where: str | dict[str, str] = packed(np.flatnonzero(touched), "<i4") if listed <= bitmap else ""
             if bitmap < listed:  # most features touched: a bit each says which
                 where = {"bits": packed_bits(touched)}
-            return {"index": where, **{k: packed(a[index], PACKED_TYPES[k]) for k, a in arrays.items()}}
+            return {"index": where, **{k: packed(a[touched], PACKED_TYPES[k]) for k, a in arrays.items()}}
         return {"index": None, **{name: packed(array, PACKED_TYPES[name]) for name, array in arrays.items()}}
 
     @staticmethod

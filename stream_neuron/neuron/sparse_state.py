@@ -126,9 +126,16 @@ PACKED_TYPES = {
 PACKED_TYPES["cum_l1"] = "<f8"
 
 
-def packed(array: NDArray[Any], dtype: str) -> str:
+class PackedText(str):
+    """Base64 text: nothing in it needs escaping in a JSON string, so a snapshot's writer may copy it
+    in whole (``snapshots.snapshot_json``) instead of scanning megabytes of it for escapes."""
+
+    __slots__ = ()
+
+
+def packed(array: NDArray[Any], dtype: str) -> PackedText:
     """``array`` as ``dtype`` (little-endian) bytes in base64: a snapshot's compact numbers."""
-    return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
+    return PackedText(base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii"))
 
 
 def unpacked(text: Any, dtype: str) -> NDArray[Any]:
@@ -144,9 +151,9 @@ def unpacked(text: Any, dtype: str) -> NDArray[Any]:
     return np.frombuffer(raw, dtype=dtype)
 
 
-def packed_bits(mask: NDArray[np.bool_]) -> str:
+def packed_bits(mask: NDArray[np.bool_]) -> PackedText:
     """``mask`` a bit each (little-endian bit order) in base64: a sparse state's ``{"bits"}`` index."""
-    return base64.b64encode(np.packbits(mask, bitorder="little").tobytes()).decode("ascii")
+    return PackedText(base64.b64encode(np.packbits(mask, bitorder="little").tobytes()).decode("ascii"))
 
 
 def bitmap_index(where: dict[str, Any], n_features: int) -> NDArray[np.int64]:
