@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bare_loops
 import candidates
 import delayed_labels
 import features
@@ -59,8 +60,11 @@ def latency_table(bootstrap: str, rounds: int, seconds: float) -> str:
         "run --mode sgd (at-least-once, confluent)": lambda: latency.measure(
             bootstrap, 2000, seconds, "at-least-once", client="confluent"
         ),
-        "bare kafka-python loop": lambda: latency.measure(
+        bare_loops.KAFKA_PYTHON: lambda: latency.measure(
             bootstrap, 2000, seconds, "at-least-once", bare=True
+        ),
+        bare_loops.CONFLUENT: lambda: latency.measure(
+            bootstrap, 2000, seconds, "at-least-once", bare=True, client="confluent"
         ),
     }
     runs: dict[str, list[latency.Latency]] = {name: [] for name in contenders}
