@@ -23,6 +23,12 @@ setup(
             optional=True,
         ),
         Extension(
+            "stream_neuron._events",
+            sources=["stream_neuron/_events.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
+        Extension(
             "stream_neuron._drift",
             sources=["stream_neuron/_drift.c"],
             extra_compile_args=["-O3"],

@@ -26,6 +26,7 @@ from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
+from stream_neuron.dense_reader import dense_reader
 from stream_neuron.drift import DriftWatch
 from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
@@ -97,6 +98,13 @@ class Processor(ProcessorState):
         self.pending: PendingStore | None = None
         if settings.delayed_labels and learning:
             self.pending = PendingStore(settings.label_window, int(settings.label_window_s * 1000))
+        self._dense_reader = (
+            dense_reader(
+                self.kind, settings.max_record_bytes, learning, self._prediction_fits, self._dead_letter
+            )
+            if self.encoder is None and self.pending is None
+            else None
+        )
         # Before the first event fixes the features, what every snapshot holds (the pending questions
         # and mini-batch rows) must fit already: else every event would be refused.
         self._check_snapshot_fits(self.schema, SnapshotError)
@@ -173,6 +181,13 @@ class Processor(ProcessorState):
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
         labels, sink = self._start_chunk(len(records)), self.sink
+        reader = self._dense_reader
+        if reader is not None and self.models is not None and not self.quarantine:
+            assert isinstance(sink, DenseSink)
+            self._score_chunk(
+                reader.read(records, sink, labels, self.positions, out.dead_letters), labels, now, out
+            )
+            return
         refs: list[EventRef] = []
         max_bytes, kind, named = self.settings.max_record_bytes, self.kind, self.encoder is not None
         quarantine, pending = self.quarantine, self.pending
@@ -227,6 +242,11 @@ class Processor(ProcessorState):
             refs.append(
                 EventRef(record.topic, record.partition, record.offset, record.key, event_id, record, asked)
             )
+        self._score_chunk(refs, labels, now, out)
+
+    def _score_chunk(self, refs: list[EventRef], labels: np.ndarray, now: float, out: Emitted) -> None:
+        """The chunk's rows (the first ``len(refs)`` of the sink) screened, scored and learned."""
+        sink = self.sink
         if refs:
             finite, within = sink.within(len(refs), self.feature_bound)
             if finite is not None or within is not None:

@@ -47,6 +47,11 @@ class DenseSink:
     def put_row(self, n: int, row: Any) -> None:
         self._rows[n] = row
 
+    def buffer(self, count: int) -> FloatArray:
+        """The whole buffer, for a pass that writes the chunk's first ``count`` rows in place."""
+        assert self._rows.shape[0] >= count and self._rows.shape[1] == self.schema.n_features
+        return self._rows
+
     def row(self, n: int) -> Row:
         copied: FloatArray = self._rows[n].copy()
         return copied
