@@ -24,7 +24,7 @@ setup(
         ),
         Extension(
             "stream_neuron._events",
-            sources=["stream_neuron/_events.c"],
+            sources=["stream_neuron/_events.c", "stream_neuron/_predictions.c"],
             extra_compile_args=["-O3"],
             optional=True,
         ),

@@ -57,39 +57,69 @@ static Cursor plain_string(Cursor p, Cursor end, Cursor *start, Py_ssize_t *leng
     return q + 1;
 }
 
-/* A JSON number: the cursor after it (NULL: not one, or longer than MAX_NUMBER_CHARS), its value as
- * strtod reads the text, *integer whether it has neither fraction nor exponent. */
+/* Powers of ten that a double holds exactly (Clinger's fast path: a product or quotient of two exact
+ * doubles is rounded once, so it is the correctly rounded value strtod gives). */
+static const double EXACT_POWERS[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                      1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#define EXACT_MANTISSA (1ULL << 53)
+
+/* A JSON number: the cursor after it (NULL: not one, or longer than MAX_NUMBER_CHARS), its value
+ * correctly rounded (Clinger's fast path when the digits and the exponent allow it, else strtod), and
+ * *integer whether it has neither fraction nor exponent. */
 static Cursor number(Cursor p, Cursor end, double *value, int *integer) {
     Cursor q = p;
     char text[MAX_NUMBER_CHARS + 1];
-    if (q < end && *q == '-') q++;
+    unsigned long long mantissa = 0;
+    int digits = 0, scale = 0, negative = 0;
+    if (q < end && *q == '-') {
+        negative = 1;
+        q++;
+    }
     if (q >= end) return NULL;
     if (*q == '0') {
         q++;
     } else if (*q >= '1' && *q <= '9') {
-        while (q < end && *q >= '0' && *q <= '9') q++;
+        while (q < end && *q >= '0' && *q <= '9') {
+            if (digits++ < 19) mantissa = mantissa * 10 + (unsigned long long)(*q - '0');
+            q++;
+        }
     } else {
         return NULL;
     }
     *integer = 1;
     if (q < end && *q == '.') {
         *integer = 0;
-        Cursor digits = ++q;
-        while (q < end && *q >= '0' && *q <= '9') q++;
-        if (q == digits) return NULL;
+        Cursor first = ++q;
+        while (q < end && *q >= '0' && *q <= '9') {
+            if (digits++ < 19) mantissa = mantissa * 10 + (unsigned long long)(*q - '0');
+            scale--;
+            q++;
+        }
+        if (q == first) return NULL;
     }
     if (q < end && (*q == 'e' || *q == 'E')) {
+        int exponent = 0, exponent_negative = 0;
         *integer = 0;
         q++;
-        if (q < end && (*q == '+' || *q == '-')) q++;
-        Cursor digits = q;
-        while (q < end && *q >= '0' && *q <= '9') q++;
-        if (q == digits) return NULL;
+        if (q < end && (*q == '+' || *q == '-')) exponent_negative = *q++ == '-';
+        Cursor first = q;
+        while (q < end && *q >= '0' && *q <= '9') {
+            if (exponent < 100000) exponent = exponent * 10 + (*q - '0');
+            q++;
+        }
+        if (q == first) return NULL;
+        scale += exponent_negative ? -exponent : exponent;
     }
     if (q - p > MAX_NUMBER_CHARS) return NULL;
-    memcpy(text, p, (size_t)(q - p));
-    text[q - p] = '\0';
-    *value = strtod(text, NULL);
+    if (digits <= 19 && mantissa <= EXACT_MANTISSA && scale >= -22 && scale <= 22) {
+        double m = (double)mantissa;
+        *value = scale < 0 ? m / EXACT_POWERS[-scale] : m * EXACT_POWERS[scale];
+        if (negative) *value = -*value;
+    } else {
+        memcpy(text, p, (size_t)(q - p));
+        text[q - p] = '\0';
+        *value = strtod(text, NULL);
+    }
     if (*integer && *value == 0.0) *value = 0.0; /* the integer -0 is Python's 0, not -0.0 */
     return q;
 }
@@ -383,14 +413,18 @@ done:
     return result;
 }
 
+PyObject *prediction_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs); /* _predictions.c */
+
 static PyMethodDef methods[] = {
+    {"prediction_values", (PyCFunction)(void (*)(void))prediction_values, METH_FASTCALL,
+     "The predictions' JSON values, as outputs.prediction_records writes them (see _predictions.c)."},
     {"parse_dense", (PyCFunction)(void (*)(void))parse_dense, METH_FASTCALL,
      "A poll's dense events parsed into rows, labels and ids; the rest declined (see the source)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_events", "Optional compiled fast path of the dense event decode.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_events", "Optional compiled paths of the per-event wire: dense events in, predictions out.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__events(void) { return PyModule_Create(&module); }

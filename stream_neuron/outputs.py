@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from itertools import repeat
 from json.encoder import encode_basestring_ascii
 
+import numpy as np
+from numpy.typing import NDArray
+
 from stream_neuron.contracts import (
     ERROR_CLASS_HEADER,
     ERROR_REASON_HEADER,
@@ -25,7 +28,11 @@ from stream_neuron.contracts import (
     TRUNCATED_HEADER,
 )
 from stream_neuron.decode import BadEventError
+from stream_neuron.neuron.accel import load_compiled
+from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.records import EventRef, Headers, InputRecord, OutputRecord
+
+compiled_wire = load_compiled("stream_neuron._events")
 
 # A batch's own framing (61 bytes in format v2) and one record's varints, rounded up.
 BATCH_OVERHEAD_BYTES = 96
@@ -103,38 +110,68 @@ _CLASS_TEXT = {0.0: "0", 1.0: "1", -1.0: "-1"}
 def prediction_records(
     topic: str,
     refs: Sequence[EventRef],
-    predicted: Sequence[float],
-    probabilities: Sequence[float] | None,
-    scores: Sequence[float],
-    versions: Sequence[int],
-    labels: Sequence[float],
-    candidates: Sequence[str] | None = None,
+    predicted: FloatArray,
+    probabilities: FloatArray | None,
+    scores: FloatArray,
+    versions: NDArray[np.int64],
+    labels: FloatArray,
+    candidates: list[str] | None = None,
 ) -> list[OutputRecord]:
     """One prediction per scored row, keyed like its input (``probabilities``: ``None`` for a model
-    without them). Written by one template per record, not json.dumps of a dict: it is most of the
-    per-event cost otherwise. repr() of a finite float is valid JSON and round-trips exactly (rows
-    the model refused never get here). ``candidates``: when candidates race, the members naming the
-    candidate each row was published from (``Candidates.published_by``)."""
+    without them). ``candidates``: when candidates race, the members naming the candidate each row
+    was published from (``Candidates.published_by``). The values come from the compiled writer when
+    it is built, else from :func:`prediction_values`, the reference it is tested equal to."""
+    if compiled_wire is None:
+        values = prediction_values(refs, predicted, probabilities, scores, versions, labels, candidates)
+    else:
+        values = compiled_wire.prediction_values(
+            refs if type(refs) is list else list(refs),
+            np.ascontiguousarray(predicted, dtype=np.float64),
+            None if probabilities is None else np.ascontiguousarray(probabilities, dtype=np.float64),
+            np.ascontiguousarray(scores, dtype=np.float64),
+            np.ascontiguousarray(versions, dtype=np.int64),
+            np.ascontiguousarray(labels, dtype=np.float64),
+            candidates,
+            encode_basestring_ascii,
+        )
+    return [
+        OutputRecord(topic, ref.key, value, [], ref.record) for ref, value in zip(refs, values, strict=True)
+    ]
+
+
+def prediction_values(
+    refs: Sequence[EventRef],
+    predicted: FloatArray,
+    probabilities: FloatArray | None,
+    scores: FloatArray,
+    versions: NDArray[np.int64],
+    labels: FloatArray,
+    candidates: list[str] | None = None,
+) -> list[bytes]:
+    """The predictions' JSON, by one template per record rather than json.dumps of a dict (most of
+    the per-event cost otherwise). repr() of a finite float is valid JSON and round-trips exactly
+    (rows the model refused never get here)."""
     quote, classes = encode_basestring_ascii, _CLASS_TEXT
     quoted: dict[str, str] = {}
-    records: list[OutputRecord] = []
-    append = records.append
-    probability_texts = map(repr, probabilities) if probabilities is not None else ["null"] * len(refs)
-    named = candidates if candidates is not None else repeat("", len(refs))
-    for ref, cls, probability, score, version, label, candidate in zip(
-        refs, predicted, probability_texts, scores, versions, labels, named, strict=True
-    ):
+    values: list[bytes] = []
+    append = values.append
+    n = len(refs)
+    probability_texts = map(repr, probabilities.tolist()) if probabilities is not None else repeat("null", n)
+    named = candidates if candidates is not None else repeat("", n)
+    columns = (predicted.tolist(), probability_texts, scores.tolist(), versions.tolist(), labels.tolist())
+    for ref, cls, probability, score, version, label, candidate in zip(refs, *columns, named, strict=True):
         event_id = "null" if ref.event_id is None else quote(ref.event_id)
         label_text = "null" if label != label else classes.get(label) or int(label)
         topic_json = quoted.get(ref.topic) or quoted.setdefault(ref.topic, quote(ref.topic))
-        value = (
-            f'{{"prediction": {classes.get(cls) or int(cls)}, "probability": {probability}, '
-            f'"score": {score!r}, "label": {label_text}, "model_version": {version}, "id": {event_id}, '
-            f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
-            f"{candidate}}}"
+        append(
+            (
+                f'{{"prediction": {classes.get(cls) or int(cls)}, "probability": {probability}, '
+                f'"score": {score!r}, "label": {label_text}, "model_version": {version}, "id": {event_id}, '
+                f'"source": {{"topic": {topic_json}, "partition": {ref.partition}, "offset": {ref.offset}}}'
+                f"{candidate}}}"
+            ).encode()
         )
-        append(OutputRecord(topic, ref.key, value.encode(), [], ref.record))
-    return records
+    return values
 
 
 # A prediction's JSON around its id: the fields, two floats, counters, the source (topic apart).

@@ -343,11 +343,11 @@ class Processor(ProcessorState):
         out.predictions += prediction_records(
             self.settings.predictions_topic,
             chunk.refs,
-            model.predicted_labels(chunk.outputs).tolist(),
-            chunk.outputs.tolist() if model.probabilistic else None,
-            chunk.scores.tolist(),
-            chunk.versions.tolist(),
-            chunk.labels.tolist(),
+            model.predicted_labels(chunk.outputs),
+            chunk.outputs if model.probabilistic else None,
+            chunk.scores,
+            chunk.versions,
+            chunk.labels,
             None if chunk.champions is None else models.published_by(chunk.champions),
         )
 
