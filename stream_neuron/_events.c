@@ -1,14 +1,19 @@
 /* The compiled fast path of decode.decode_event, schema.FeatureSchema.fill_row and schema.label_of for
  * the usual dense event, a poll at a time:
  *
- *   parse_dense(values, rows, labels, names, label_set, max_bytes) -> (status, ids)
+ *   parse_dense(records, rows, labels, names, label_set, max_bytes, EventRef, positions, budget)
+ *       -> (status, refs)
  *
- * values: a list of bytes (or None); rows: a writable C-contiguous float64 buffer of at least
- * len(values) x n_features (row i for values[i]); labels: a writable float64 buffer of at least
- * len(values) (NaN: no label); names: the schema's feature names as a tuple of UTF-8 bytes, or an int
- * (their number: the schema is positional); label_set: 0 for {0, 1}, 1 for {-1, 0, 1}; max_bytes: the
- * record size limit. status (bytes, one a value) is 0 where the value was taken (its row, label and
- * id written: ids[i] a str or None), 1 where it was declined.
+ * records: a list of InputRecord (topic, partition, offset, key, value, ...); rows: a writable
+ * C-contiguous float64 buffer of at least len(records) x n_features (row i for records[i]); labels: a
+ * writable float64 buffer of at least len(records) (NaN: no label); names: the schema's feature names
+ * as a tuple of UTF-8 bytes, or an int (their number: the schema is positional); label_set: 0 for
+ * {0, 1}, 1 for {-1, 0, 1}; max_bytes: the record size limit; EventRef: the class of refs; positions:
+ * the processor's dict of (topic, partition) -> next offset, moved past every record; budget: the
+ * prediction budget (6 bytes an id character plus the key's bytes; beyond it the record is declined,
+ * and the reference path decides whether its prediction fits). status (bytes, one a record) is 0 where
+ * the record was taken (its row and label written, refs[i] its EventRef), 1 where it was declined
+ * (refs[i] None).
  *
  * It takes only the plain case: an object whose keys are "features" (an array of the schema's width,
  * or an object of its names in its order), "label", "id", "ts" and other keys with scalar values, no
@@ -366,17 +371,39 @@ static int float_buffer(PyObject *from, Py_buffer *view, Py_ssize_t needed, cons
     return 0;
 }
 
-static PyObject *parse_dense(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "parse_dense(values: list, rows, labels, names, label_set, max_bytes)");
+/* A namedtuple instance built as tuple.__new__(cls, items) builds it (the items' references stolen). */
+PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
+    PyObject *made = type->tp_alloc(type, n);
+    if (made == NULL) {
+        for (Py_ssize_t k = 0; k < n; k++) Py_DECREF(items[k]);
         return NULL;
     }
-    PyObject *values = args[0], *status = NULL, *ids = NULL, *result = NULL;
-    Py_ssize_t n = PyList_GET_SIZE(values);
+    for (Py_ssize_t k = 0; k < n; k++) PyTuple_SET_ITEM(made, k, items[k]);
+    return made;
+}
+
+/* positions[(topic, partition)] = offset + 1 */
+static int advance(PyObject *positions, PyObject *topic, PyObject *partition, long long offset) {
+    PyObject *key = PyTuple_Pack(2, topic, partition), *next = PyLong_FromLongLong(offset + 1);
+    int failed = key == NULL || next == NULL || PyDict_SetItem(positions, key, next) < 0;
+    Py_XDECREF(key);
+    Py_XDECREF(next);
+    return failed ? -1 : 0;
+}
+
+static PyObject *parse_dense(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9 || !PyList_Check(args[0]) || !PyType_Check(args[6]) || !PyDict_Check(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "parse_dense(records: list, rows, labels, names, label_set, max_bytes, "
+                                         "EventRef, positions: dict, prediction_budget)");
+        return NULL;
+    }
+    PyObject *records = args[0], *positions = args[7], *status = NULL, *refs = NULL, *result = NULL;
+    PyTypeObject *ref_type = (PyTypeObject *)args[6];
+    Py_ssize_t n = PyList_GET_SIZE(records);
     int label_set = PyLong_AsLong(args[4]);
-    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[5]), budget = PyLong_AsSsize_t(args[8]);
     if (PyErr_Occurred()) return NULL;
-    Schema schema;
+    Schema schema = {0};
     Py_buffer rows = {0}, labels = {0};
     if (schema_of(args[3], label_set, &schema) < 0) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a schema needs at least one feature");
@@ -385,27 +412,57 @@ static PyObject *parse_dense(PyObject *self, PyObject *const *args, Py_ssize_t n
     if (float_buffer(args[1], &rows, n * schema.n_features, "rows") < 0) goto done;
     if (float_buffer(args[2], &labels, n, "labels") < 0) goto done;
     status = PyBytes_FromStringAndSize(NULL, n);
-    ids = PyList_New(n);
-    if (status == NULL || ids == NULL) goto done;
+    refs = PyList_New(n);
+    if (status == NULL || refs == NULL) goto done;
     char *declined = PyBytes_AS_STRING(status);
     double *row = rows.buf, *label_of = labels.buf;
+    PyObject *last_topic = NULL, *last_partition = NULL;
+    long long last_offset = 0;
     for (Py_ssize_t i = 0; i < n; i++, row += schema.n_features) {
-        PyObject *value = PyList_GET_ITEM(values, i), *id = NULL;
+        PyObject *record = PyList_GET_ITEM(records, i), *id = NULL;
+        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) < 5) {
+            PyErr_SetString(PyExc_TypeError, "records must be InputRecord tuples");
+            goto done;
+        }
+        PyObject *topic = PyTuple_GET_ITEM(record, 0), *partition = PyTuple_GET_ITEM(record, 1);
+        PyObject *offset = PyTuple_GET_ITEM(record, 2), *key = PyTuple_GET_ITEM(record, 3);
+        PyObject *value = PyTuple_GET_ITEM(record, 4);
+        if (last_topic != NULL && (topic != last_topic || PyObject_RichCompareBool(partition, last_partition, Py_NE))) {
+            if (advance(positions, last_topic, last_partition, last_offset) < 0) goto done;
+        }
+        last_topic = topic;
+        last_partition = partition;
+        last_offset = PyLong_AsLongLong(offset);
+        if (last_offset == -1 && PyErr_Occurred()) goto done;
         int taken = PyBytes_Check(value) && PyBytes_GET_SIZE(value) <= max_bytes &&
                     parse_event((Cursor)PyBytes_AS_STRING(value),
                                 (Cursor)PyBytes_AS_STRING(value) + PyBytes_GET_SIZE(value), &schema, row,
                                 &label_of[i], &id);
+        if (taken) { /* a prediction that might not fit its topic: the reference path checks it */
+            Py_ssize_t key_bytes = PyBytes_Check(key) ? PyBytes_GET_SIZE(key) : 0;
+            Py_ssize_t id_chars = id == Py_None ? 0 : PyUnicode_GET_LENGTH(id);
+            taken = 6 * id_chars + key_bytes <= budget;
+        }
         declined[i] = (char)!taken;
         if (!taken) {
-            id = Py_None;
+            Py_XDECREF(id);
             Py_INCREF(Py_None);
+            PyList_SET_ITEM(refs, i, Py_None);
+            continue;
         }
-        PyList_SET_ITEM(ids, i, id);
+        PyObject *items[7] = {topic, partition, offset, key, id, record, Py_None};
+        for (int k = 0; k < 7; k++) {
+            if (k != 4) Py_INCREF(items[k]);
+        }
+        PyObject *ref = named_tuple(ref_type, items, 7);
+        if (ref == NULL) goto done;
+        PyList_SET_ITEM(refs, i, ref);
     }
-    result = PyTuple_Pack(2, status, ids);
+    if (last_topic != NULL && advance(positions, last_topic, last_partition, last_offset) < 0) goto done;
+    result = PyTuple_Pack(2, status, refs);
 done:
     Py_XDECREF(status);
-    Py_XDECREF(ids);
+    Py_XDECREF(refs);
     if (rows.obj != NULL) PyBuffer_Release(&rows);
     if (labels.obj != NULL) PyBuffer_Release(&labels);
     PyMem_Free(schema.names);
@@ -413,11 +470,11 @@ done:
     return result;
 }
 
-PyObject *prediction_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs); /* _predictions.c */
+PyObject *prediction_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs); /* _predictions.c */
 
 static PyMethodDef methods[] = {
-    {"prediction_values", (PyCFunction)(void (*)(void))prediction_values, METH_FASTCALL,
-     "The predictions' JSON values, as outputs.prediction_records writes them (see _predictions.c)."},
+    {"prediction_records", (PyCFunction)(void (*)(void))prediction_records, METH_FASTCALL,
+     "The predictions to publish, their JSON as outputs.prediction_values writes it (see _predictions.c)."},
     {"parse_dense", (PyCFunction)(void (*)(void))parse_dense, METH_FASTCALL,
      "A poll's dense events parsed into rows, labels and ids; the rest declined (see the source)."},
     {NULL, NULL, 0, NULL},

@@ -1,7 +1,7 @@
-/* The compiled writer of outputs.prediction_records' JSON, byte for byte the same:
+/* The compiled writer of the predictions, the JSON byte for byte outputs.prediction_values':
  *
- *   prediction_values(refs, predicted, probabilities, scores, versions, labels, candidates, quote)
- *       -> list of bytes
+ *   prediction_records(OutputRecord, topic, refs, predicted, probabilities, scores, versions, labels,
+ *                      candidates, quote) -> list of OutputRecord(topic, ref.key, value, [], ref.record)
  *
  * refs: a list of EventRef (topic, partition, offset, key, event_id, ...); predicted, scores, labels:
  * float64 buffers; probabilities: a float64 buffer or None (a model without them); versions: an int64
@@ -115,13 +115,19 @@ static void release(Buffer *b) {
     if (b->held) PyBuffer_Release(&b->view);
 }
 
-PyObject *prediction_values(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8 || !PyList_Check(args[0]) || (args[6] != Py_None && !PyList_Check(args[6]))) {
+PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n); /* _events.c */
+
+PyObject *prediction_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10 || !PyType_Check(args[0]) || !PyList_Check(args[2]) ||
+        (args[8] != Py_None && !PyList_Check(args[8]))) {
         PyErr_SetString(PyExc_TypeError,
-                        "prediction_values(refs: list, predicted, probabilities, scores, versions, labels, "
-                        "candidates: list | None, quote)");
+                        "prediction_records(OutputRecord, topic, refs: list, predicted, probabilities, scores, "
+                        "versions, labels, candidates: list | None, quote)");
         return NULL;
     }
+    PyTypeObject *record_type = (PyTypeObject *)args[0];
+    PyObject *out_topic = args[1];
+    args += 2; /* the rest as prediction_values takes them */
     PyObject *refs = args[0], *candidates = args[6], *quote = args[7], *values = NULL, *result = NULL;
     PyObject *last_topic = NULL;
     Py_ssize_t n = PyList_GET_SIZE(refs);
@@ -185,9 +191,21 @@ PyObject *prediction_values(PyObject *self, PyObject *const *args, Py_ssize_t na
             if (member == NULL || add(&text, member, size) < 0) goto done;
         }
         if (add_text(&text, "}") < 0) goto done;
-        PyObject *value = PyBytes_FromStringAndSize(text.text, text.length);
-        if (value == NULL) goto done;
-        PyList_SET_ITEM(values, i, value);
+        PyObject *value = PyBytes_FromStringAndSize(text.text, text.length), *headers = PyList_New(0);
+        if (value == NULL || headers == NULL) {
+            Py_XDECREF(value);
+            Py_XDECREF(headers);
+            goto done;
+        }
+        PyObject *origin = PyTuple_GET_SIZE(ref) > 5 ? PyTuple_GET_ITEM(ref, 5) : Py_None;
+        PyObject *key = PyTuple_GET_ITEM(ref, 3);
+        Py_INCREF(out_topic);
+        Py_INCREF(key);
+        Py_INCREF(origin);
+        PyObject *items[5] = {out_topic, key, value, headers, origin};
+        PyObject *made = named_tuple(record_type, items, 5);
+        if (made == NULL) goto done;
+        PyList_SET_ITEM(values, i, made);
     }
     result = values;
     values = NULL;

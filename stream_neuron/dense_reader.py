@@ -63,42 +63,39 @@ class DenseReader:
         ``labels``; the others are dead letters. Every record's partition position moves past it."""
         count = len(records)
         assert compiled_events is not None
-        declined, ids = compiled_events.parse_dense(
-            [record.value for record in records],
+        declined, taken = compiled_events.parse_dense(
+            records if type(records) is list else list(records),
             sink.buffer(count),
             labels,
             self._schema_names(sink.schema),
             self.label_set,
             self.max_bytes,
+            EventRef,
+            positions,
+            self.fits.budget,
         )
-        refs: list[EventRef] = []
-        append, fits, budget = refs.append, self.fits, self.fits.budget
-        dropped: np.ndarray | None = None
-        for i, record in enumerate(records):
-            positions[(record.topic, record.partition)] = record.offset + 1
-            event_id = ids[i]
+        refs: list[EventRef | None] = taken
+        dropped = False
+        at = declined.find(1)
+        while at >= 0:  # the reference path for each record the compiled pass declined
+            record = records[at]
             try:
-                if declined[i]:
-                    event_id = self._reference(record, sink, labels, i)
-                elif event_id is not None and 6 * len(event_id) + len(record.key or b"") > budget:
-                    fits(event_id, record.key)
+                refs[at] = self._reference(record, sink, labels, at)
             except BadEventError as bad:
                 dead_letters.append(self.dead_letter(record, bad.reason, bad.error_class))
-                if dropped is None:
-                    dropped = np.zeros(count, dtype=np.bool_)
-                dropped[i] = True
-                continue
-            append(EventRef(record.topic, record.partition, record.offset, record.key, event_id, record))
-        if dropped is not None:
-            keep = ~dropped
+                dropped = True
+            at = declined.find(1, at + 1)
+        if dropped:
+            keep = np.fromiter((ref is not None for ref in refs), dtype=np.bool_, count=count)
             sink.keep(keep, count)
-            kept = labels[:count][keep]
-            labels[: kept.size] = kept
+            kept_labels = labels[:count][keep]
+            labels[: kept_labels.size] = kept_labels
+            refs = [ref for ref in refs if ref is not None]
         if not self.learning:
             labels[: len(refs)] = math.nan  # checked as run checks it; a scorer drops it
-        return refs
+        return refs  # type: ignore[return-value]  # no None left
 
-    def _reference(self, record: InputRecord, sink: DenseSink, labels: np.ndarray, i: int) -> str | None:
+    def _reference(self, record: InputRecord, sink: DenseSink, labels: np.ndarray, i: int) -> EventRef:
         """The Python path for one declined record, in the order of its checks."""
         event = decode_event(record.value, self.max_bytes)
         labels[i] = label_of(event.get("label"), self.kind)
@@ -107,7 +104,7 @@ class DenseReader:
             event_id = str(event_id)
         self.fits(event_id, record.key)
         sink.put_event(i, event)
-        return event_id
+        return EventRef(record.topic, record.partition, record.offset, record.key, event_id, record)
 
     def _schema_names(self, schema: FeatureSchema) -> tuple[bytes, ...] | int:
         """The schema as the compiled pass takes it: its names in UTF-8, or their number."""

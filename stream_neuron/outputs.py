@@ -121,10 +121,10 @@ def prediction_records(
     without them). ``candidates``: when candidates race, the members naming the candidate each row
     was published from (``Candidates.published_by``). The values come from the compiled writer when
     it is built, else from :func:`prediction_values`, the reference it is tested equal to."""
-    if compiled_wire is None:
-        values = prediction_values(refs, predicted, probabilities, scores, versions, labels, candidates)
-    else:
-        values = compiled_wire.prediction_values(
+    if compiled_wire is not None:
+        return compiled_wire.prediction_records(  # type: ignore[no-any-return]
+            OutputRecord,
+            topic,
             refs if type(refs) is list else list(refs),
             np.ascontiguousarray(predicted, dtype=np.float64),
             None if probabilities is None else np.ascontiguousarray(probabilities, dtype=np.float64),
@@ -134,9 +134,9 @@ def prediction_records(
             candidates,
             encode_basestring_ascii,
         )
-    return [
-        OutputRecord(topic, ref.key, value, [], ref.record) for ref, value in zip(refs, values, strict=True)
-    ]
+    values = prediction_values(refs, predicted, probabilities, scores, versions, labels, candidates)
+    pairs = zip(refs, values, strict=True)
+    return [OutputRecord(topic, ref.key, value, [], ref.record) for ref, value in pairs]
 
 
 def prediction_values(

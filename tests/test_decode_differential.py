@@ -2,7 +2,7 @@
 path, record by record.
 
 Two processors take the same records: one reads them with the compiled pass (``_events.parse_dense``,
-the reference taking what it declines) and writes predictions with ``_events.prediction_values``, the
+the reference taking what it declines) and writes predictions with ``_events.prediction_records``, the
 other does both through the reference alone. Every record must
 have the same outcome on both: the same prediction bytes, or a dead letter with the same reason and
 error class; and the models, metrics and snapshots must end the same. Fed the poison corpus, then
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from stream_neuron import dense_reader, outputs
 from stream_neuron.config import Settings
 from stream_neuron.processor import Processor
-from stream_neuron.records import Emitted, EventRef, InputRecord
+from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from tests.test_poison_records import CORPUS, NAMES, good
 
 pytestmark = pytest.mark.skipif(dense_reader.compiled_events is None, reason="never: the fast path is built")
@@ -59,8 +59,11 @@ def strip_time(value: bytes | None) -> dict[str, Any]:
 
 def both(settings_: Settings, values: list[bytes | None], learning: bool = True) -> tuple[Any, Any]:
     """What the compiled read and the reference give for ``values``, in polls of 7 (with a first
-    poll of the first value alone, so the schema is fixed before the compiled pass runs)."""
-    records = [InputRecord("in", 0, i, f"k{i}".encode(), v, []) for i, v in enumerate(values)]
+    poll of the first value alone, so the schema is fixed before the compiled pass runs): the outputs,
+    then the last snapshot and the positions."""
+    records = [  # partitions interleaved, so the positions are checked too
+        InputRecord("in", (i // 3) % 2, i, f"k{i}".encode(), v, []) for i, v in enumerate(values)
+    ]
     results = []
     for compiled in (True, False):
         saved = dense_reader.compiled_events, outputs.compiled_wire
@@ -75,7 +78,8 @@ def both(settings_: Settings, values: list[bytes | None], learning: bool = True)
         finally:
             dense_reader.compiled_events, outputs.compiled_wire = saved
         snapshot = processor.snapshot_record()
-        results.append((seen, None if snapshot is None else strip_time(snapshot.value)))
+        state = None if snapshot is None else strip_time(snapshot.value)
+        results.append((seen, (state, dict(processor.positions))))
     return results[0], results[1]
 
 
@@ -188,15 +192,30 @@ def test_generated_events_on_a_positional_schema_have_the_same_outcome(values: l
     assert_same(Settings(learning_rate=(0.05,)), [first, *values])
 
 
+def records_of(values: list[bytes]) -> list[InputRecord]:
+    return [InputRecord("in", 0, i, f"k{i}".encode(), v, []) for i, v in enumerate(values)]
+
+
+def parse(values: list[bytes], rows: Any, labels: Any, names: Any, positions: dict[Any, int]) -> Any:
+    assert dense_reader.compiled_events is not None
+    records = records_of(values)
+    return dense_reader.compiled_events.parse_dense(
+        records, rows, labels, names, 0, 2**20, EventRef, positions, 10**6
+    )
+
+
 def test_the_compiled_pass_takes_the_plain_events_itself() -> None:
     """The fast path is not a no-op: the plain events are its own, none declined."""
     values = [json.dumps(good(i)).encode() for i in range(50)]
     values.append(b'{"features": [1, 2.5e-3, -0], "label": true, "id": 12, "ts": "2026", "x": null}')
     rows, labels = np.full((len(values), 3), np.nan), np.full(len(values), np.nan)
     names = tuple(n.encode() for n in NAMES)
-    declined, ids = dense_reader.compiled_events.parse_dense(values, rows, labels, names, 0, 2**20)
+    positions: dict[tuple[str, int], int] = {}
+    declined, refs = parse(values, rows, labels, names, positions)
     assert declined == bytes(len(values))
-    assert ids[:2] == ["g0", "g1"] and ids[-1] == "12"
+    assert [ref.event_id for ref in refs[:2]] == ["g0", "g1"] and refs[-1].event_id == "12"
+    assert refs[3] == EventRef("in", 0, 3, b"k3", "g3", records_of(values)[3]) and refs[3].asked is None
+    assert positions == {("in", 0): len(values)}
     assert rows[0].tolist() == list(good(0)["features"].values()) and labels[0] == 0.0
     assert (
         rows[-1].tolist() == [1.0, 0.0025, 0.0] and math.copysign(1, rows[-1][2]) == 1 and labels[-1] == 1.0
@@ -217,7 +236,7 @@ def test_numbers_are_read_as_python_reads_them() -> None:
         texts.append(repr(rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-300, 300)))
     values = [b'{"features": [%s]}' % t.encode() for t in texts]
     rows, labels = np.zeros((len(values), 1)), np.zeros(len(values))
-    declined, _ = dense_reader.compiled_events.parse_dense(values, rows, labels, 1, 0, 2**20)
+    declined, _ = parse(values, rows, labels, 1, {})
     for text, refused, got in zip(texts, declined, rows[:, 0], strict=True):
         expected = float(json.loads(text))
         if refused:
@@ -246,7 +265,10 @@ def test_predictions_are_written_as_the_python_template_writes_them() -> None:
         args = (refs, predicted, probabilities, floats, versions, labels, candidates)
         expected = outputs.prediction_values(*args)
         assert outputs.compiled_wire is not None
-        compiled = outputs.compiled_wire.prediction_values(*args, outputs.encode_basestring_ascii)
-        assert compiled == expected
-        for value in compiled:
+        compiled = outputs.compiled_wire.prediction_records(
+            OutputRecord, "out", *args, outputs.encode_basestring_ascii
+        )
+        assert [record.value for record in compiled] == expected
+        assert compiled[0] == OutputRecord("out", None, expected[0], [], None)
+        for value in expected:
             json.loads(value)
