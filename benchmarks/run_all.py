@@ -29,6 +29,7 @@ import latency
 import neuron_vs_peers
 import pipeline_vs_bare
 import pipeline_vs_peers
+import profile_run
 import scoring
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -36,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 def machine() -> str:
     packages = ["numpy", "kafka-python", "pydantic", "river", "scikit-learn", "crc32c"]
-    packages += ["confluent-kafka", "quixstreams"]
+    packages += ["confluent-kafka", "quixstreams", "orjson", "jiter", "mmh3", "py-spy"]
     versions = ", ".join(f"{name} {version(name)}" for name in packages)
     pom = Path(__file__).resolve().parent.parent.joinpath("deploy", "pom.xml").read_text()
     kafka = pom.split("<kafka.version>")[1].split("<")[0]
@@ -116,10 +117,15 @@ def main() -> None:
     pipeline = pipeline_vs_bare.format_results(best)
     print(pipeline, flush=True)
     print("pipeline against the peers a user would pick instead ...", flush=True)
+    peer_events = 30_000 if quick else 300_000
     peers = pipeline_vs_peers.format_results(
-        pipeline_vs_peers.measure(args.bootstrap_servers, events, 10, 1 if quick else 3)
+        pipeline_vs_peers.measure(args.bootstrap_servers, peer_events, 10, 1 if quick else 3)
     )
     print(peers, flush=True)
+    print("where run's time goes (py-spy) ...", flush=True)
+    profile_events = 50_000 if quick else 200_000
+    profile = profile_run.format_results(profile_run.measure(args.bootstrap_servers, profile_events, 250))
+    print(profile, flush=True)
     print("latency ...", flush=True)
     latencies = latency_table(args.bootstrap_servers, 1 if quick else 3, 5 if quick else 12)
     print(latencies, flush=True)
@@ -168,17 +174,28 @@ def main() -> None:
         "machine's load.\n\n"
         "## The neuron's hot paths (events per second)\n\n"
         f"{neuron}\n\n"
-        "## The pipeline, 10 features, one partition\n\n"
-        f"{events:,} events through `stream-neuron run` and through a bare kafka-python loop that consumes\n"
-        "each event, decodes it and produces one small record, on the same broker. Both are timed from\n"
-        "their first poll that returns records to their last output acknowledged (the component: its\n"
-        "final checkpoint); client start-up is outside the figure on both sides.\n\n"
+        "## The bare loop\n\n"
+        'Every ratio to "the bare loop" is to the one of `benchmarks/bare_loops.py` on the same client:\n'
+        "each event decoded by `orjson.loads` (no contract checks), run's maths on Python floats (the\n"
+        "probability with the weights from before the event, then one SGD step), one small prediction\n"
+        'record (`{"id", "probability", "prediction"}`) produced with acks=all; no dead letters,\n'
+        "metrics, snapshots or offsets. Each contender is timed from its first poll that returns records\n"
+        "to its last output acknowledged (the component: its final checkpoint); client start-up is\n"
+        "outside the figure.\n\n"
+        "## The pipeline on kafka-python, 10 features, one partition\n\n"
+        f"{events:,} events through `stream-neuron run --kafka-client kafka-python` and through the bare\n"
+        "kafka-python loop, on the same broker, alternated; medians. `benchmarks/pipeline_vs_bare.py`.\n\n"
         f"{pipeline}\n\n"
         "## The pipeline against its peers (at-least-once, one partition)\n\n"
-        f"{events:,} events: `stream-neuron run` on kafka-python, a quix-streams app doing the same job\n"
-        "(the same neuron maths per message), a bare confluent-kafka loop with orjson and the bare\n"
-        "kafka-python loop, alternated; medians. `benchmarks/pipeline_vs_peers.py`.\n\n"
+        f"{peer_events:,} events, 10 features: `stream-neuron run` on each client, a quix-streams app doing\n"
+        "the same job (the same neuron maths per message), and the bare loop on each client,\n"
+        "alternated; medians. `benchmarks/pipeline_vs_peers.py`.\n\n"
         f"{peers}\n\n"
+        "## Where run's time goes (librdkafka, at-least-once)\n\n"
+        f"py-spy samples (250 a second) of one {profile_events:,}-event run, each given to the innermost\n"
+        "frame of the package's own code (a C call counts for the line that made it), by part of the poll\n"
+        "loop. `benchmarks/profile_run.py`.\n\n"
+        f"{profile}\n\n"
         "## Latency: event produced to prediction readable\n\n"
         f"{latencies}\n\n"
         "## Scorer replicas (`stream-neuron score`)\n\n"
