@@ -55,6 +55,111 @@ static int add_repr(Text *t, double value) {
     return failed;
 }
 
+/* A float as repr() writes it, from its shortest round-trip digits as orjson wrote them (orjson's
+ * Ryu finds the same digits as repr's dtoa; only the layout differs: "1e-7", "0.00001", "1e16"):
+ * fixed notation for a decimal point from 4 places left of the digits to 16 right of the first, else
+ * d.ddde+XX; "0.0" and a trailing ".0" as repr has them. */
+static int add_float_token(Text *t, const char *token, Py_ssize_t n) {
+    char digits[40];
+    int count = 0, point = 0, seen_point = 0, negative = 0, exponent = 0, exponent_negative = 0;
+    Py_ssize_t k = 0;
+    if (k < n && token[k] == '-') {
+        negative = 1;
+        k++;
+    }
+    for (; k < n && token[k] != 'e' && token[k] != 'E'; k++) {
+        char c = token[k];
+        if (c == '.') {
+            seen_point = 1;
+            continue;
+        }
+        if (c < '0' || c > '9' || count == (int)sizeof digits) goto bad;
+        if (count == 0 && c == '0') { /* a leading zero moves the point, not the digits */
+            if (seen_point) point--;
+            continue;
+        }
+        digits[count++] = c;
+        if (!seen_point) point++;
+    }
+    if (k < n) {
+        k++;
+        if (k < n && (token[k] == '+' || token[k] == '-')) exponent_negative = token[k++] == '-';
+        if (k == n) goto bad;
+        for (; k < n; k++) {
+            if (token[k] < '0' || token[k] > '9' || exponent > 10000) goto bad;
+            exponent = exponent * 10 + (token[k] - '0');
+        }
+    }
+    while (count > 0 && digits[count - 1] == '0') count--;
+    if (negative && add(t, "-", 1) < 0) return -1;
+    if (count == 0) return add(t, "0.0", 3);
+    int decpt = point + (exponent_negative ? -exponent : exponent); /* digits are 0.d1d2... x 10^decpt */
+    if (grow(t, count + 32) < 0) return -1;
+    char *out = t->text + t->length;
+    Py_ssize_t w = 0;
+    if (decpt > -4 && decpt <= 16) {
+        if (decpt <= 0) {
+            out[w++] = '0';
+            out[w++] = '.';
+            for (int z = 0; z < -decpt; z++) out[w++] = '0';
+            memcpy(out + w, digits, (size_t)count);
+            w += count;
+        } else if (decpt < count) {
+            memcpy(out + w, digits, (size_t)decpt);
+            w += decpt;
+            out[w++] = '.';
+            memcpy(out + w, digits + decpt, (size_t)(count - decpt));
+            w += count - decpt;
+        } else {
+            memcpy(out + w, digits, (size_t)count);
+            w += count;
+            for (int z = count; z < decpt; z++) out[w++] = '0';
+            out[w++] = '.';
+            out[w++] = '0';
+        }
+    } else {
+        out[w++] = digits[0];
+        if (count > 1) {
+            out[w++] = '.';
+            memcpy(out + w, digits + 1, (size_t)(count - 1));
+            w += count - 1;
+        }
+        w += snprintf(out + w, 16, "e%c%02d", decpt - 1 < 0 ? '-' : '+', abs(decpt - 1));
+    }
+    t->length += w;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "not a number as orjson writes one");
+    return -1;
+}
+
+static int next_token(const char *text, Py_ssize_t length, Py_ssize_t *at, const char **token, Py_ssize_t *n);
+
+/* A float as repr() writes it: from orjson's text of the array it is in (``None``: repr itself). */
+static int add_float(Text *t, double value, PyObject *text, Py_ssize_t *at) {
+    if (text == Py_None) return add_repr(t, value);
+    const char *token;
+    Py_ssize_t n;
+    if (next_token(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), at, &token, &n) < 0) return -1;
+    return add_float_token(t, token, n);
+}
+
+/* The next number of orjson's array text ("[a,b,...]"), from *at: its bounds. */
+static int next_token(const char *text, Py_ssize_t length, Py_ssize_t *at, const char **token, Py_ssize_t *n) {
+    Py_ssize_t k = *at;
+    if (k < length && (text[k] == '[' || text[k] == ',')) k++;
+    Py_ssize_t start = k;
+    while (k < length && text[k] != ',' && text[k] != ']') k++;
+    if (k == start || k >= length) {
+        PyErr_SetString(PyExc_ValueError, "fewer numbers in the floats' text than predictions");
+        return -1;
+    }
+    *token = text + start;
+    *n = k - start;
+    *at = k;
+    return 0;
+}
+
 /* A class (0, 1, -1, or another whole number) as the template writes it: int(value). */
 static int add_class(Text *t, double value) {
     if (value == 0.0) return add(t, "0", 1);
@@ -118,15 +223,17 @@ static void release(Buffer *b) {
 PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n); /* _events.c */
 
 PyObject *prediction_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10 || !PyType_Check(args[0]) || !PyList_Check(args[2]) ||
-        (args[8] != Py_None && !PyList_Check(args[8]))) {
+    if (nargs != 12 || !PyType_Check(args[0]) || !PyList_Check(args[2]) ||
+        (args[8] != Py_None && !PyList_Check(args[8])) || (args[10] != Py_None && !PyBytes_Check(args[10])) ||
+        (args[11] != Py_None && !PyBytes_Check(args[11]))) {
         PyErr_SetString(PyExc_TypeError,
                         "prediction_records(OutputRecord, topic, refs: list, predicted, probabilities, scores, "
-                        "versions, labels, candidates: list | None, quote)");
+                        "versions, labels, candidates: list | None, quote, probability_text, score_text)");
         return NULL;
     }
     PyTypeObject *record_type = (PyTypeObject *)args[0];
-    PyObject *out_topic = args[1];
+    PyObject *out_topic = args[1], *probability_text = args[10], *score_text = args[11];
+    Py_ssize_t probability_at = 0, score_at = 0;
     args += 2; /* the rest as prediction_values takes them */
     PyObject *refs = args[0], *candidates = args[6], *quote = args[7], *values = NULL, *result = NULL;
     PyObject *last_topic = NULL;
@@ -163,8 +270,9 @@ PyObject *prediction_records(PyObject *self, PyObject *const *args, Py_ssize_t n
         text.length = 0;
         if (add_text(&text, "{\"prediction\": ") < 0 || add_class(&text, classes[i]) < 0 ||
             add_text(&text, ", \"probability\": ") < 0 ||
-            (probability ? add_repr(&text, probability[i]) : add_text(&text, "null")) < 0 ||
-            add_text(&text, ", \"score\": ") < 0 || add_repr(&text, score[i]) < 0 ||
+            (probability ? add_float(&text, probability[i], probability_text, &probability_at)
+                         : add_text(&text, "null")) < 0 ||
+            add_text(&text, ", \"score\": ") < 0 || add_float(&text, score[i], score_text, &score_at) < 0 ||
             add_text(&text, ", \"label\": ") < 0 ||
             (isnan(label[i]) ? add_text(&text, "null") : add_class(&text, label[i])) < 0 ||
             add_text(&text, ", \"model_version\": ") < 0 || add_long(&text, version[i]) < 0 ||

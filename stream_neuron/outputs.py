@@ -15,6 +15,7 @@ from itertools import repeat
 from json.encoder import encode_basestring_ascii
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from stream_neuron.contracts import (
@@ -122,17 +123,22 @@ def prediction_records(
     was published from (``Candidates.published_by``). The values come from the compiled writer when
     it is built, else from :func:`prediction_values`, the reference it is tested equal to."""
     if compiled_wire is not None:
+        floats = [
+            None if a is None else np.ascontiguousarray(a, dtype=np.float64) for a in (probabilities, scores)
+        ]
         return compiled_wire.prediction_records(  # type: ignore[no-any-return]
             OutputRecord,
             topic,
             refs if type(refs) is list else list(refs),
             np.ascontiguousarray(predicted, dtype=np.float64),
-            None if probabilities is None else np.ascontiguousarray(probabilities, dtype=np.float64),
-            np.ascontiguousarray(scores, dtype=np.float64),
+            *floats,
             np.ascontiguousarray(versions, dtype=np.int64),
             np.ascontiguousarray(labels, dtype=np.float64),
             candidates,
             encode_basestring_ascii,
+            # Each float's shortest round-trip digits, by orjson's Ryu: the writer lays them out as
+            # repr() does (repr's own digit search is most of a prediction's cost otherwise).
+            *(None if a is None else orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY) for a in floats),
         )
     values = prediction_values(refs, predicted, probabilities, scores, versions, labels, candidates)
     pairs = zip(refs, values, strict=True)

@@ -19,6 +19,7 @@ import random
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -265,10 +266,45 @@ def test_predictions_are_written_as_the_python_template_writes_them() -> None:
         args = (refs, predicted, probabilities, floats, versions, labels, candidates)
         expected = outputs.prediction_values(*args)
         assert outputs.compiled_wire is not None
-        compiled = outputs.compiled_wire.prediction_records(
-            OutputRecord, "out", *args, outputs.encode_basestring_ascii
-        )
-        assert [record.value for record in compiled] == expected
-        assert compiled[0] == OutputRecord("out", None, expected[0], [], None)
+        texts = [None if a is None else orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY) for a in args[2:4]]
+        for digits in ([None, None], texts):  # repr's digits, then orjson's laid out as repr's
+            compiled = outputs.compiled_wire.prediction_records(
+                OutputRecord, "out", *args, outputs.encode_basestring_ascii, *digits
+            )
+            assert [record.value for record in compiled] == expected
+            assert compiled[0] == OutputRecord("out", None, expected[0], [], None)
         for value in expected:
             json.loads(value)
+        assert outputs.prediction_records("out", *args) == compiled
+
+
+def test_floats_are_written_as_repr_writes_them() -> None:
+    """orjson's shortest digits laid out as repr() lays them out, for doubles of every exponent
+    (random bit patterns), probabilities, and the edges of the layout (1e16, 1e-4, 0, -0)."""
+    rng = np.random.default_rng(8)
+    bits = rng.integers(0, 2**63, size=60_000, dtype=np.int64)
+    floats = np.frombuffer(bits.tobytes(), dtype=np.float64)
+    edges = [
+        0.0,
+        -0.0,
+        1.0,
+        1e16,
+        1e17,
+        9999999999999998.0,
+        1e-4,
+        1e-5,
+        0.0001234,
+        5e-324,
+        1.7976931348623157e308,
+    ]
+    floats = np.concatenate([floats[np.isfinite(floats)], -floats[:1000], rng.random(40_000), edges])
+    n = len(floats)
+    refs = [EventRef("in", 0, i, None, None, None) for i in range(n)]
+    zeros = np.zeros(n)
+    args = (refs, zeros, floats, floats[::-1].copy(), np.zeros(n, dtype=np.int64), zeros, None)
+    texts = [orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY) for a in args[2:4]]
+    assert outputs.compiled_wire is not None
+    compiled = outputs.compiled_wire.prediction_records(
+        OutputRecord, "out", *args, outputs.encode_basestring_ascii, *texts
+    )
+    assert [record.value for record in compiled] == outputs.prediction_values(*args)
