@@ -168,3 +168,23 @@ def test_a_broker_outage_is_ridden_through_by_both_guarantees_and_a_scorer(tmp_p
             assert_learned_once(bootstrap, topics, np.vstack([X1, X2]), np.concatenate([y1, y2]))
         scored = {p["id"] for p in json_records(bootstrap, f"{requests_topic}-pred")}
         assert scored == {r["id"] for r in asked}
+
+
+def test_the_settings_of_a_topic_not_known_yet_are_asked_again_until_it_is(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after topics are created, the broker asked may not know one yet: start-up asks again
+    for a moment instead of failing; a topic that never appears is TopicMissingError, in one line."""
+    import threading
+
+    from stream_neuron.kafka_io import admin
+    from stream_neuron.kafka_io.connection import Connection
+    from stream_neuron.kafka_io.errors import TopicMissingError
+
+    connection = Connection(bootstrap_servers=kafka_bootstrap)
+    late = unique_name("late")
+    threading.Timer(1.0, create_topic, (kafka_bootstrap, late), {"compacted": True}).start()
+    assert admin.topic_configs(connection, "t", [late], "cleanup.policy") == {late: "compact"}
+    monkeypatch.setattr(admin, "TOPIC_SETTLE_S", 1.0)
+    with pytest.raises(TopicMissingError, match="never-"):
+        admin.topic_configs(connection, "t", [unique_name("never")], "cleanup.policy")

@@ -4,12 +4,19 @@ topics a command needs, which the user may use as it needs (the cluster's ACLs),
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, PublishError, StartupError
+from stream_neuron.kafka_io.errors import (
+    AccessDeniedError,
+    KafkaIOError,
+    PublishError,
+    StartupError,
+    TopicMissingError,
+)
 from stream_neuron.kafka_io.limits import (
     ADMIN_REQUEST_TIMEOUT_MS,
     DEAD_LETTER_MAX_BYTES,
@@ -113,11 +120,23 @@ def _check_operations(need: TopicNeed, allowed: list[str] | None, user: str) -> 
         )
 
 
+TOPIC_SETTLE_S, TOPIC_SETTLE_POLL_S = 10.0, 0.2
+
+
 def topic_configs(connection: Connection, client_id: str, names: Sequence[str], key: str) -> dict[str, str]:
-    """The effective value of the topic setting ``key`` (the broker's default included) of each topic."""
+    """The effective value of the topic setting ``key`` (the broker's default included) of each topic.
+    A topic just created may be unknown for a moment to the broker asked (its metadata has not reached
+    it yet): asked again for up to :data:`TOPIC_SETTLE_S` before that is an error."""
     admin = admin_client(connection, client_id)
+    settled_by = time.monotonic() + TOPIC_SETTLE_S
     try:
-        return admin.configs(names, key)
+        while True:
+            try:
+                return admin.configs(names, key)
+            except TopicMissingError:
+                if time.monotonic() > settled_by:
+                    raise
+                time.sleep(TOPIC_SETTLE_POLL_S)
     except StartupError:
         raise
     except KafkaIOError as error:

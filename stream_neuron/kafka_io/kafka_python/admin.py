@@ -10,7 +10,7 @@ from kafka.errors import KafkaError, for_code
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, AdminError, BrokerUnavailableError
 from stream_neuron.kafka_io.kafka_python.config import client_config
-from stream_neuron.kafka_io.kafka_python.errors import described, translated
+from stream_neuron.kafka_io.kafka_python.errors import described, neutral, translated
 from stream_neuron.kafka_io.ports import TopicSpec, TopicState
 
 TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED = 29, 31
@@ -66,8 +66,8 @@ class KafkaPythonAdmin:
             described_configs = self._admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, name, [key]) for name in names], config_filter="all"
             )
-        except KafkaError as error:
-            raise AdminError(described(error)) from None
+        except KafkaError as error:  # a topic unknown yet is TopicMissingError
+            raise neutral(error, f"reading the settings of topics {', '.join(names)}") from None
         values: dict[str, str] = {}
         for name, configs in described_configs.get("topic", {}).items():
             entry = configs.get(key)

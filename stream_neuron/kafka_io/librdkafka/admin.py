@@ -11,7 +11,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, AdminError
 from stream_neuron.kafka_io.librdkafka.config import client_config
-from stream_neuron.kafka_io.librdkafka.errors import DENIED, described, translated
+from stream_neuron.kafka_io.librdkafka.errors import DENIED, described, neutral, translated
 from stream_neuron.kafka_io.ports import TopicSpec, TopicState
 
 
@@ -68,7 +68,10 @@ class RdAdmin:
         for resource, future in self._admin.describe_configs(
             resources, request_timeout=self._timeout_s
         ).items():
-            entry = self._result(future).get(key)
+            try:
+                entry = future.result().get(key)
+            except KafkaException as exception:  # a topic unknown yet is TopicMissingError
+                raise neutral(exception, f"reading the settings of topic {resource.name!r}") from None
             if entry is not None and entry.value is not None:
                 values[resource.name] = str(entry.value)
         return values
