@@ -58,7 +58,8 @@ static int add_repr(Text *t, double value) {
 /* A float as repr() writes it, from its shortest round-trip digits as orjson wrote them (orjson's
  * Ryu finds the same digits as repr's dtoa; only the layout differs: "1e-7", "0.00001", "1e16"):
  * fixed notation for a decimal point from 4 places left of the digits to 16 right of the first, else
- * d.ddde+XX; "0.0" and a trailing ".0" as repr has them. */
+ * d.ddde+XX; "0.0" and a trailing ".0" as repr has them. 1 (nothing written) for a token that is
+ * not a number (orjson writes null for a NaN): the caller writes repr's text instead. */
 static int add_float_token(Text *t, const char *token, Py_ssize_t n) {
     char digits[40];
     int count = 0, point = 0, seen_point = 0, negative = 0, exponent = 0, exponent_negative = 0;
@@ -128,9 +129,8 @@ static int add_float_token(Text *t, const char *token, Py_ssize_t n) {
     }
     t->length += w;
     return 0;
-bad:
-    PyErr_SetString(PyExc_ValueError, "not a number as orjson writes one");
-    return -1;
+bad: /* every check comes before anything is written */
+    return 1;
 }
 
 static int next_token(const char *text, Py_ssize_t length, Py_ssize_t *at, const char **token, Py_ssize_t *n);
@@ -141,7 +141,8 @@ static int add_float(Text *t, double value, PyObject *text, Py_ssize_t *at) {
     const char *token;
     Py_ssize_t n;
     if (next_token(PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), at, &token, &n) < 0) return -1;
-    return add_float_token(t, token, n);
+    int written = add_float_token(t, token, n);
+    return written == 1 ? add_repr(t, value) : written;
 }
 
 /* The next number of orjson's array text ("[a,b,...]"), from *at: its bounds. */

@@ -308,3 +308,17 @@ def test_floats_are_written_as_repr_writes_them() -> None:
         OutputRecord, "out", *args, outputs.encode_basestring_ascii, *texts
     )
     assert [record.value for record in compiled] == outputs.prediction_values(*args)
+
+
+def test_a_float_orjson_cannot_write_is_written_by_repr() -> None:
+    """orjson writes null for a NaN; the writer then falls back to repr's text, as the template
+    would (rows the model refused never get here: this is the writer's own safety)."""
+    assert outputs.compiled_wire is not None
+    refs = [EventRef("in", 0, 0, None, "a", None)]
+    one, nan = np.ones(1), np.array([np.nan])
+    text = orjson.dumps(nan, option=orjson.OPT_SERIALIZE_NUMPY)
+    args = (refs, one, nan, one, np.zeros(1, dtype=np.int64), one, None)
+    written = outputs.compiled_wire.prediction_records(
+        OutputRecord, "out", *args, outputs.encode_basestring_ascii, text, None
+    )
+    assert [record.value for record in written] == outputs.prediction_values(*args)
