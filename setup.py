@@ -25,6 +25,7 @@ setup(
         Extension(
             "stream_neuron._events",
             sources=["stream_neuron/_events.c", "stream_neuron/_predictions.c"],
+            depends=["stream_neuron/_event_tokens.h"],
             extra_compile_args=["-O3"],
             optional=True,
         ),
