@@ -243,9 +243,11 @@ class SparseSteps:
         per_feature = 8 * len(arrays)
         listed, bitmap = 4 * count, (self.n_features + 7) // 8
         if count * per_feature + min(listed, bitmap) < self.n_features * per_feature:
-            where: str | dict[str, str] = packed(np.flatnonzero(touched), "<i4") if listed <= bitmap else ""
+            where: str | dict[str, str]
             if bitmap < listed:  # most features touched: a bit each says which
                 where = {"bits": packed_bits(touched)}
+            else:
+                where = packed(np.flatnonzero(touched), "<i4")
             return {"index": where, **{k: packed(a[touched], PACKED_TYPES[k]) for k, a in arrays.items()}}
         return {"index": None, **{name: packed(array, PACKED_TYPES[name]) for name, array in arrays.items()}}
 
