@@ -93,6 +93,12 @@ def _is_answer(event: dict[str, Any]) -> bool:
     )
 
 
+def id_text(event: Event) -> str | None:
+    """The event's id as its predictions carry it: a JSON integer as its decimal text."""
+    event_id = event.get("id")
+    return event_id if event_id is None or type(event_id) is str else str(event_id)
+
+
 def is_answer(event: Event) -> bool:
     """An answer: an id and a label, no features (absent or null; decoded with ``answers=True``)."""
     return event.get("features") is None

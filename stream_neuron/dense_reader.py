@@ -19,7 +19,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 
 import numpy as np
 
-from stream_neuron.decode import BadEventError, decode_event
+from stream_neuron.decode import BadEventError, decode_event, id_text
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.accel import load_compiled
 from stream_neuron.outputs import PredictionBudget
@@ -99,9 +99,7 @@ class DenseReader:
         """The Python path for one declined record, in the order of its checks."""
         event = decode_event(record.value, self.max_bytes)
         labels[i] = label_of(event.get("label"), self.kind)
-        event_id = event.get("id")
-        if event_id is not None and type(event_id) is not str:
-            event_id = str(event_id)
+        event_id = id_text(event)
         self.fits(event_id, record.key)
         sink.put_event(i, event)
         return EventRef(record.topic, record.partition, record.offset, record.key, event_id, record)

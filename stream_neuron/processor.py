@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
-from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, is_answer
+from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, id_text, is_answer
 from stream_neuron.dense_reader import dense_reader
 from stream_neuron.drift import DriftWatch
 from stream_neuron.feature_encoding import feature_encoder
@@ -202,9 +202,7 @@ class Processor(ProcessorState):
                 event = decode_event(record.value, max_bytes, delayed, named)
                 label = label_of(event.get("label"), kind)  # checked as run checks it; a scorer drops it
                 label = label if self.learning else math.nan
-                event_id = event.get("id")
-                if event_id is not None and type(event_id) is not str:
-                    event_id = str(event_id)
+                event_id = id_text(event)
                 if delayed:
                     assert pending is not None
                     pending.advance(record.timestamp_ms)
