@@ -16,8 +16,18 @@ setup(
         ),
         Extension(
             "stream_neuron._encode",
-            sources=["stream_neuron/_encode.c", "stream_neuron/_encode_hash.c"],
-            depends=["stream_neuron/_encode_common.h"],
+            sources=[
+                "stream_neuron/_encode.c",
+                "stream_neuron/_encode_hash.c",
+                "stream_neuron/_key_table.c",
+                "stream_neuron/_named_events.c",
+            ],
+            depends=[
+                "stream_neuron/_encode_common.h",
+                "stream_neuron/_key_table.h",
+                "stream_neuron/_event_tokens.h",
+                "stream_neuron/_event_records.h",
+            ],
             extra_compile_args=["-O3"],
             libraries=["dl"],  # dlopen of mmh3's extension (part of libc on newer glibc)
             optional=True,
@@ -25,7 +35,7 @@ setup(
         Extension(
             "stream_neuron._events",
             sources=["stream_neuron/_events.c", "stream_neuron/_predictions.c"],
-            depends=["stream_neuron/_event_tokens.h"],
+            depends=["stream_neuron/_event_tokens.h", "stream_neuron/_event_records.h"],
             extra_compile_args=["-O3"],
             optional=True,
         ),

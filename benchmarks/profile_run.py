@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 PARTS: list[tuple[str, tuple[str, ...]]] = [
     (
         "reading the events (the compiled parse; the reference path for what it declines)",
-        ("dense_reader.py", "decode.py", "schema.py", "row_sink.py", "feature_"),
+        ("event_readers.py", "decode.py", "schema.py", "row_sink.py", "feature_"),
     ),
     ("writing the predictions' JSON", ("outputs.py",)),
     ("consuming: librdkafka's consume and the input records", ("librdkafka/input.py", "record_order.py")),

@@ -117,14 +117,13 @@ static int write_bytes(PyObject *array, Py_ssize_t offset, const void *data, Py_
 /* `k` entries written from entry `end` on into a chunk's bytearrays of raw int64 indices, float64
  * values and bool flags (the rows row_sink.SparseSink builds): the new end, or -1 with an exception
  * set. */
-Py_ssize_t encode_write_entries(PyObject *const *arrays, PyObject *end_arg, const long long *at, const double *val,
+Py_ssize_t encode_write_entries(PyObject *const *arrays, Py_ssize_t end, const long long *at, const double *val,
                                 const char *sc, Py_ssize_t k) {
     if (!PyByteArray_CheckExact(arrays[0]) || !PyByteArray_CheckExact(arrays[1]) ||
         !PyByteArray_CheckExact(arrays[2])) {
         PyErr_SetString(PyExc_TypeError, "indices, values and scaled must be bytearrays");
         return -1;
     }
-    Py_ssize_t end = PyLong_AsSsize_t(end_arg);
     if (end < 0) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "the end of the entries must be >= 0");
         return -1;
@@ -156,7 +155,7 @@ static PyObject *encode_known_into(PyObject *self, PyObject *const *args, Py_ssi
     int known = encode_event(args[0], args[1], shortest, at, val, sc, &k);
     if (known < 0) return NULL;
     if (known == 0) Py_RETURN_NONE;
-    Py_ssize_t end = encode_write_entries(args + 3, args[6], at, val, sc, k);
+    Py_ssize_t end = encode_write_entries(args + 3, PyLong_AsSsize_t(args[6]), at, val, sc, k);
     return end < 0 ? NULL : PyLong_FromSsize_t(end);
 }
 
@@ -239,6 +238,11 @@ static PyMethodDef methods[] = {
      "Bind mmh3's own MurmurHash3 (see the source); True when bound natively."},
     {"hash_token", (PyCFunction)(void (*)(void))encode_hash_token, METH_FASTCALL,
      "The signed MurmurHash3 of a token's bytes, as hash_features hashes it."},
+    {"key_table", (PyCFunction)(void (*)(void))encode_key_table, METH_FASTCALL,
+     "A new table of byte strings to indices, in a capsule (see _key_table.c)."},
+    {"parse_named", (PyCFunction)(void (*)(void))encode_parse_named, METH_FASTCALL,
+     "A poll's events of named features read into a chunk's entries, up to the first declined (see "
+     "_named_events.c)."},
     {"pack_entries", (PyCFunction)(void (*)(void))pack_entries, METH_FASTCALL,
      "Events' entries as CSR bytes, or None (see the source)."},
     {NULL, NULL, 0, NULL},

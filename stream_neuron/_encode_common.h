@@ -23,11 +23,19 @@ static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_s
     return -1;
 }
 
-Py_ssize_t encode_write_entries(PyObject *const *arrays, PyObject *end_arg, const long long *at, const double *val,
+Py_ssize_t encode_write_entries(PyObject *const *arrays, Py_ssize_t end, const long long *at, const double *val,
                                 const char *sc, Py_ssize_t k);
+
+/* The signed MurmurHash3 of `len` bytes (mmh3's; -1 with an exception set only on its Python path). */
+int encode_hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash);
+/* How many of the `m` buckets are fresh in `in_use`, marked when at most `room` (else -1, nothing
+ * marked); a negative `room` marks and counts none. */
+Py_ssize_t encode_mark_fresh(char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room);
 
 PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_key_table(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_parse_named(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 #endif

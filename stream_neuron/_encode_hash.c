@@ -33,7 +33,7 @@ PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t n
 }
 
 /* The signed hash of `len` bytes at `key` (-1 with an exception set only on the Python path). */
-static int hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash) {
+int encode_hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash) {
     if (native_murmur != NULL) {
         uint32_t out[4] = {0, 0, 0, 0}; /* room for more than the 32 bits, whatever was bound */
         native_murmur(key, len, seed, out);
@@ -67,7 +67,7 @@ PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t na
     unsigned long seed = PyLong_AsUnsignedLong(args[1]);
     if (seed == (unsigned long)-1 && PyErr_Occurred()) return NULL;
     long long h;
-    if (hash_bytes(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), (uint32_t)seed, &h)) return NULL;
+    if (encode_hash_bytes(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), (uint32_t)seed, &h)) return NULL;
     return PyLong_FromLongLong(h);
 }
 
@@ -98,7 +98,7 @@ static int name_hash(PyObject *name, const char *utf8, Py_ssize_t length, uint32
         *hash = named[slot].hash;
         return 0;
     }
-    if (hash_bytes(utf8, length, seed, hash)) return -1;
+    if (encode_hash_bytes(utf8, length, seed, hash)) return -1;
     Py_XSETREF(named[slot].name, Py_NewRef(name));
     named[slot].seed = seed;
     named[slot].hash = *hash;
@@ -135,7 +135,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
             memcpy(token, name_utf8, (size_t)name_len);
             token[name_len] = '=';
             memcpy(token + name_len + 1, value_utf8, (size_t)value_len);
-            if (hash_bytes(token, name_len + 1 + value_len, seed, &h)) return -1;
+            if (encode_hash_bytes(token, name_len + 1 + value_len, seed, &h)) return -1;
             amount = 1.0;
         } else {
             if (PyFloat_CheckExact(value)) {
@@ -171,7 +171,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
 
 /* How many of the `m` buckets are not yet marked in `in_use`; they are marked when there are at most
  * `room` (else -1, nothing marked). A negative `room`: none are marked or counted (a scorer's view). */
-static Py_ssize_t mark_fresh(char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
+Py_ssize_t encode_mark_fresh(char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
     if (room < 0) return 0;
     Py_ssize_t fresh = 0;
     for (Py_ssize_t j = 0; j < m; j++) fresh += !in_use[buckets[j]];
@@ -204,7 +204,7 @@ static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_
 /* hash_features(features, n, seed, short, in_use, room) -> (buckets, values, scaled, fresh) | None
  *
  * FeatureHashing.encode's fast path: the event's entries as lists, and how many of its buckets were
- * fresh (marked in `in_use` by mark_fresh). None: the Python encoder takes the event (hash_event's
+ * fresh (marked in `in_use` by encode_mark_fresh). None: the Python encoder takes the event (hash_event's
  * cases, or more fresh buckets than `room`). */
 PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
@@ -221,7 +221,7 @@ PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t
     int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
     if (hashed < 0) return NULL;
     if (hashed == 0) Py_RETURN_NONE;
-    Py_ssize_t fresh = mark_fresh(in_use, buckets, m, room);
+    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, m, room);
     if (fresh < 0) Py_RETURN_NONE;
     PyObject *out_buckets = PyList_New(m), *out_values = PyList_New(m), *out_scaled = PyList_New(m);
     if (out_buckets == NULL || out_values == NULL || out_scaled == NULL) goto error;
@@ -267,10 +267,10 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
     if (hashed < 0) return NULL;
     if (hashed == 0) Py_RETURN_NONE;
-    Py_ssize_t fresh = mark_fresh(in_use, buckets, m, room);
+    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, m, room);
     if (fresh < 0) Py_RETURN_NONE;
     memset(ones, 1, (size_t)m);
-    Py_ssize_t end = encode_write_entries(args + 6, args[9], buckets, sums, ones, m);
+    Py_ssize_t end = encode_write_entries(args + 6, PyLong_AsSsize_t(args[9]), buckets, sums, ones, m);
     if (end < 0) return NULL;
     return Py_BuildValue("(nn)", end, fresh);
 }

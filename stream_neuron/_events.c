@@ -28,19 +28,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "_event_tokens.h"
-
-#define MAX_OTHER_KEYS 16
+#include "_event_records.h"
 
 typedef struct {
+    EventReader reader;
     Py_ssize_t n_features;
     const char **names; /* NULL: positional */
     Py_ssize_t *name_lengths;
-    int label_set;
+    double *rows; /* row i for the i-th record */
 } Schema;
 
-static Cursor features(Cursor p, Cursor end, const Schema *schema, double *row) {
+static Cursor features(EventReader *reader, Cursor p, Cursor end, Py_ssize_t i) {
+    const Schema *schema = (const Schema *)reader;
     Py_ssize_t n = schema->n_features;
+    double *row = schema->rows + i * n;
     if (*p == '[') {
         p = skip_space(p + 1, end);
         for (Py_ssize_t k = 0; k < n; k++) {
@@ -76,142 +77,10 @@ static Cursor features(Cursor p, Cursor end, const Schema *schema, double *row) 
     return p < end && *p == '}' ? p + 1 : NULL;
 }
 
-static Cursor label(Cursor p, Cursor end, int label_set, double *out) {
-    if (literal(p, end, "null")) {
-        *out = NAN;
-        return p + 4;
-    }
-    if (literal(p, end, "true")) {
-        *out = 1.0;
-        return p + 4;
-    }
-    if (literal(p, end, "false")) {
-        *out = 0.0;
-        return p + 5;
-    }
-    int integer;
-    p = number(p, end, out, &integer);
-    if (p == NULL) return NULL;
-    int taken = *out == 0.0 || *out == 1.0 || (label_set == 1 && *out == -1.0);
-    return taken ? p : NULL;
-}
-
-/* The id as the Python path has it: a str (a JSON integer as its decimal text), or None. */
-static Cursor event_id(Cursor p, Cursor end, PyObject **out) {
-    if (literal(p, end, "null")) {
-        *out = Py_None;
-        Py_INCREF(Py_None);
-        return p + 4;
-    }
-    if (*p == '"') {
-        Cursor start;
-        Py_ssize_t length;
-        int ascii;
-        p = plain_string(p, end, &start, &length, &ascii);
-        if (p == NULL) return NULL;
-        *out = ascii ? PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, start, length)
-                     : PyUnicode_DecodeUTF8((const char *)start, length, "strict");
-        if (*out == NULL) { /* not UTF-8 (an encoded surrogate, say): the reference names it */
-            PyErr_Clear();
-            return NULL;
-        }
-        return p;
-    }
-    double value;
-    int integer;
-    Cursor q = number(p, end, &value, &integer);
-    /* str(int(text)) is the text itself unless it is -0 or too long to keep exact */
-    if (q == NULL || !integer || q - p > 18 || (q - p == 2 && p[0] == '-' && p[1] == '0')) return NULL;
-    *out = PyUnicode_FromStringAndSize((const char *)p, q - p);
-    if (*out == NULL) {
-        PyErr_Clear();
-        return NULL;
-    }
-    return q;
-}
-
-static Cursor timestamp(Cursor p, Cursor end) {
-    if (literal(p, end, "null")) return p + 4;
-    if (*p != '"') return NULL;
-    Cursor start;
-    Py_ssize_t length;
-    int ascii;
-    p = plain_string(p, end, &start, &length, &ascii);
-    return p != NULL && ascii ? p : NULL;
-}
-
-static int key_is(Cursor start, Py_ssize_t length, const char *name) {
-    return (size_t)length == strlen(name) && memcmp(start, name, (size_t)length) == 0;
-}
-
-/* One event: 1 when taken (row, *label_out, *id_out written), 0 when declined. */
-static int parse_event(Cursor p, Cursor end, const Schema *schema, double *row, double *label_out,
-                       PyObject **id_out) {
-    int has_features = 0, has_label = 0, has_ts = 0;
-    Cursor others[MAX_OTHER_KEYS];
-    Py_ssize_t other_lengths[MAX_OTHER_KEYS];
-    int n_others = 0;
-    *label_out = NAN;
-    *id_out = NULL;
-    p = skip_space(p, end);
-    if (p >= end || *p != '{') return 0;
-    p = skip_space(p + 1, end);
-    if (p < end && *p == '}') return 0;
-    for (;;) {
-        Cursor start;
-        Py_ssize_t length;
-        int ascii;
-        if (p >= end || *p != '"' || (p = plain_string(p, end, &start, &length, &ascii)) == NULL) goto declined;
-        p = skip_space(p, end);
-        if (p >= end || *p != ':') goto declined;
-        p = skip_space(p + 1, end);
-        if (p >= end) goto declined;
-        if (key_is(start, length, "features")) {
-            if (has_features) goto declined;
-            has_features = 1;
-            p = features(p, end, schema, row);
-        } else if (key_is(start, length, "label")) {
-            if (has_label) goto declined;
-            has_label = 1;
-            p = label(p, end, schema->label_set, label_out);
-        } else if (key_is(start, length, "id")) {
-            if (*id_out != NULL) goto declined;
-            p = event_id(p, end, id_out);
-        } else if (key_is(start, length, "ts")) {
-            if (has_ts) goto declined;
-            has_ts = 1;
-            p = timestamp(p, end);
-        } else {
-            if (!ascii || n_others == MAX_OTHER_KEYS) goto declined;
-            for (int k = 0; k < n_others; k++) {
-                if (other_lengths[k] == length && memcmp(others[k], start, (size_t)length) == 0) goto declined;
-            }
-            others[n_others] = start;
-            other_lengths[n_others++] = length;
-            p = other_value(p, end);
-        }
-        if (p == NULL) goto declined;
-        p = skip_space(p, end);
-        if (p < end && *p == ',') {
-            p = skip_space(p + 1, end);
-            continue;
-        }
-        if (p < end && *p == '}') break;
-        goto declined;
-    }
-    if (!has_features || skip_space(p + 1, end) != end) goto declined;
-    if (*id_out == NULL) {
-        *id_out = Py_None;
-        Py_INCREF(Py_None);
-    }
-    return 1;
-declined:
-    Py_CLEAR(*id_out);
-    return 0;
-}
-
 static int schema_of(PyObject *names, int label_set, Schema *schema) {
-    schema->label_set = label_set;
+    schema->reader.features = features;
+    schema->reader.take = NULL;
+    schema->reader.label_set = label_set;
     schema->names = NULL;
     schema->name_lengths = NULL;
     if (PyLong_Check(names)) {
@@ -241,48 +110,17 @@ static int schema_of(PyObject *names, int label_set, Schema *schema) {
     return 0;
 }
 
-static int float_buffer(PyObject *from, Py_buffer *view, Py_ssize_t needed, const char *what) {
-    if (PyObject_GetBuffer(from, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->itemsize != 8 || view->format == NULL || strcmp(view->format, "d") != 0 ||
-        view->len < needed * 8) {
-        PyErr_Format(PyExc_ValueError, "%s must be a float64 buffer of at least %zd numbers", what, needed);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
-
-/* A namedtuple instance built as tuple.__new__(cls, items) builds it (the items' references stolen). */
-PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n) {
-    PyObject *made = type->tp_alloc(type, n);
-    if (made == NULL) {
-        for (Py_ssize_t k = 0; k < n; k++) Py_DECREF(items[k]);
-        return NULL;
-    }
-    for (Py_ssize_t k = 0; k < n; k++) PyTuple_SET_ITEM(made, k, items[k]);
-    return made;
-}
-
-/* positions[(topic, partition)] = offset + 1 */
-static int advance(PyObject *positions, PyObject *topic, PyObject *partition, long long offset) {
-    PyObject *key = PyTuple_Pack(2, topic, partition), *next = PyLong_FromLongLong(offset + 1);
-    int failed = key == NULL || next == NULL || PyDict_SetItem(positions, key, next) < 0;
-    Py_XDECREF(key);
-    Py_XDECREF(next);
-    return failed ? -1 : 0;
-}
-
 static PyObject *parse_dense(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
     if (nargs != 9 || !PyList_Check(args[0]) || !PyType_Check(args[6]) || !PyDict_Check(args[7])) {
         PyErr_SetString(PyExc_TypeError, "parse_dense(records: list, rows, labels, names, label_set, max_bytes, "
                                          "EventRef, positions: dict, prediction_budget)");
         return NULL;
     }
-    PyObject *records = args[0], *positions = args[7], *status = NULL, *refs = NULL, *result = NULL;
-    PyTypeObject *ref_type = (PyTypeObject *)args[6];
-    Py_ssize_t n = PyList_GET_SIZE(records);
+    PyObject *records = args[0], *status = NULL, *refs = NULL, *result = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(records), stop;
+    RecordsContext context = {PyLong_AsSsize_t(args[5]), PyLong_AsSsize_t(args[8]), (PyTypeObject *)args[6], args[7]};
     int label_set = PyLong_AsLong(args[4]);
-    Py_ssize_t max_bytes = PyLong_AsSsize_t(args[5]), budget = PyLong_AsSsize_t(args[8]);
     if (PyErr_Occurred()) return NULL;
     Schema schema = {0};
     Py_buffer rows = {0}, labels = {0};
@@ -292,55 +130,9 @@ static PyObject *parse_dense(PyObject *self, PyObject *const *args, Py_ssize_t n
     }
     if (float_buffer(args[1], &rows, n * schema.n_features, "rows") < 0) goto done;
     if (float_buffer(args[2], &labels, n, "labels") < 0) goto done;
-    status = PyBytes_FromStringAndSize(NULL, n);
-    refs = PyList_New(n);
-    if (status == NULL || refs == NULL) goto done;
-    char *declined = PyBytes_AS_STRING(status);
-    double *row = rows.buf, *label_of = labels.buf;
-    PyObject *last_topic = NULL, *last_partition = NULL;
-    long long last_offset = 0;
-    for (Py_ssize_t i = 0; i < n; i++, row += schema.n_features) {
-        PyObject *record = PyList_GET_ITEM(records, i), *id = NULL;
-        if (!PyTuple_Check(record) || PyTuple_GET_SIZE(record) < 5) {
-            PyErr_SetString(PyExc_TypeError, "records must be InputRecord tuples");
-            goto done;
-        }
-        PyObject *topic = PyTuple_GET_ITEM(record, 0), *partition = PyTuple_GET_ITEM(record, 1);
-        PyObject *offset = PyTuple_GET_ITEM(record, 2), *key = PyTuple_GET_ITEM(record, 3);
-        PyObject *value = PyTuple_GET_ITEM(record, 4);
-        if (last_topic != NULL && (topic != last_topic || PyObject_RichCompareBool(partition, last_partition, Py_NE))) {
-            if (advance(positions, last_topic, last_partition, last_offset) < 0) goto done;
-        }
-        last_topic = topic;
-        last_partition = partition;
-        last_offset = PyLong_AsLongLong(offset);
-        if (last_offset == -1 && PyErr_Occurred()) goto done;
-        int taken = PyBytes_Check(value) && PyBytes_GET_SIZE(value) <= max_bytes &&
-                    parse_event((Cursor)PyBytes_AS_STRING(value),
-                                (Cursor)PyBytes_AS_STRING(value) + PyBytes_GET_SIZE(value), &schema, row,
-                                &label_of[i], &id);
-        if (taken) { /* a prediction that might not fit its topic: the reference path checks it */
-            Py_ssize_t key_bytes = PyBytes_Check(key) ? PyBytes_GET_SIZE(key) : 0;
-            Py_ssize_t id_chars = id == Py_None ? 0 : PyUnicode_GET_LENGTH(id);
-            taken = 6 * id_chars + key_bytes <= budget;
-        }
-        declined[i] = (char)!taken;
-        if (!taken) {
-            Py_XDECREF(id);
-            Py_INCREF(Py_None);
-            PyList_SET_ITEM(refs, i, Py_None);
-            continue;
-        }
-        PyObject *items[7] = {topic, partition, offset, key, id, record, Py_None};
-        for (int k = 0; k < 7; k++) {
-            if (k != 4) Py_INCREF(items[k]);
-        }
-        PyObject *ref = named_tuple(ref_type, items, 7);
-        if (ref == NULL) goto done;
-        PyList_SET_ITEM(refs, i, ref);
-    }
-    if (last_topic != NULL && advance(positions, last_topic, last_partition, last_offset) < 0) goto done;
-    result = PyTuple_Pack(2, status, refs);
+    schema.rows = rows.buf;
+    status = read_records(records, 0, labels.buf, &context, &schema.reader, 0, &refs, &stop);
+    if (status != NULL) result = PyTuple_Pack(2, status, refs);
 done:
     Py_XDECREF(status);
     Py_XDECREF(refs);

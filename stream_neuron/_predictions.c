@@ -14,6 +14,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "_event_records.h"
+
 typedef struct {
     char *text;
     Py_ssize_t length, capacity;
@@ -221,7 +223,6 @@ static void release(Buffer *b) {
     if (b->held) PyBuffer_Release(&b->view);
 }
 
-PyObject *named_tuple(PyTypeObject *type, PyObject **items, Py_ssize_t n); /* _events.c */
 
 PyObject *prediction_records(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 12 || !PyType_Check(args[0]) || !PyList_Check(args[2]) ||

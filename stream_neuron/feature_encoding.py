@@ -16,6 +16,7 @@ is not a finite number, a string or a boolean, and a name or string value over `
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from typing import Any
@@ -78,6 +79,7 @@ class OpenVocabulary:
         self.max_name_bytes = max_name_bytes
         self.budget = FeatureBudget(max_features)
         self.budget.take(len(self.names), sum(map(self.budget.cost, self.names)))
+        self._key_table: Any = None  # the names' UTF-8 to their indices, for the compiled reader
 
     def limit(self, budget: FeatureBudget) -> None:
         """Take ``budget`` as the vocabulary's bound (the names known so far count in it)."""
@@ -86,6 +88,17 @@ class OpenVocabulary:
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def compiled_encoding(self, grow: bool) -> tuple[Any, ...]:
+        """The vocabulary as ``_encode.parse_named`` reads with it (see ``_named_events.c``): it takes
+        the events of known names only, and declines the others to :meth:`encode`."""
+        if self._key_table is None:
+            assert compiled_encoder is not None
+            self._key_table = compiled_encoder.key_table(secrets.randbits(64))
+        return ("open", self.index, self._key_table, self.max_name_bytes, grow)
+
+    def count_fresh(self, fresh: int) -> None:
+        """Nothing: the compiled reader adds no name (a hashing's buckets are counted here)."""
 
     def encode_into(self, features: dict[str, Any], grow: bool, arrays: RawRows, end: int) -> int | None:
         """:meth:`encode` of an event whose every feature is known, written from entry ``end`` on

@@ -159,6 +159,18 @@ class FeatureHashing:
             budget.take(fresh, fresh * cost)
         return new_end  # type: ignore[no-any-return]
 
+    def compiled_encoding(self, grow: bool) -> tuple[Any, ...]:
+        """The hashing as ``_encode.parse_named`` reads with it (see ``_named_events.c``): the buckets it
+        marks in use count against the budget's room (none marked when not ``grow``: a scorer's); pass
+        the count it returns to :meth:`count_fresh`."""
+        room = self.budget.room(self.budget.bytes_per_feature) if grow else -1
+        return ("hashed", self.n_features, self._murmur_seed, self.max_name_bytes, self._in_use, room)
+
+    def count_fresh(self, fresh: int) -> None:
+        """``fresh`` buckets the compiled reader marked in use, taken from the budget."""
+        if fresh:
+            self.budget.take(fresh, fresh * self.budget.bytes_per_feature)
+
     def _hashed(self, features: dict[str, Any]) -> Entries:
         """The reference of the hashing (and the path that names a bad feature)."""
         buckets: dict[int, float] = {}

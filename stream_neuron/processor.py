@@ -26,8 +26,8 @@ from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.dead_letters import DeadLetters
 from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, id_text, is_answer
-from stream_neuron.dense_reader import dense_reader
 from stream_neuron.drift import DriftWatch
+from stream_neuron.event_readers import event_reader
 from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
@@ -98,11 +98,16 @@ class Processor(ProcessorState):
         self.pending: PendingStore | None = None
         if settings.delayed_labels and learning:
             self.pending = PendingStore(settings.label_window, int(settings.label_window_s * 1000))
-        self._dense_reader = (
-            dense_reader(
-                self.kind, settings.max_record_bytes, learning, self._prediction_fits, self._dead_letter
+        self._reader = (  # the compiled read of a poll (not of questions and answers)
+            event_reader(
+                self.kind,
+                settings.max_record_bytes,
+                learning,
+                self._prediction_fits,
+                self._dead_letter,
+                named=self.encoder is not None,
             )
-            if self.encoder is None and self.pending is None
+            if self.pending is None
             else None
         )
         # Before the first event fixes the features, what every snapshot holds (the pending questions
@@ -181,9 +186,8 @@ class Processor(ProcessorState):
 
     def _process_chunk(self, records: Sequence[InputRecord], now: float, out: Emitted) -> None:
         labels, sink = self._start_chunk(len(records)), self.sink
-        reader = self._dense_reader
+        reader = self._reader
         if reader is not None and self.models is not None and not self.quarantine:
-            assert isinstance(sink, DenseSink)
             self._score_chunk(
                 reader.read(records, sink, labels, self.positions, out.dead_letters), labels, now, out
             )

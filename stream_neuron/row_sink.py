@@ -108,6 +108,12 @@ class SparseSink:
         else:
             ends.append(new_end)
 
+    def raw_entries(self) -> tuple[RawRows, list[int]]:
+        """The chunk's raw arrays and the end of each row's entries, for a pass that appends rows to
+        both (``_encode.parse_named``)."""
+        self._rows = None
+        return self._arrays, self._ends
+
     def put_row(self, n: int, row: Any) -> None:
         del self._ends[n:]
         self._rows = None

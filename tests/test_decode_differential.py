@@ -24,13 +24,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream_neuron import dense_reader, outputs
+from stream_neuron import event_readers, outputs
 from stream_neuron.config import Settings
+from stream_neuron.outputs import OutputLimits
 from stream_neuron.processor import Processor
 from stream_neuron.records import Emitted, EventRef, InputRecord, OutputRecord
 from tests.test_poison_records import CORPUS, NAMES, good
 
-pytestmark = pytest.mark.skipif(dense_reader.compiled_events is None, reason="never: the fast path is built")
+pytestmark = pytest.mark.skipif(event_readers.compiled_events is None, reason="never: the fast path is built")
 
 
 def outcomes(out: Emitted) -> list[tuple[Any, ...]]:
@@ -58,7 +59,9 @@ def strip_time(value: bytes | None) -> dict[str, Any]:
     return record
 
 
-def both(settings_: Settings, values: list[bytes | None], learning: bool = True) -> tuple[Any, Any]:
+def both(
+    settings_: Settings, values: list[bytes | None], learning: bool = True, limits: OutputLimits | None = None
+) -> tuple[Any, Any]:
     """What the compiled read and the reference give for ``values``, in polls of 7 (with a first
     poll of the first value alone, so the schema is fixed before the compiled pass runs): the outputs,
     then the last snapshot and the positions."""
@@ -67,25 +70,27 @@ def both(settings_: Settings, values: list[bytes | None], learning: bool = True)
     ]
     results = []
     for compiled in (True, False):
-        saved = dense_reader.compiled_events, outputs.compiled_wire
+        saved = event_readers.compiled_events, event_readers.compiled_named, outputs.compiled_wire
         if not compiled:
-            dense_reader.compiled_events = outputs.compiled_wire = None
+            event_readers.compiled_events = event_readers.compiled_named = outputs.compiled_wire = None
         try:
-            processor = Processor(settings_, 0.0, learning=learning)
+            processor = Processor(settings_, 0.0, limits=limits, learning=learning)
             seen = outcomes(processor.process(records[:1], 1.0))
             for at in range(1, len(records), 7):
                 seen += outcomes(processor.process(records[at : at + 7], 1.0 + at))
             seen += outcomes(processor.close(1e6))
         finally:
-            dense_reader.compiled_events, outputs.compiled_wire = saved
+            event_readers.compiled_events, event_readers.compiled_named, outputs.compiled_wire = saved
         snapshot = processor.snapshot_record()
         state = None if snapshot is None else strip_time(snapshot.value)
         results.append((seen, (state, dict(processor.positions))))
     return results[0], results[1]
 
 
-def assert_same(settings_: Settings, values: list[bytes | None], learning: bool = True) -> None:
-    compiled, reference = both(settings_, values, learning)
+def assert_same(
+    settings_: Settings, values: list[bytes | None], learning: bool = True, limits: OutputLimits | None = None
+) -> None:
+    compiled, reference = both(settings_, values, learning, limits)
     assert compiled[0] == reference[0]
     assert compiled[1] == reference[1]
 
@@ -198,9 +203,9 @@ def records_of(values: list[bytes]) -> list[InputRecord]:
 
 
 def parse(values: list[bytes], rows: Any, labels: Any, names: Any, positions: dict[Any, int]) -> Any:
-    assert dense_reader.compiled_events is not None
+    assert event_readers.compiled_events is not None
     records = records_of(values)
-    return dense_reader.compiled_events.parse_dense(
+    return event_readers.compiled_events.parse_dense(
         records, rows, labels, names, 0, 2**20, EventRef, positions, 10**6
     )
 

@@ -1,0 +1,293 @@
+/* The compiled reader of events whose features come by name (--features open and hashed), a poll at a
+ * time, straight from the record's bytes into the chunk's entries (part of stream_neuron._encode):
+ *
+ *   parse_named(records, start, labels, label_set, max_bytes, EventRef, positions, budget, arrays, ends,
+ *               encoding) -> (refs, stop, fresh)
+ *
+ * It reads records[start:] until it declines one: `stop` is that record's index (len(records): none
+ * declined), and the Python reference path (decode_event, label_of, the encoder's encode) takes it
+ * next, so every event, taken here or there, changes the vocabulary, the buckets in use and the rows
+ * in the stream's order. refs: the EventRefs of records[start:stop], every one taken; their labels in
+ * labels[0:], their entries appended to `arrays` (the sink's raw int64, float64 and bool bytearrays)
+ * and each row's end to `ends`. positions, budget, label_set, max_bytes: as parse_dense's (_events.c).
+ *
+ * encoding: ("open", index, table, max_name_bytes, grow): the vocabulary's dict of names to indices and
+ * its key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a
+ * scorer's leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
+ * buckets and MurmurHash3 seed, the bytearray of buckets in use, and how many fresh buckets fit (-1: a
+ * scorer's, none marked); fresh counts those marked, for the encoder's budget.
+ *
+ * It takes an event only as the reference takes it: features an object of at most MOST_FEATURES
+ * names, each a finite number, a string or a boolean, no name given twice nor two features on one
+ * index, names and string values valid UTF-8 of at most max_name_bytes, no escapes. The entries are
+ * the encoders' own: a number under its name; open: a string or boolean v of f as "f_v" with 1.0,
+ * unscaled; hashed: a string v of f as the token "f=v" with 1.0, a boolean as its name with 1.0 or 0.0,
+ * each on its bucket with the hash's sign, summed per bucket in first-seen order.
+ * tests/test_named_differential.py holds it to the reference record by record. */
+#include "_encode_common.h"
+#include "_event_records.h"
+#include "_key_table.h"
+
+#define LONGEST_KEY 8192
+
+typedef struct {
+    EventReader reader;
+    int hashed;
+    Py_ssize_t max_name_bytes;
+    PyObject *index; /* open */
+    KeyTable *table;
+    int grow;
+    long long n_buckets; /* hashed */
+    uint32_t seed;
+    char *in_use;
+    Py_ssize_t room, fresh;
+    long long at[MOST_FEATURES]; /* the event read: its entries */
+    double val[MOST_FEATURES];
+    char sc[MOST_FEATURES];
+    Py_ssize_t k;
+    PyObject *const *arrays; /* where a taken event's entries go */
+    PyObject *ends;
+    Py_ssize_t end;
+} NamedReader;
+
+/* UTF-8 as Python's strict decoder takes it: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int more;
+        unsigned char low = 0x80, high = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) more = 1;
+        else if (c >= 0xE0 && c <= 0xEF) more = 2, low = c == 0xE0 ? 0xA0 : 0x80, high = c == 0xED ? 0x9F : 0xBF;
+        else if (c >= 0xF0 && c <= 0xF4) more = 3, low = c == 0xF0 ? 0x90 : 0x80, high = c == 0xF4 ? 0x8F : 0xBF;
+        else return 0;
+        if (n - i <= more || s[i + 1] < low || s[i + 1] > high) return 0;
+        for (int j = 2; j <= more; j++) {
+            if (s[i + j] < 0x80 || s[i + j] > 0xBF) return 0;
+        }
+        i += more + 1;
+    }
+    return 1;
+}
+
+/* Whether the event named `name` before (its first `m` names are placed in `slots`; else it is placed). */
+static int named_twice(short *slots, Cursor *names, Py_ssize_t *lengths, Py_ssize_t m, Cursor name,
+                       Py_ssize_t length) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t j = 0; j < length; j++) h = (h ^ name[j]) * 1099511628211ULL;
+    for (size_t s = (size_t)(h >> 54);; s = (s + 1) & (SLOTS - 1)) {
+        short at = slots[s];
+        if (at < 0) {
+            slots[s] = (short)m;
+            return 0;
+        }
+        if (lengths[at] == length && memcmp(names[at], name, (size_t)length) == 0) return 1;
+    }
+}
+
+/* The index of an open vocabulary's `key`: 1 found, 0 not a name it knows, -1 with an exception set. */
+static int vocabulary_index(NamedReader *r, const unsigned char *key, Py_ssize_t n, long long *index) {
+    uint64_t hash = key_table_hash(r->table, key, n);
+    if (key_table_find(r->table, hash, key, n, index)) return 1;
+    PyObject *name = PyUnicode_DecodeUTF8((const char *)key, n, "strict");
+    if (name == NULL) return -1;
+    PyObject *found = PyDict_GetItemWithError(r->index, name); /* borrowed */
+    Py_DECREF(name);
+    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
+    *index = PyLong_AsLongLong(found);
+    if (*index == -1 && PyErr_Occurred()) return -1;
+    return key_table_enter(r->table, hash, key, n, *index) < 0 ? -1 : 1;
+}
+
+/* One feature into the event's entries: 1, 0 to decline the event, -1 with an exception set. `text`
+ * (NULL for a number or a boolean) is a string value, `word` a boolean's ("True" or "False"). */
+static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize_t name_length, Cursor text,
+                       Py_ssize_t text_length, const char *word, double amount) {
+    unsigned char key[LONGEST_KEY];
+    Py_ssize_t n = name_length;
+    int numeric = text == NULL && word == NULL;
+    if (word != NULL && r->hashed) word = NULL; /* river's FeatureHasher: a boolean is a number */
+    if (text == NULL && word != NULL) text = (Cursor)word, text_length = (Py_ssize_t)strlen(word);
+    if (name_length + 1 + text_length > LONGEST_KEY) return 0;
+    memcpy(key, name, (size_t)name_length);
+    if (text != NULL) {
+        key[n++] = r->hashed ? '=' : '_';
+        memcpy(key + n, text, (size_t)text_length);
+        n += text_length;
+    }
+    long long at;
+    if (r->hashed) {
+        long long h;
+        if (encode_hash_bytes((const char *)key, n, r->seed, &h)) return -1;
+        long long buckets = r->n_buckets;
+        at = (buckets & (buckets - 1)) == 0 ? (h & (buckets - 1)) : ((h % buckets) + buckets) % buckets;
+        Py_ssize_t j = find_or_place(entry_slots, r->at, r->k, at);
+        if (j < 0) {
+            j = r->k++;
+            r->at[j] = at;
+            r->val[j] = 0.0;
+            r->sc[j] = 1;
+        }
+        r->val[j] += h < 0 ? -amount : amount;
+        return 1;
+    }
+    int known = vocabulary_index(r, key, n, &at);
+    if (known <= 0) return known;
+    if (find_or_place(entry_slots, r->at, r->k, at) >= 0) return 0; /* {"a_b": 1, "a": "b"} */
+    r->at[r->k] = at;
+    r->val[r->k] = numeric ? amount : 1.0;
+    r->sc[r->k++] = (char)numeric;
+    return 1;
+}
+
+static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t i) {
+    NamedReader *r = (NamedReader *)base;
+    (void)i;
+    short name_slots[SLOTS], entry_slots[SLOTS];
+    Cursor names[MOST_FEATURES];
+    Py_ssize_t lengths[MOST_FEATURES], m = 0;
+    r->k = 0;
+    if (*p != '{') return NULL;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
+    memset(name_slots, 0xff, sizeof name_slots);
+    memset(entry_slots, 0xff, sizeof entry_slots);
+    for (;; m++) {
+        Cursor name, text = NULL;
+        Py_ssize_t name_length, text_length = 0;
+        int ascii;
+        const char *word = NULL;
+        double amount = 1.0;
+        if (m == MOST_FEATURES || p >= end || *p != '"') return NULL;
+        if ((p = plain_string(p, end, &name, &name_length, &ascii)) == NULL) return NULL;
+        if (name_length > r->max_name_bytes || (!ascii && !valid_utf8(name, name_length))) return NULL;
+        if (named_twice(name_slots, names, lengths, m, name, name_length)) return NULL;
+        names[m] = name;
+        lengths[m] = name_length;
+        p = skip_space(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_space(p + 1, end);
+        if (p >= end) return NULL;
+        if (*p == '"') {
+            if ((p = plain_string(p, end, &text, &text_length, &ascii)) == NULL) return NULL;
+            if (text_length > r->max_name_bytes || (!ascii && !valid_utf8(text, text_length))) return NULL;
+        } else if (literal(p, end, "true")) {
+            word = "True";
+            p += 4;
+        } else if (literal(p, end, "false")) {
+            word = "False";
+            amount = r->hashed ? 0.0 : 1.0;
+            p += 5;
+        } else if ((p = feature(p, end, &amount)) == NULL) {
+            return NULL;
+        }
+        int added = add_feature(r, entry_slots, name, name_length, text, text_length, word, amount);
+        if (added <= 0) {
+            r->reader.failed = added < 0;
+            return NULL;
+        }
+        p = skip_space(p, end);
+        if (p < end && *p == ',') {
+            p = skip_space(p + 1, end);
+            continue;
+        }
+        return p < end && *p == '}' ? p + 1 : NULL;
+    }
+}
+
+static int take_named(EventReader *base) {
+    NamedReader *r = (NamedReader *)base;
+    if (r->hashed) {
+        Py_ssize_t fresh = encode_mark_fresh(r->in_use, r->at, r->k, r->room);
+        if (fresh < 0) return 0; /* the budget's refusal: the encoder words it */
+        if (r->room >= 0) r->room -= fresh;
+        r->fresh += fresh;
+    }
+    Py_ssize_t end = encode_write_entries(r->arrays, r->end, r->at, r->val, r->sc, r->k);
+    if (end < 0) return -1;
+    PyObject *ended = PyLong_FromSsize_t(end);
+    if (ended == NULL || PyList_Append(r->ends, ended) < 0) {
+        Py_XDECREF(ended);
+        return -1;
+    }
+    Py_DECREF(ended);
+    r->end = end;
+    return 1;
+}
+
+/* The encoding tuple's settings into the reader: 0, or -1 with an exception set. */
+static int encoding_of(PyObject *encoding, NamedReader *r) {
+    const char *usage = "encoding: (\"open\", index, table, max_name_bytes, grow) or "
+                        "(\"hashed\", n_buckets, seed, max_name_bytes, in_use, room)";
+    if (!PyTuple_Check(encoding) || PyTuple_GET_SIZE(encoding) < 5 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(encoding, 0))) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    r->hashed = PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(encoding, 0), "hashed") == 0;
+    r->max_name_bytes = PyLong_AsSsize_t(PyTuple_GET_ITEM(encoding, 3));
+    if (!r->hashed) {
+        r->index = PyTuple_GET_ITEM(encoding, 1);
+        r->table = PyCapsule_GetPointer(PyTuple_GET_ITEM(encoding, 2), KEY_TABLE_NAME);
+        r->grow = PyObject_IsTrue(PyTuple_GET_ITEM(encoding, 4));
+        if (r->table == NULL || !PyDict_CheckExact(r->index)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, usage);
+            return -1;
+        }
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *in_use = PyTuple_GET_SIZE(encoding) == 6 ? PyTuple_GET_ITEM(encoding, 4) : NULL;
+    if (in_use == NULL || !PyByteArray_CheckExact(in_use)) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    r->n_buckets = PyLong_AsLongLong(PyTuple_GET_ITEM(encoding, 1));
+    r->seed = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(encoding, 2));
+    r->room = PyLong_AsSsize_t(PyTuple_GET_ITEM(encoding, 5));
+    r->in_use = PyByteArray_AS_STRING(in_use);
+    if (PyErr_Occurred()) return -1;
+    if (r->n_buckets <= 0 || PyByteArray_GET_SIZE(in_use) != r->n_buckets) {
+        PyErr_SetString(PyExc_ValueError, "in_use must hold a byte per bucket");
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *encode_parse_named(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 11 || !PyList_Check(args[0]) || !PyType_Check(args[5]) || !PyDict_Check(args[6]) ||
+        !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 3 || !PyList_Check(args[9])) {
+        PyErr_SetString(PyExc_TypeError, "parse_named(records: list, start, labels, label_set, max_bytes, EventRef, "
+                                         "positions: dict, prediction_budget, arrays: tuple, ends: list, encoding)");
+        return NULL;
+    }
+    PyObject *records = args[0], *refs = NULL, *status = NULL, *result = NULL;
+    Py_ssize_t n = PyList_GET_SIZE(records), start = PyLong_AsSsize_t(args[1]), stop;
+    RecordsContext context = {PyLong_AsSsize_t(args[4]), PyLong_AsSsize_t(args[7]), (PyTypeObject *)args[5], args[6]};
+    NamedReader r;
+    memset(&r, 0, sizeof r);
+    r.reader.features = named_features;
+    r.reader.take = take_named;
+    r.reader.label_set = PyLong_AsLong(args[3]);
+    r.arrays = &PyTuple_GET_ITEM(args[8], 0);
+    r.ends = args[9];
+    if (PyErr_Occurred() || encoding_of(args[10], &r) < 0) return NULL;
+    if (start < 0 || start > n) {
+        PyErr_SetString(PyExc_ValueError, "start must be within the records");
+        return NULL;
+    }
+    Py_ssize_t rows = PyList_GET_SIZE(r.ends);
+    r.end = rows ? PyLong_AsSsize_t(PyList_GET_ITEM(r.ends, rows - 1)) : 0;
+    if (r.end < 0 && PyErr_Occurred()) return NULL;
+    Py_buffer labels = {0};
+    if (float_buffer(args[2], &labels, n - start, "labels") < 0) return NULL;
+    status = read_records(records, start, labels.buf, &context, &r.reader, 1, &refs, &stop);
+    if (status != NULL) result = Py_BuildValue("(Onn)", refs, stop, r.fresh);
+    Py_XDECREF(status);
+    Py_XDECREF(refs);
+    PyBuffer_Release(&labels);
+    return result;
+}
