@@ -73,18 +73,23 @@ static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
     return 1;
 }
 
-/* Whether the event named `name` before (its first `m` names are placed in `slots`; else it is placed). */
-static int named_twice(short *slots, Cursor *names, Py_ssize_t *lengths, Py_ssize_t m, Cursor name,
-                       Py_ssize_t length) {
-    uint64_t h = 1469598103934665603ULL;
-    for (Py_ssize_t j = 0; j < length; j++) h = (h ^ name[j]) * 1099511628211ULL;
+/* Whether the event named `name` before (its first `m` names, their hashes in `hashes`, are placed in
+ * `slots`; else it is placed). */
+static int named_twice(short *slots, Cursor *names, Py_ssize_t *lengths, uint64_t *hashes, Py_ssize_t m,
+                       Cursor name, Py_ssize_t length) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (uint64_t)length;
+    for (Py_ssize_t j = 0; j < length; j++) h = (h ^ name[j]) * 0x100000001b3ULL;
+    h ^= h >> 31;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    hashes[m] = h;
     for (size_t s = (size_t)(h >> 54);; s = (s + 1) & (SLOTS - 1)) {
         short at = slots[s];
         if (at < 0) {
             slots[s] = (short)m;
             return 0;
         }
-        if (lengths[at] == length && memcmp(names[at], name, (size_t)length) == 0) return 1;
+        if (hashes[at] == h && lengths[at] == length && memcmp(names[at], name, (size_t)length) == 0) return 1;
     }
 }
 
@@ -149,6 +154,7 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
     short name_slots[SLOTS], entry_slots[SLOTS];
     Cursor names[MOST_FEATURES];
     Py_ssize_t lengths[MOST_FEATURES], m = 0;
+    uint64_t hashes[MOST_FEATURES];
     r->k = 0;
     if (*p != '{') return NULL;
     p = skip_space(p + 1, end);
@@ -164,7 +170,7 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
         if (m == MOST_FEATURES || p >= end || *p != '"') return NULL;
         if ((p = plain_string(p, end, &name, &name_length, &ascii)) == NULL) return NULL;
         if (name_length > r->max_name_bytes || (!ascii && !valid_utf8(name, name_length))) return NULL;
-        if (named_twice(name_slots, names, lengths, m, name, name_length)) return NULL;
+        if (named_twice(name_slots, names, lengths, hashes, m, name, name_length)) return NULL;
         names[m] = name;
         lengths[m] = name_length;
         p = skip_space(p, end);
@@ -174,10 +180,10 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
         if (*p == '"') {
             if ((p = plain_string(p, end, &text, &text_length, &ascii)) == NULL) return NULL;
             if (text_length > r->max_name_bytes || (!ascii && !valid_utf8(text, text_length))) return NULL;
-        } else if (literal(p, end, "true")) {
+        } else if (*p == 't' && literal(p, end, "true")) {
             word = "True";
             p += 4;
-        } else if (literal(p, end, "false")) {
+        } else if (*p == 'f' && literal(p, end, "false")) {
             word = "False";
             amount = r->hashed ? 0.0 : 1.0;
             p += 5;
