@@ -87,8 +87,11 @@ def test_the_corpus_has_the_same_outcome_record_by_record(options: dict[str, Any
 
 
 @pytest.mark.parametrize("options", MODES[:3], ids=lambda o: "-".join(map(str, o.values())))
-def test_a_perceptron_and_a_scorer_read_the_corpus_as_the_reference_does(options: dict[str, Any]) -> None:
+def test_a_perceptron_candidates_and_a_scorer_read_the_corpus_as_the_reference_does(
+    options: dict[str, Any],
+) -> None:
     assert_same(Settings(model="perceptron", learning_rate=(0.1,), **options), corpus())
+    assert_same(Settings(learning_rate=(0.1, 0.01, 0.5), champion_window=5, **options), corpus())
     assert_same(Settings(learning_rate=(0.1,), **options), corpus(), learning=False)
 
 
