@@ -11,9 +11,9 @@
  * labels[0:], their entries appended to `arrays` (the sink's raw int64, float64 and bool bytearrays)
  * and each row's end to `ends`. positions, budget, label_set, max_bytes: as parse_dense's (_events.c).
  *
- * encoding: ("open", index, table, max_name_bytes, grow): the vocabulary's dict of names to indices and
- * its key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a
- * scorer's leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
+ * encoding: ("open", index, table, max_name_bytes): the vocabulary's dict of names to indices and its
+ * key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a scorer's
+ * leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
  * buckets and MurmurHash3 seed, the bytearray of buckets in use, and how many fresh buckets fit (-1: a
  * scorer's, none marked); fresh counts those marked, for the encoder's budget.
  *
@@ -36,7 +36,6 @@ typedef struct {
     Py_ssize_t max_name_bytes;
     PyObject *index; /* open */
     KeyTable *table;
-    int grow;
     long long n_buckets; /* hashed */
     uint32_t seed;
     char *in_use;
@@ -98,7 +97,11 @@ static int vocabulary_index(NamedReader *r, const unsigned char *key, Py_ssize_t
     uint64_t hash = key_table_hash(r->table, key, n);
     if (key_table_find(r->table, hash, key, n, index)) return 1;
     PyObject *name = PyUnicode_DecodeUTF8((const char *)key, n, "strict");
-    if (name == NULL) return -1;
+    if (name == NULL) { /* checked as UTF-8 already; were it not, the reference would name it */
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) return -1;
+        PyErr_Clear();
+        return 0;
+    }
     PyObject *found = PyDict_GetItemWithError(r->index, name); /* borrowed */
     Py_DECREF(name);
     if (found == NULL) return PyErr_Occurred() ? -1 : 0;
@@ -226,9 +229,9 @@ static int take_named(EventReader *base) {
 
 /* The encoding tuple's settings into the reader: 0, or -1 with an exception set. */
 static int encoding_of(PyObject *encoding, NamedReader *r) {
-    const char *usage = "encoding: (\"open\", index, table, max_name_bytes, grow) or "
+    const char *usage = "encoding: (\"open\", index, table, max_name_bytes) or "
                         "(\"hashed\", n_buckets, seed, max_name_bytes, in_use, room)";
-    if (!PyTuple_Check(encoding) || PyTuple_GET_SIZE(encoding) < 5 ||
+    if (!PyTuple_Check(encoding) || PyTuple_GET_SIZE(encoding) < 4 ||
         !PyUnicode_Check(PyTuple_GET_ITEM(encoding, 0))) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
@@ -238,7 +241,6 @@ static int encoding_of(PyObject *encoding, NamedReader *r) {
     if (!r->hashed) {
         r->index = PyTuple_GET_ITEM(encoding, 1);
         r->table = PyCapsule_GetPointer(PyTuple_GET_ITEM(encoding, 2), KEY_TABLE_NAME);
-        r->grow = PyObject_IsTrue(PyTuple_GET_ITEM(encoding, 4));
         if (r->table == NULL || !PyDict_CheckExact(r->index)) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, usage);
             return -1;

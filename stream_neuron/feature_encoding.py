@@ -91,11 +91,12 @@ class OpenVocabulary:
 
     def compiled_encoding(self, grow: bool) -> tuple[Any, ...]:
         """The vocabulary as ``_encode.parse_named`` reads with it (see ``_named_events.c``): it takes
-        the events of known names only, and declines the others to :meth:`encode`."""
+        the events of known names only and declines the others to :meth:`encode`, which adds their
+        new names when ``grow`` (else leaves them out), so ``grow`` changes nothing here."""
         if self._key_table is None:
             assert compiled_encoder is not None
             self._key_table = compiled_encoder.key_table(secrets.randbits(64))
-        return ("open", self.index, self._key_table, self.max_name_bytes, grow)
+        return ("open", self.index, self._key_table, self.max_name_bytes)
 
     def count_fresh(self, fresh: int) -> None:
         """Nothing: the compiled reader adds no name (a hashing's buckets are counted here)."""
