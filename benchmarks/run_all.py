@@ -219,9 +219,10 @@ def main() -> None:
         "## Open and hashed features (`run --features open|hashed`)\n\n"
         f"{feature_events:,} events a stream: 40 numeric features (fixed), 30 numeric + 10 categorical of\n"
         "20 values (open), 40 numeric + 10 ids of 100,000 values (hashed, 2^20 buckets); `run` on\n"
-        "librdkafka, at-least-once, alternated; medians. In process (no Kafka): the component's processor\n"
-        "from the records' JSON against river's pipeline from decoded dicts, on the same events. The\n"
-        "snapshot is the model topic's last record. `benchmarks/features.py`.\n\n"
+        "librdkafka, at-least-once, alternated; medians. In process (no Kafka), 20,000 events: the\n"
+        "component's processor from the records' JSON (the compiled pass reads every mode), and the\n"
+        "encoder and neuron alone against river's pipeline on the same decoded dicts. The snapshot is\n"
+        "the model topic's last record. `benchmarks/features.py`.\n\n"
         f"{opened}\n"
     )
     print(f"wrote {RESULTS}")
