@@ -158,7 +158,10 @@ def test_a_broker_outage_is_ridden_through_by_both_guarantees_and_a_scorer(tmp_p
             assert 1 <= len(outage) <= 4, f"{name}:\n" + "\n".join(client_lines(stderr))
             assert len(client_lines(stderr)) <= 8, f"{name}:\n" + "\n".join(client_lines(stderr))
             assert stderr.count("recovery failed") <= 1, f"{name}:\n{stderr[-4000:]}"
-            assert len(stderr.strip().splitlines()) < 25, f"{name}:\n{stderr[-4000:]}"
+            # A scorer logs each model it swaps in: how many depends on how far the trainer gets
+            # while it serves, not on the outage.
+            logged = [line for line in stderr.strip().splitlines() if "serving model version" not in line]
+            assert len(logged) < 25, f"{name}:\n{stderr[-4000:]}"
             assert cpu_during[name] < 0.25 * OUTAGE_S, f"{name} spun a core: {cpu_during[name]:.1f} CPU s"
         for guarantee, topics in trainers.items():
             ids = Counter(p["id"] for p in json_records(bootstrap, topics.predictions))
