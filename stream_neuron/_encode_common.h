@@ -23,6 +23,12 @@ static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_s
     return -1;
 }
 
+/* The bucket of a signed hash among `n`: Python's floored modulo (`h % n`), a mask of the two's
+ * complement for 2^bits buckets (FeatureHashing's). */
+static inline long long bucket_of(long long h, long long n) {
+    return (n & (n - 1)) == 0 ? (h & (n - 1)) : ((h % n) + n) % n;
+}
+
 Py_ssize_t encode_write_entries(PyObject *const *arrays, Py_ssize_t end, const long long *at, const double *val,
                                 const char *sc, Py_ssize_t k);
 

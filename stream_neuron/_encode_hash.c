@@ -154,8 +154,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
             }
             if (name_hash(name, name_utf8, name_len, seed, &h)) return -1;
         }
-        /* Python's floored modulo; for 2^bits buckets (FeatureHashing's), a mask of the two's complement */
-        long long bucket = (n & (n - 1)) == 0 ? (h & (n - 1)) : ((h % n) + n) % n;
+        long long bucket = bucket_of(h, n);
         double signed_amount = h < 0 ? -amount : amount;
         Py_ssize_t j = find_or_place(slots, buckets, m, bucket);
         if (j < 0) {

@@ -130,8 +130,7 @@ static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize
     if (r->hashed) {
         long long h;
         if (encode_hash_bytes((const char *)key, n, r->seed, &h)) return -1;
-        long long buckets = r->n_buckets;
-        at = (buckets & (buckets - 1)) == 0 ? (h & (buckets - 1)) : ((h % buckets) + buckets) % buckets;
+        at = bucket_of(h, r->n_buckets);
         Py_ssize_t j = find_or_place(entry_slots, r->at, r->k, at);
         if (j < 0) {
             j = r->k++;

@@ -42,6 +42,8 @@ compiled_named = compiled_encoder  # parse_named is part of the encoders' extens
 _LABEL_SETS = {(0.0, 1.0): 0, (-1.0, 0.0, 1.0): 1}
 
 DeadLetter = Callable[[InputRecord, str, str], OutputRecord]
+Positions = MutableMapping[tuple[str, int], int]
+Letters = list[OutputRecord]
 
 
 class _Reader:
@@ -61,6 +63,28 @@ class _Reader:
         self.kind, self.label_set, self.max_bytes, self.learning = kind, label_set, max_bytes, learning
         self.fits, self.dead_letter = fits, dead_letter
 
+    def read(
+        self,
+        records: Sequence[InputRecord],
+        sink: Sink,
+        labels: np.ndarray,
+        positions: Positions,
+        dead_letters: Letters,
+    ) -> list[EventRef]:
+        """The records taken, in order, their rows and labels the first ones of ``sink`` and
+        ``labels``; the others are dead letters. Every record's partition position moves past it."""
+        listed = records if type(records) is list else list(records)
+        refs = self._taken(listed, sink, labels, positions, dead_letters)
+        if not self.learning:
+            labels[: len(refs)] = math.nan  # checked as run checks it; a scorer drops it
+        return refs
+
+    def _taken(
+        self, records: list[InputRecord], sink: Sink, labels: np.ndarray, positions: Positions, dead: Letters
+    ) -> list[EventRef]:
+        """Each reader's strategy: the refs of the records taken (labels as read, for a scorer too)."""
+        raise NotImplementedError
+
     def _reference(self, record: InputRecord, sink: Sink, labels: np.ndarray, n: int) -> EventRef:
         """The Python path for one declined record, as row ``n``, in the order of its checks."""
         event = decode_event(record.value, self.max_bytes, named=self.named)
@@ -76,20 +100,14 @@ class DenseReader(_Reader):
 
     _names: tuple[FeatureSchema | None, tuple[bytes, ...] | int] = (None, 0)  # the schema, as C takes it
 
-    def read(
-        self,
-        records: Sequence[InputRecord],
-        sink: Sink,
-        labels: np.ndarray,
-        positions: MutableMapping[tuple[str, int], int],
-        dead_letters: list[OutputRecord],
+    def _taken(
+        self, records: list[InputRecord], sink: Sink, labels: np.ndarray, positions: Positions, dead: Letters
     ) -> list[EventRef]:
-        """The records taken, in order, their rows and labels the first ones of ``sink`` and
-        ``labels``; the others are dead letters. Every record's partition position moves past it."""
+        """The whole poll through the compiled pass, then each declined record in its place."""
         assert isinstance(sink, DenseSink) and compiled_events is not None
         count = len(records)
         declined, taken = compiled_events.parse_dense(
-            records if type(records) is list else list(records),
+            records,
             sink.buffer(count),
             labels,
             self._schema_names(sink.schema),
@@ -107,18 +125,16 @@ class DenseReader(_Reader):
             try:
                 refs[at] = self._reference(record, sink, labels, at)
             except BadEventError as bad:
-                dead_letters.append(self.dead_letter(record, bad.reason, bad.error_class))
+                dead.append(self.dead_letter(record, bad.reason, bad.error_class))
                 dropped = True
             at = declined.find(1, at + 1)
-        if dropped:
-            keep = np.fromiter((ref is not None for ref in refs), dtype=np.bool_, count=count)
-            sink.keep(keep, count)
-            kept_labels = labels[:count][keep]
-            labels[: kept_labels.size] = kept_labels
-            refs = [ref for ref in refs if ref is not None]
-        if not self.learning:
-            labels[: len(refs)] = math.nan  # checked as run checks it; a scorer drops it
-        return refs  # type: ignore[return-value]  # no None left
+        if not dropped:
+            return taken  # type: ignore[no-any-return]  # every record taken
+        keep = np.fromiter((ref is not None for ref in refs), dtype=np.bool_, count=count)
+        sink.keep(keep, count)
+        kept_labels = labels[:count][keep]
+        labels[: kept_labels.size] = kept_labels
+        return [ref for ref in refs if ref is not None]
 
     def _schema_names(self, schema: FeatureSchema) -> tuple[bytes, ...] | int:
         """The schema as the compiled pass takes it: its names in UTF-8, or their number."""
@@ -134,38 +150,30 @@ class NamedReader(_Reader):
 
     named = True
 
-    def read(
-        self,
-        records: Sequence[InputRecord],
-        sink: Sink,
-        labels: np.ndarray,
-        positions: MutableMapping[tuple[str, int], int],
-        dead_letters: list[OutputRecord],
+    def _taken(
+        self, records: list[InputRecord], sink: Sink, labels: np.ndarray, positions: Positions, dead: Letters
     ) -> list[EventRef]:
-        """As :meth:`DenseReader.read`, the rows being the sink's entries."""
+        """The compiled pass up to each record it declines, which the reference takes before it goes on."""
         assert isinstance(sink, SparseSink) and compiled_named is not None
-        listed = records if type(records) is list else list(records)
         encoder, arrays, ends = sink.encoder, *sink.raw_entries()
         refs: list[EventRef] = []
         at = 0
-        while at < len(listed):
+        while at < len(records):
             taken, at, fresh = compiled_named.parse_named(
-                listed, at, labels[len(refs) :], self.label_set, self.max_bytes, EventRef, positions,
+                records, at, labels[len(refs) :], self.label_set, self.max_bytes, EventRef, positions,
                 self.fits.budget, arrays, ends, encoder.compiled_encoding(sink.grow),
             )  # fmt: skip
             encoder.count_fresh(fresh)
             refs += taken
-            if at == len(listed):
+            if at == len(records):
                 break
-            record = listed[at]  # declined: the reference path takes it before the pass goes on
+            record = records[at]
             positions[(record.topic, record.partition)] = record.offset + 1
             try:
                 refs.append(self._reference(record, sink, labels, len(refs)))
             except BadEventError as bad:
-                dead_letters.append(self.dead_letter(record, bad.reason, bad.error_class))
+                dead.append(self.dead_letter(record, bad.reason, bad.error_class))
             at += 1
-        if not self.learning:
-            labels[: len(refs)] = math.nan  # checked as run checks it; a scorer drops it
         return refs
 
 
