@@ -125,3 +125,59 @@ def test_a_partition_at_its_end_is_not_waited_for_and_a_quiet_one_only_so_long()
         ordered = OrderedInput(Live(at_end), 0.1, clock=lambda: clock[0])  # type: ignore[arg-type]
         assert ordered.poll(1000, 500) == records
         assert waited <= clock[0] - started < waited + 0.02
+
+
+class Scheduled:
+    """Two partitions fully written; each record reaches the client at a set time, and each partition's
+    end (not reached) is heard of at a set time. A poll hands over what has arrived, and lets the time
+    pass that it waits."""
+
+    def __init__(
+        self, arrivals: list[tuple[float, InputRecord]], heard: dict[int, float], clock: list[float]
+    ):
+        self.topics, self.arrivals, self.heard, self.clock = ["in"], arrivals, heard, clock
+
+    def assignment(self) -> list[tuple[str, int]]:
+        return [("in", 0), ("in", 1)]
+
+    def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
+        ready = [record for at, record in self.arrivals if at <= self.clock[0]][:max_records]
+        if not ready:
+            self.clock[0] += timeout_ms / 1000
+        self.arrivals = [(at, r) for at, r in self.arrivals if r not in ready]
+        return ready
+
+    def ends(self) -> dict[tuple[str, int], bool]:
+        return {("in", p): False for p, at in self.heard.items() if at <= self.clock[0]}
+
+
+def test_the_short_wait_starts_when_a_partition_s_end_is_heard_of() -> None:
+    """Partition 1's fetch answers only after 2 s (its end unknown till then, so waited for), and its
+    record reaches the client 50 ms after its end is heard of: within the 0.1 s wait, so it still goes
+    first. (Counting the wait from when it ran dry would have let partition 0 pass at 2 s.)"""
+    clock = [0.0]
+    first = InputRecord("in", 1, 0, None, b"v", [], 5)
+    later = [InputRecord("in", 0, i, None, b"v", [], 10 + i) for i in range(3)]
+    client = Scheduled([(0.0, r) for r in later] + [(2.05, first)], {0: 0.0, 1: 2.0}, clock)
+    ordered = OrderedInput(client, 0.1, clock=lambda: clock[0])  # type: ignore[arg-type]
+    out: list[InputRecord] = []
+    while len(out) < 4 and clock[0] < 30:
+        out += ordered.poll(200, 500)
+    assert out == [first, *later]
+
+
+def test_time_away_from_poll_does_not_use_the_wait_up() -> None:
+    """The caller takes 1 s over what a poll released (a slow checkpoint) while partition 1, not at its
+    end, has no record buffered; its next record reaches the client 50 ms into the next poll: it goes
+    before partition 0's later ones."""
+    clock = [0.0]
+    p0 = [InputRecord("in", 0, i, None, b"v", [], 10 * i) for i in range(4)]
+    p1 = [InputRecord("in", 1, 0, None, b"v", [], 5), InputRecord("in", 1, 1, None, b"v", [], 15)]
+    client = Scheduled([(0.0, r) for r in p0] + [(0.0, p1[0]), (1.05, p1[1])], {0: 0.0, 1: 0.0}, clock)
+    ordered = OrderedInput(client, 0.1, clock=lambda: clock[0])  # type: ignore[arg-type]
+    out = ordered.poll(200, 500)
+    assert out == [p0[0], p1[0]]  # partition 1 ran dry: its next record may come before p0[1]
+    clock[0] = 1.0  # away, learning and checkpointing
+    while len(out) < 6 and clock[0] < 30:
+        out += ordered.poll(200, 500)
+    assert out == [p0[0], p1[0], p0[1], p1[1], p0[2], p0[3]]

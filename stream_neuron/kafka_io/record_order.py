@@ -8,15 +8,17 @@ rollback) the order is a function of the topics' contents alone, and so are the 
 metrics and the model. Kafka Streams orders a task's partitions by the same rule.
 
 A partition with no buffered record may hold the next one: nothing is released while such a partition
-is not known to be at its end. It is waited for at most ``max_wait_s`` once the client has heard of
-its end (live traffic: a partition that is merely quiet cannot hold up the others for longer), and
-for up to :data:`UNKNOWN_END_WAIT_S` before its first fetch answers; a partition at its end is never
-waited for. What is then guaranteed, and what is not: with all records in the topics, the order is
-exact as long as every partition's next records arrive within ``max_wait_s`` of being needed (the
-client prefetches, so in practice they are there); a partition that falls further behind than that,
-or records produced while the run reads (live traffic), may be taken in a different order than a
-later replay of the same topics takes them. ``max_wait_s = 0`` turns the waiting off (records are
-still merged among those fetched).
+is not known to be at its end. It is waited for at most ``max_wait_s`` from the moment the client has
+heard of its end (live traffic: a partition that is merely quiet cannot hold up the others for
+longer), and for up to :data:`UNKNOWN_END_WAIT_S` before its first fetch answers; a partition at its
+end is never waited for. Only time spent inside :meth:`OrderedInput.poll` counts as waiting: while
+the caller learns and checkpoints, the client goes on fetching, so a slow checkpoint or a starved
+machine does not use the wait up. What is then guaranteed, and what is not: with all records in the
+topics, the order is exact as long as every partition's next records arrive within ``max_wait_s``
+of polling for them (the client prefetches, so in practice they are there); a partition that falls
+further behind than that, or records produced while the run reads (live traffic), may be taken in a
+different order than a later replay of the same topics takes them. ``max_wait_s = 0`` turns the
+waiting off (records are still merged among those fetched).
 
 Delivery is unchanged: positions advance only as records are released, and a seek drops what is
 buffered, so a checkpoint's positions are exactly where the merge stands.
@@ -51,8 +53,10 @@ class OrderedInput:
         self._buffers: dict[Partition, deque[InputRecord]] = {}
         self._heads: list[tuple[Key, Partition]] = []  # one entry per partition with buffered records
         self._buffered = 0
-        self._dry_since: dict[Partition, float] = {}  # no buffered record, not at its end: since when
+        # No buffered record, not at its end: since when (in poll time), and whether its end was known.
+        self._dry_since: dict[Partition, tuple[float, bool]] = {}
         self._held = False  # the last release stopped for a partition that may hold the next record
+        self._returned_at: float | None = None  # when the last poll returned: time away is not waiting
 
     def _key(self, record: InputRecord) -> Key:
         return (record.timestamp_ms, self._rank.get(record.topic, 0), record.partition, record.offset)
@@ -82,8 +86,12 @@ class OrderedInput:
             if at_end:
                 self._dry_since.pop(tp, None)
                 continue
-            since = self._dry_since.setdefault(tp, now)
-            limit = self.max_wait_s if at_end is not None else max(self.max_wait_s, UNKNOWN_END_WAIT_S)
+            known = at_end is not None
+            since, was_known = self._dry_since.get(tp, (now, known))
+            if known and not was_known:  # the short wait starts when its end is heard of
+                since = now
+            self._dry_since[tp] = (since, known)
+            limit = self.max_wait_s if known else max(self.max_wait_s, UNKNOWN_END_WAIT_S)
             holding = holding or now - since < limit
         return holding
 
@@ -114,18 +122,29 @@ class OrderedInput:
     def poll(self, timeout_ms: int, max_records: int) -> list[InputRecord]:
         if len(self.raw.assignment()) == 1 and not self._heads:  # one partition: its own order
             return self.raw.poll(timeout_ms, max_records)
-        deadline = self.clock() + timeout_ms / 1000
+        now = self.clock()
+        self._pause_waits(now)
+        deadline = now + timeout_ms / 1000
         while True:
             if self._buffered < max_records or self._held:
                 self._take(self.raw.poll(0, max_records))
             released = self._release(max_records)
             if released:
+                self._returned_at = self.clock()
                 return released
             left_ms = int((deadline - self.clock()) * 1000)
             if left_ms <= 0:
+                self._returned_at = self.clock()
                 return []
             wait_ms = min(left_ms, FILL_WAIT_MS) if self._held else left_ms
             self._take(self.raw.poll(wait_ms, max_records))
+
+    def _pause_waits(self, now: float) -> None:
+        """Move the dry partitions' waits on by the time the caller spent away from :meth:`poll`."""
+        if self._returned_at is not None and self._dry_since:
+            away = now - self._returned_at
+            self._dry_since = {tp: (since + away, known) for tp, (since, known) in self._dry_since.items()}
+        self._returned_at = None
 
     # -- the rest of the port ---------------------------------------------------------------------------
 
