@@ -23,7 +23,7 @@ from stream_neuron.champion import Champion
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Rows, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
-from stream_neuron.neuron.numeric import FloatArray, robust_norm
+from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.neuron.refusals import ACCEPTED
 from stream_neuron.records import EventRef
 
@@ -188,9 +188,7 @@ class Candidates:
         """Each candidate's part of a metrics record; updates which may be champion (not diverging)."""
         out = []
         for j, (model, tracker) in enumerate(zip(self.models, self.metrics, strict=True)):
-            record = tracker.record(
-                model.n_updates, model.learning_rate, robust_norm(model.weights), None, now
-            )
+            record = tracker.record(model.n_updates, model.learning_rate, model.weight_norm(), None, now)
             self.diverging[j] = bool(record["diverging"])
             out.append(
                 {

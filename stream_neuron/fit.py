@@ -34,7 +34,6 @@ from stream_neuron.kafka_io.probe import probe
 from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
 from stream_neuron.neuron.descent import Descent, descend
-from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.neuron.scaler import OnlineStandardScaler
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.neuron.sparse_state import SparseScaler
@@ -324,7 +323,7 @@ def fit(settings: FitSettings) -> dict[str, Any]:
     elapsed = time.monotonic() - started
     print(
         f"model {settings.model_name!r} version {snapshot['version']} written to {settings.model_topic} "
-        f"(|w| {robust_norm(chosen.model.weights):.4g}, {elapsed:.1f} s); `stream-neuron run` continues it"
+        f"(|w| {chosen.model.weight_norm():.4g}, {elapsed:.1f} s); `stream-neuron run` continues it"
         + (f" after offsets {snapshot['offsets']}" if snapshot["offsets"] else "")
     )
     return snapshot

@@ -32,7 +32,6 @@ from stream_neuron.feature_encoding import feature_encoder
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
-from stream_neuron.neuron.numeric import robust_norm
 from stream_neuron.neuron.refusals import ACCEPTED, REFUSAL_REASONS, REFUSED_SCORE
 from stream_neuron.outputs import OutputLimits, PredictionBudget, prediction_records
 from stream_neuron.pending import PendingStore, Question, answers_counted
@@ -378,7 +377,7 @@ class Processor(ProcessorState):
         record = self.metrics.record(
             model_version=model.n_updates if model else 0,
             learning_rate=model.learning_rate if model else self.settings.learning_rate[0],
-            weight_norm=robust_norm(model.weights) if model else 0.0,
+            weight_norm=model.weight_norm() if model else 0.0,
             lag=self.lag(self.positions),
             now=now,
             labels=None if self.pending is None else self.pending.metrics(),

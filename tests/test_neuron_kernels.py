@@ -134,3 +134,30 @@ def test_compiled_kernel_refuses_bad_batches_without_changing_anything() -> None
         with pytest.raises(ValueError):
             model.score_then_learn_batch(X, y)
         assert model.to_dict() == before
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [
+        np.random.default_rng(3).normal(size=2**20),  # a hashed model's: past OpenBLAS's threaded size
+        np.random.default_rng(4).normal(size=7) * 1e-3,
+        np.array([3e300, 4e300, 0.0]),  # overflows: the scaled path
+        np.array([1e-200, 2e-200]),  # underflows: the scaled path
+        np.zeros(5),
+        np.zeros(0),
+        np.array([1.0, np.inf]),
+    ],
+)
+def test_the_compiled_norm_equals_numpy_s(weights: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The metrics' weight norm, its sum of squares in the compiled loop, against numpy's dot."""
+    if accel.compiled is None:
+        pytest.fail("the compiled kernels are not built")
+    counted = CountedKernels(accel.compiled)
+    monkeypatch.setattr(accel, "compiled", counted)
+    compiled = accel.weight_norm(weights)
+    assert counted.calls["sum_of_squares"] == 1
+    strided = accel.weight_norm(weights[::2])  # not contiguous (past one number): numpy's
+    monkeypatch.setattr(accel, "compiled", None)
+    reference = accel.weight_norm(weights)
+    np.testing.assert_allclose(compiled, reference, rtol=1e-13, atol=0)
+    assert strided == accel.weight_norm(weights[::2])

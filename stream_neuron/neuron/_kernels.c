@@ -425,7 +425,33 @@ done:
     return result;
 }
 
+/* The sum of the squares of a float64 array, in this thread: numpy's dot hands a long array to
+ * OpenBLAS's worker threads, whose wake-ups cost a streaming process more than the sum (a 2^20-bucket
+ * model's norm for the metrics took a sixth of a hashed run's main thread on two busy cores). */
+static PyObject *sum_of_squares(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "sum_of_squares takes 1 argument");
+        return NULL;
+    }
+    Buffer b = {{0}};
+    if (get_buffer(args[0], &b, 0, "d", 8, "weights") < 0) {
+        release(&b, 1);
+        return NULL;
+    }
+    const double *w = b.view.buf;
+    Py_ssize_t n = b.view.len / 8, j = 0;
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    for (; j + 4 <= n; j += 4)
+        for (int k = 0; k < 4; k++) acc[k] += w[j + k] * w[j + k];
+    for (; j < n; j++) acc[0] += w[j] * w[j];
+    release(&b, 1);
+    return PyFloat_FromDouble((acc[0] + acc[1]) + (acc[2] + acc[3]));
+}
+
 static PyMethodDef methods[] = {
+    {"sum_of_squares", (PyCFunction)(void (*)(void))sum_of_squares, METH_FASTCALL,
+     "The sum of squares of a float64 array, in one thread."},
     {"welford", (PyCFunction)(void (*)(void))welford, METH_FASTCALL,
      "Absorb rows into running mean and variance."},
     {"score_then_learn", (PyCFunction)(void (*)(void))score_then_learn, METH_FASTCALL,

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from stream_neuron.neuron.numeric import FloatArray
+from stream_neuron.neuron.numeric import FloatArray, robust_norm
 from stream_neuron.neuron.optimizers import OPTIMIZERS, Rule, RuleState
 from stream_neuron.neuron.schedules import Schedule
 
@@ -39,6 +39,14 @@ def load_compiled(module: str) -> ModuleType | None:
 
 
 compiled: ModuleType | None = load_compiled("stream_neuron.neuron._kernels")
+
+
+def weight_norm(weights: FloatArray) -> float:
+    """:func:`~stream_neuron.neuron.numeric.robust_norm`, its sum of squares compiled when it can be:
+    in this thread, where numpy's dot of a long array wakes OpenBLAS's threads (``_kernels.c``)."""
+    if compiled is None or weights.dtype != np.float64 or not weights.flags.c_contiguous:
+        return robust_norm(weights)
+    return robust_norm(weights, compiled.sum_of_squares)
 
 
 def name() -> str:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from stream_neuron.neuron import accel
 from stream_neuron.neuron.compiled_steps import CompiledSteps
 from stream_neuron.neuron.losses import Loss
 from stream_neuron.neuron.model_state import ModelState
@@ -141,6 +142,10 @@ class LinearNeuron(ModelState, CompiledSteps):
         view = self._weights.view()
         view.flags.writeable = False
         return view
+
+    def weight_norm(self) -> float:
+        """The weights' Euclidean norm (guarded against overflow; what the metrics report)."""
+        return accel.weight_norm(self._weights)
 
     @property
     def learning_rate(self) -> float:

@@ -7,6 +7,7 @@ the caller's weights untouched.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,16 @@ def sigmoid(z: Any) -> Any:
 _SQUARES_EXACT_ABOVE = 1e-140
 
 
-def robust_norm(weights: FloatArray) -> float:
-    """The Euclidean norm, without overflowing for weights near the float64 limit.
+def robust_norm(weights: FloatArray, sum_of_squares: Callable[[FloatArray], float] | None = None) -> float:
+    """The Euclidean norm, without overflowing for weights near the float64 limit; ``sum_of_squares``
+    replaces numpy's dot for the usual one-pass case (a compiled loop, say).
 
     >>> robust_norm(np.array([3e300, 4e300]))
     5e+300
     """
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow takes the scaled path below
-        plain = math.sqrt(float(np.dot(weights, weights)))  # one pass, no copy: the usual case
+        squares = float(np.dot(weights, weights)) if sum_of_squares is None else sum_of_squares(weights)
+        plain = math.sqrt(squares)  # one pass, no copy: the usual case
     if math.isfinite(plain) and plain > _SQUARES_EXACT_ABOVE:
         return plain
     scale = float(np.max(np.abs(weights))) if weights.size else 0.0
