@@ -52,7 +52,9 @@ def robust_norm(weights: FloatArray, sum_of_squares: Callable[[FloatArray], floa
     if math.isfinite(plain) and plain > _SQUARES_EXACT_ABOVE:
         return plain
     scale = float(np.max(np.abs(weights))) if weights.size else 0.0
-    return 0.0 if scale == 0.0 else scale * float(np.linalg.norm(weights / scale))
+    if scale == 0.0 or not math.isfinite(scale):  # no weights, or one is infinite (or NaN): that is the norm
+        return scale
+    return scale * float(np.linalg.norm(weights / scale))
 
 
 def log_loss_from_scores(z: FloatArray, y: FloatArray) -> FloatArray:
