@@ -186,8 +186,10 @@ def test_a_killed_replica_hands_its_partitions_to_the_other_and_no_request_is_lo
     asked = requests(60_000, "k")
     group = unique_name("scorers")
     first = scorer(kafka_bootstrap, topics, requests_topic, group, "--poll-max-records", "100")
+    # Idle for longer than the group's session timeout (10 s): the survivor may finish its own half
+    # before the group notices the killed one and hands it the rest.
     second = scorer(
-        kafka_bootstrap, topics, requests_topic, group, "--poll-max-records", "100", "--idle-timeout-s", "5"
+        kafka_bootstrap, topics, requests_topic, group, "--poll-max-records", "100", "--idle-timeout-s", "20"
     )
     all_four = "serving partitions [0, 1, 2, 3]"
 
