@@ -5,12 +5,12 @@ the signed hash modulo 2^bits and the value takes the hash's sign."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
 import mmh3
 import numpy as np
+import pybase64
 
 from stream_neuron.feature_values import (
     DEFAULT_MAX_NAME_BYTES,
@@ -89,12 +89,12 @@ class FeatureHashing:
 
     def in_use_bitmap(self) -> str:
         """The buckets in use, a bit each (little-endian bit order), in base64."""
-        return base64.b64encode(np.packbits(self.in_use, bitorder="little").tobytes()).decode("ascii")
+        return pybase64.b64encode_as_string(np.packbits(self.in_use, bitorder="little").data)
 
     def use_bitmap(self, text: Any) -> None:
         """Mark in use the buckets of :meth:`in_use_bitmap`'s text (``ValueError`` when it is not one)."""
         try:
-            raw = base64.b64decode(text, validate=True)
+            raw = pybase64.b64decode(text, validate=True)
         except (TypeError, ValueError, binascii.Error) as error:
             raise ValueError(f"the buckets in use are not a base64 bitmap: {error}") from None
         if len(raw) * 8 != self.n_features:

@@ -20,13 +20,13 @@ stores from source topics the same way), and no question is scored or learned fr
 
 from __future__ import annotations
 
-import base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pybase64
 from numpy.typing import NDArray
 
 from stream_neuron.decode import BadEventError, decode_event
@@ -311,8 +311,8 @@ def question_of(
 
 
 def _encode(array: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(array).astype("<" + array.dtype.str[1:]).tobytes()).decode()
+    return pybase64.b64encode_as_string(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).data)
 
 
 def _decode(text: str, dtype: type) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text, validate=True), dtype=np.dtype(dtype).newbyteorder("<"))
+    return np.frombuffer(pybase64.b64decode(text, validate=True), dtype=np.dtype(dtype).newbyteorder("<"))

@@ -4,11 +4,11 @@ arrays packed as little-endian base64."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Any
 
 import numpy as np
+import pybase64
 from numpy.typing import NDArray
 
 from stream_neuron.neuron.numeric import FloatArray
@@ -135,7 +135,7 @@ class PackedText(str):
 
 def packed(array: NDArray[Any], dtype: str) -> PackedText:
     """``array`` as ``dtype`` (little-endian) bytes in base64: a snapshot's compact numbers."""
-    return PackedText(base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii"))
+    return PackedText(pybase64.b64encode_as_string(np.ascontiguousarray(array, dtype=dtype).data))
 
 
 def unpacked(text: Any, dtype: str) -> NDArray[Any]:
@@ -143,7 +143,7 @@ def unpacked(text: Any, dtype: str) -> NDArray[Any]:
     if not isinstance(text, str):
         raise ValueError("sparse state: an array must be base64 text")
     try:
-        raw = base64.b64decode(text, validate=True)
+        raw = pybase64.b64decode(text, validate=True)
     except (ValueError, binascii.Error) as error:
         raise ValueError(f"sparse state: not base64 ({error})") from None
     if len(raw) % np.dtype(dtype).itemsize:
@@ -153,7 +153,7 @@ def unpacked(text: Any, dtype: str) -> NDArray[Any]:
 
 def packed_bits(mask: NDArray[np.bool_]) -> PackedText:
     """``mask`` a bit each (little-endian bit order) in base64: a sparse state's ``{"bits"}`` index."""
-    return PackedText(base64.b64encode(np.packbits(mask, bitorder="little").tobytes()).decode("ascii"))
+    return PackedText(pybase64.b64encode_as_string(np.packbits(mask, bitorder="little").data))
 
 
 def bitmap_index(where: dict[str, Any], n_features: int) -> NDArray[np.int64]:
@@ -161,7 +161,7 @@ def bitmap_index(where: dict[str, Any], n_features: int) -> NDArray[np.int64]:
     if set(where) != {"bits"} or not isinstance(where["bits"], str):
         raise ValueError('sparse state: an index object must be {"bits": base64}')
     try:
-        raw = base64.b64decode(where["bits"], validate=True)
+        raw = pybase64.b64decode(where["bits"], validate=True)
     except (ValueError, binascii.Error) as error:
         raise ValueError(f"sparse state: the index bits are not base64 ({error})") from None
     if len(raw) != (n_features + 7) // 8:
