@@ -42,6 +42,8 @@ class Candidates:
         delayed: bool = False,
     ) -> None:
         self.models, self.delayed = list(models), delayed
+        if len({type(model) for model in self.models}) > 1:
+            raise ValueError("candidates differ in their step, not in their model: one kind for all")
         self.learners = [make_learner(model) for model in self.models]
         self.metrics = [MetricsTracker(model.probabilistic, window_started=now) for model in self.models]
         self.champion = Champion(len(self.models), champion_window)
@@ -104,6 +106,14 @@ class Candidates:
         self._keep_question_scores(chunks)  # first: an answer may follow its question in this chunk
         losses = self._losses_and_metrics(chunks, labelled)
         scored_by = self.champion.observe(losses)
+        if self.champion.champion == start and (scored_by == start).all():
+            # the usual chunk: one champion throughout, whose rows are published as they are
+            ours = chunks[start]
+            published = Scored(
+                first.refs, first.labels, ours.scores, ours.outputs, ours.versions, ours.refused
+            )
+            published.champions = np.full(n, start, dtype=np.int64)
+            return published
         # An unlabelled row is scored by the champion of the moment: the one after the labelled rows
         # before it (the chunk's first champion when none came before it).
         after = np.append(scored_by[1:], self.champion.champion) if len(scored_by) else scored_by
@@ -130,37 +140,35 @@ class Candidates:
     def _losses_and_metrics(self, chunks: list[Scored[EventRef]], labelled: np.ndarray) -> FloatArray:
         """Each candidate's loss on each labelled row (candidates x rows): on its own prediction before
         it learned the row (an answer's: made at question time); NaN where it refused the row. Each
-        candidate's metrics count the rows it accepted."""
+        candidate's metrics count the rows it accepted. The candidates share their loss (they differ
+        in their step), so the losses of all of them are one pass over a candidates x rows array."""
         first = chunks[0]
         labels = first.labels[labelled]
-        # Delayed labels: the answers among the labelled rows, and their questions' scores (one a
-        # candidate); found once for every candidate.
-        answered = [
-            (k, ref.asked.scores)
-            for k, ref in enumerate(first.refs[i] for i in labelled.tolist())
-            if ref.asked is not None and ref.asked.scores is not None
-        ] if self.delayed else []  # fmt: skip
-        positions = np.array([k for k, _ in answered], dtype=np.int64)
-        asked = np.vstack([scores for _, scores in answered]) if answered else None
-        losses = np.empty((len(self.models), len(labelled)))
-        for j, (model, chunk, tracker) in enumerate(zip(self.models, chunks, self.metrics, strict=True)):
-            z = chunk.scores[labelled]
-            if asked is not None:
-                z[positions] = asked[:, j]
-            y = model.loss.canonical(labels)
-            loss = np.asarray(model.loss.value(z, y), dtype=np.float64)
-            accepted = chunk.refused[labelled] == ACCEPTED
+        z = np.vstack([chunk.scores for chunk in chunks])[:, labelled]  # a copy: written below
+        if self.delayed:
+            # The answers among the labelled rows take their questions' scores (one a candidate).
+            answered = [
+                (k, ref.asked.scores)
+                for k, ref in enumerate(first.refs[i] for i in labelled.tolist())
+                if ref.asked is not None and ref.asked.scores is not None
+            ]
+            if answered:
+                z[:, [k for k, _ in answered]] = np.column_stack([scores for _, scores in answered])
+        model = self.models[0]
+        y = model.loss.canonical(labels)
+        losses = np.asarray(model.loss.value(z, y), dtype=np.float64)
+        right = model.predicted_labels(model.outputs(z)) == y
+        accepted = np.vstack([chunk.refused for chunk in chunks])[:, labelled] == ACCEPTED
+        for j, (chunk, tracker) in enumerate(zip(chunks, self.metrics, strict=True)):
             tracker.count_events(len(chunk.refs), 0.0)  # the events it scored
-            if accepted.all():
-                right = model.predicted_labels(model.outputs(z)) == y
-                tracker.add_terms(len(z), float(loss.sum()), int(np.count_nonzero(right)))
+            if accepted[j].all():
+                tracker.add_terms(len(y), float(losses[j].sum()), int(np.count_nonzero(right[j])))
             else:
-                right = model.predicted_labels(model.outputs(z[accepted])) == y[accepted]
+                kept = accepted[j]
                 tracker.add_terms(
-                    int(accepted.sum()), float(loss[accepted].sum()), int(np.count_nonzero(right))
+                    int(kept.sum()), float(losses[j][kept].sum()), int(np.count_nonzero(right[j][kept]))
                 )
-                loss[~accepted] = np.nan
-            losses[j] = loss
+                losses[j][~kept] = np.nan
         return losses
 
     def _keep_question_scores(self, chunks: list[Scored[EventRef]]) -> None:

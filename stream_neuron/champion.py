@@ -92,29 +92,24 @@ class Champion:
 
     def _scan(self, sums: FloatArray) -> tuple[int, int] | None:
         """The first event after which a challenger has been better for a whole window, and which
-        (``None``: none in these events); the streaks carry on otherwise."""
-        champion_sums = sums[self.champion]
-        streaks = self.streaks.copy()
-        runs = np.zeros(sums.shape, dtype=np.int64)
-        for j in range(self.k):
-            if j == self.champion or not self.eligible[j]:
-                continue
-            better = (sums[j] < champion_sums).astype(np.int64)
-            # run length of consecutive ``better`` events, carried in from the previous batch
-            resets = np.flatnonzero(better == 0)
-            counted = np.cumsum(better)
-            base = np.zeros_like(counted)
-            base[resets] = counted[resets]
-            base = np.maximum.accumulate(base)
-            run = counted - base
-            if resets.size == 0 or resets[0] > 0:  # the streak carried in continues up to the first reset
-                upto = int(resets[0]) if resets.size else len(run)
-                run[:upto] += streaks[j]
-            runs[j] = run
+        (``None``: none in these events); the streaks carry on otherwise. Every challenger at once:
+        a candidates x events array of runs of events in a row better than the champion."""
+        k, n = sums.shape
+        challengers = self.eligible.copy()
+        challengers[self.champion] = False
+        better = (sums < sums[self.champion]) & challengers[:, None]
+        counted = np.cumsum(better, axis=1)
+        # the run at an event: the better events since the last one that was not (counted at it)
+        since = np.maximum.accumulate(np.where(better, 0, counted), axis=1) if n else counted
+        runs = counted - since
+        # the streak carried in from the previous batch continues up to each row's first reset
+        first_reset = np.where(better.all(axis=1), n, np.argmin(better, axis=1)) if n else np.zeros(k, int)
+        carried = np.where(challengers, self.streaks, 0)
+        runs += carried[:, None] * (np.arange(n)[None, :] < first_reset[:, None])
         reached = np.flatnonzero((runs >= self.window).any(axis=0))
         if reached.size == 0:
-            if sums.shape[1]:
-                self.streaks = runs[:, sums.shape[1] - 1].copy()
+            if n:
+                self.streaks = runs[:, n - 1].copy()
             self.streaks[self.champion] = 0
             return None
         at = int(reached[0])

@@ -13,8 +13,11 @@ import numpy as np
 import pytest
 
 from stream_neuron import LogisticNeuron
+from stream_neuron.candidates import Candidates
 from stream_neuron.config import Settings
 from stream_neuron.contracts import Metrics
+from stream_neuron.learner import PerEventLearner
+from stream_neuron.neuron import Perceptron
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord
 from tests.datasets import phishing, river_phishing_correct, synthetic
@@ -193,3 +196,10 @@ def test_monitor_shows_the_candidates_and_the_plot_marks_each_change_of_champion
     assert curve.champions == [r["champion"] for r in raw]
     draw(curve, tmp_path / "candidates.png")
     assert (tmp_path / "candidates.png").stat().st_size > 10_000
+
+
+def test_candidates_are_models_of_one_kind() -> None:
+    """Their losses are computed together, with one model's loss: a logistic neuron and a perceptron
+    cannot race."""
+    with pytest.raises(ValueError, match="one kind"):
+        Candidates([LogisticNeuron(2, 0.1), Perceptron(2, 0.1)], PerEventLearner, 100, 0.0)
