@@ -94,22 +94,21 @@ class Champion:
         """The first event after which a challenger has been better for a whole window, and which
         (``None``: none in these events); the streaks carry on otherwise. Every challenger at once:
         a candidates x events array of runs of events in a row better than the champion."""
-        k, n = sums.shape
+        n = sums.shape[1]  # at least one event: _observe scans only what is left
         challengers = self.eligible.copy()
         challengers[self.champion] = False
         better = (sums < sums[self.champion]) & challengers[:, None]
         counted = np.cumsum(better, axis=1)
         # the run at an event: the better events since the last one that was not (counted at it)
-        since = np.maximum.accumulate(np.where(better, 0, counted), axis=1) if n else counted
+        since = np.maximum.accumulate(np.where(better, 0, counted), axis=1)
         runs = counted - since
         # the streak carried in from the previous batch continues up to each row's first reset
-        first_reset = np.where(better.all(axis=1), n, np.argmin(better, axis=1)) if n else np.zeros(k, int)
+        first_reset = np.where(better.all(axis=1), n, np.argmin(better, axis=1))
         carried = np.where(challengers, self.streaks, 0)
         runs += carried[:, None] * (np.arange(n)[None, :] < first_reset[:, None])
         reached = np.flatnonzero((runs >= self.window).any(axis=0))
         if reached.size == 0:
-            if n:
-                self.streaks = runs[:, n - 1].copy()
+            self.streaks = runs[:, n - 1].copy()
             self.streaks[self.champion] = 0
             return None
         at = int(reached[0])
