@@ -32,6 +32,8 @@ static inline long long bucket_of(long long h, long long n) {
 Py_ssize_t encode_write_entries(PyObject *const *arrays, Py_ssize_t end, const long long *at, const double *val,
                                 const char *sc, Py_ssize_t k);
 
+/* Which binding of MurmurHash3 hashes now: a hash kept from another binding is not trusted. */
+extern unsigned long encode_murmur_binding;
 /* The signed MurmurHash3 of `len` bytes (mmh3's; -1 with an exception set only on its Python path). */
 int encode_hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash);
 /* How many of the `m` buckets are fresh in `in_use`, marked when at most `room` (else -1, nothing

@@ -11,6 +11,7 @@
 typedef void (*murmur32_fn)(const void *key, Py_ssize_t len, uint32_t seed, void *out);
 static murmur32_fn native_murmur = NULL;
 static PyObject *python_murmur = NULL;
+unsigned long encode_murmur_binding = 1;
 
 static void forget_names(void);
 
@@ -22,6 +23,7 @@ PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t n
     }
     Py_XSETREF(python_murmur, Py_NewRef(args[1]));
     forget_names(); /* hashed by the function bound before */
+    encode_murmur_binding++;
     native_murmur = NULL;
     if (args[0] != Py_None) {
         const char *path = PyUnicode_AsUTF8(args[0]);

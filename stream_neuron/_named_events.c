@@ -92,6 +92,54 @@ static int named_twice(short *slots, Cursor *names, Py_ssize_t *lengths, uint64_
     }
 }
 
+/* The names of the last event read, in order, and for a hashed reader the MurmurHash3 of each as a
+ * number's token. A stream's events mostly name the same features in the same order: a name found
+ * where the last event had it is not looked for among the names before it (the last event had each
+ * once, and so has this one up to there), nor hashed again under the same seed and binding. */
+#define SHAPE_BYTES 16384
+static struct {
+    unsigned char bytes[SHAPE_BYTES];
+    Py_ssize_t start[MOST_FEATURES], length[MOST_FEATURES];
+    long long hash[MOST_FEATURES];
+    char hashed[MOST_FEATURES]; /* hash[j] holds the name's hash under seed and binding */
+    Py_ssize_t count;
+    uint32_t seed;
+    unsigned long binding;
+} shape;
+
+/* Whether the name at position m is the last event's name there. */
+static inline int as_before(Py_ssize_t m, Cursor name, Py_ssize_t length) {
+    return m < shape.count && shape.length[m] == length && memcmp(shape.bytes + shape.start[m], name, (size_t)length) == 0;
+}
+
+/* The event's `m` names as the shape, and for a hashed reader under `seed` the hashes it has (`known`);
+ * its first `same` names are the shape's already. A shape over SHAPE_BYTES is forgotten. */
+static void remember_shape(Cursor *names, Py_ssize_t *lengths, const long long *hashes, const char *known,
+                           Py_ssize_t m, Py_ssize_t same, int hashed, uint32_t seed) {
+    if (hashed && (shape.seed != seed || shape.binding != encode_murmur_binding)) {
+        memset(shape.hashed, 0, sizeof shape.hashed);
+        shape.seed = seed;
+        shape.binding = encode_murmur_binding;
+    }
+    for (Py_ssize_t j = 0; hashed && j < same; j++) {
+        if (known[j] && !shape.hashed[j]) shape.hash[j] = hashes[j], shape.hashed[j] = 1;
+    }
+    Py_ssize_t at = same ? shape.start[same - 1] + shape.length[same - 1] : 0;
+    for (Py_ssize_t j = same; j < m; j++) {
+        if (at + lengths[j] > SHAPE_BYTES) {
+            shape.count = 0;
+            return;
+        }
+        memcpy(shape.bytes + at, names[j], (size_t)lengths[j]);
+        shape.start[j] = at;
+        shape.length[j] = lengths[j];
+        shape.hash[j] = hashes[j];
+        shape.hashed[j] = hashed && known[j];
+        at += lengths[j];
+    }
+    shape.count = m;
+}
+
 /* The index of an open vocabulary's `key`: 1 found, 0 not a name it knows, -1 with an exception set. */
 static int vocabulary_index(NamedReader *r, const unsigned char *key, Py_ssize_t n, long long *index) {
     uint64_t hash = key_table_hash(r->table, key, n);
@@ -110,26 +158,38 @@ static int vocabulary_index(NamedReader *r, const unsigned char *key, Py_ssize_t
     return key_table_enter(r->table, hash, key, n, *index) < 0 ? -1 : 1;
 }
 
-/* One feature into the event's entries: 1, 0 to decline the event, -1 with an exception set. `text`
- * (NULL for a number or a boolean) is a string value, `word` a boolean's ("True" or "False"). */
-static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize_t name_length, Cursor text,
-                       Py_ssize_t text_length, const char *word, double amount) {
-    unsigned char key[LONGEST_KEY];
-    Py_ssize_t n = name_length;
-    int numeric = text == NULL && word == NULL;
-    if (word != NULL && r->hashed) word = NULL; /* river's FeatureHasher: a boolean is a number */
-    if (text == NULL && word != NULL) text = (Cursor)word, text_length = (Py_ssize_t)strlen(word);
-    if (name_length + 1 + text_length > LONGEST_KEY) return 0;
+/* The bytes `name` + `sep` + `text` into `key` (at most LONGEST_KEY): their length, or -1 when longer. */
+static Py_ssize_t joined(unsigned char *key, Cursor name, Py_ssize_t name_length, char sep, Cursor text,
+                        Py_ssize_t text_length) {
+    if (name_length + 1 + text_length > LONGEST_KEY) return -1;
     memcpy(key, name, (size_t)name_length);
-    if (text != NULL) {
-        key[n++] = r->hashed ? '=' : '_';
-        memcpy(key + n, text, (size_t)text_length);
-        n += text_length;
-    }
+    key[name_length] = (unsigned char)sep;
+    memcpy(key + name_length + 1, text, (size_t)text_length);
+    return name_length + 1 + text_length;
+}
+
+/* One feature into the event's entries: 1, 0 to decline the event, -1 with an exception set. `text`
+ * (NULL for a number or a boolean) is a string value, `word` a boolean's ("True" or "False").
+ * Hashed, a number's token is its name: its hash is `*name_hash` when `*name_hashed`, else it is
+ * hashed and both are set. */
+static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize_t name_length, Cursor text,
+                       Py_ssize_t text_length, const char *word, double amount, long long *name_hash,
+                       char *name_hashed) {
+    unsigned char key[LONGEST_KEY];
     long long at;
-    if (r->hashed) {
+    if (r->hashed) { /* river's FeatureHasher: a boolean is a number */
         long long h;
-        if (encode_hash_bytes((const char *)key, n, r->seed, &h)) return -1;
+        if (text == NULL) {
+            if (!*name_hashed) {
+                if (encode_hash_bytes((const char *)name, name_length, r->seed, name_hash)) return -1;
+                *name_hashed = 1;
+            }
+            h = *name_hash;
+        } else {
+            Py_ssize_t n = joined(key, name, name_length, '=', text, text_length);
+            if (n < 0) return 0;
+            if (encode_hash_bytes((const char *)key, n, r->seed, &h)) return -1;
+        }
         at = bucket_of(h, r->n_buckets);
         Py_ssize_t j = find_or_place(entry_slots, r->at, r->k, at);
         if (j < 0) {
@@ -140,6 +200,17 @@ static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize
         }
         r->val[j] += h < 0 ? -amount : amount;
         return 1;
+    }
+    int numeric = text == NULL && word == NULL;
+    if (word != NULL) text = (Cursor)word, text_length = (Py_ssize_t)strlen(word);
+    Py_ssize_t n = name_length;
+    if (text != NULL) {
+        n = joined(key, name, name_length, '_', text, text_length);
+        if (n < 0) return 0;
+    } else if (name_length > LONGEST_KEY) {
+        return 0;
+    } else {
+        memcpy(key, name, (size_t)name_length);
     }
     int known = vocabulary_index(r, key, n, &at);
     if (known <= 0) return known;
@@ -155,13 +226,15 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
     (void)i;
     short name_slots[SLOTS], entry_slots[SLOTS];
     Cursor names[MOST_FEATURES];
-    Py_ssize_t lengths[MOST_FEATURES], m = 0;
+    Py_ssize_t lengths[MOST_FEATURES], m = 0, same = 0; /* the first `same` names are the shape's */
     uint64_t hashes[MOST_FEATURES];
+    long long token_hash[MOST_FEATURES];
+    char token_hashed[MOST_FEATURES];
+    int hashes_kept = r->hashed && shape.seed == r->seed && shape.binding == encode_murmur_binding, hashed_here = 0;
     r->k = 0;
     if (*p != '{') return NULL;
     p = skip_space(p + 1, end);
     if (p < end && *p == '}') return p + 1;
-    memset(name_slots, 0xff, sizeof name_slots);
     memset(entry_slots, 0xff, sizeof entry_slots);
     for (;; m++) {
         Cursor name, text = NULL;
@@ -172,9 +245,19 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
         if (m == MOST_FEATURES || p >= end || *p != '"') return NULL;
         if ((p = plain_string(p, end, &name, &name_length, &ascii)) == NULL) return NULL;
         if (name_length > r->max_name_bytes || (!ascii && !valid_utf8(name, name_length))) return NULL;
-        if (named_twice(name_slots, names, lengths, hashes, m, name, name_length)) return NULL;
         names[m] = name;
         lengths[m] = name_length;
+        token_hashed[m] = 0;
+        if (same == m && as_before(m, name, name_length)) {
+            same++;
+            if (hashes_kept && shape.hashed[m]) token_hash[m] = shape.hash[m], token_hashed[m] = 1;
+        } else {
+            if (same == m) { /* the first name off the shape: the set of names gets those before it */
+                memset(name_slots, 0xff, sizeof name_slots);
+                for (Py_ssize_t j = 0; j < m; j++) named_twice(name_slots, names, lengths, hashes, j, names[j], lengths[j]);
+            }
+            if (named_twice(name_slots, names, lengths, hashes, m, name, name_length)) return NULL;
+        }
         p = skip_space(p, end);
         if (p >= end || *p != ':') return NULL;
         p = skip_space(p + 1, end);
@@ -192,7 +275,10 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
         } else if ((p = feature(p, end, &amount)) == NULL) {
             return NULL;
         }
-        int added = add_feature(r, entry_slots, name, name_length, text, text_length, word, amount);
+        char was_known = token_hashed[m];
+        int added = add_feature(r, entry_slots, name, name_length, text, text_length, word, amount, &token_hash[m],
+                                &token_hashed[m]);
+        hashed_here |= token_hashed[m] && !was_known;
         if (added <= 0) {
             r->reader.failed = added < 0;
             return NULL;
@@ -202,7 +288,10 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
             p = skip_space(p + 1, end);
             continue;
         }
-        return p < end && *p == '}' ? p + 1 : NULL;
+        if (p >= end || *p != '}') return NULL;
+        if (same != m + 1 || shape.count != m + 1 || hashed_here)
+            remember_shape(names, lengths, token_hash, token_hashed, m + 1, same, r->hashed, r->seed);
+        return p + 1;
     }
 }
 

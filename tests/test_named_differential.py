@@ -204,3 +204,31 @@ def test_the_compiled_pass_stops_at_a_new_name_and_goes_on_after_it() -> None:
     sink.start(3, 0, 3)
     refs, stop, _, _ = read([event('{"a": 1}'), event('{"a": 1, "new": 2}'), event('{"a": 3}')], sink)
     assert (len(refs), stop) == (1, 1) and vocabulary.names == ["a"]
+
+
+def test_events_named_as_the_one_before_are_read_as_the_reference_reads_them() -> None:
+    """The pass keeps the last event's names in order (and their hashes as numbers' tokens): events
+    repeating them, with a value's kind changed, a name given twice after the repeated ones, fewer
+    or more names, or the same names in another order, have the reference's outcome."""
+    shapes = [
+        '{"a": 1, "b": 2, "c": 3}', '{"a": 1, "b": "x", "c": 3}', '{"a": 1, "b": 2, "c": 3, "a": 4}',
+        '{"a": 1, "b": 2}', '{"a": 1, "b": 2, "c": 3, "d": true}', '{"a": 5, "b": 2, "b": 1}',
+        '{"b": 1, "a": 2, "c": 3}', '{"a": "1", "b": 2, "c": 3}', '{"a": 1, "b": false, "c": 3}',
+    ]  # fmt: skip
+    values: list[bytes | None] = [event(s) for s in shapes for _ in range(2)] * 2
+    for options in MODES:
+        assert_same(Settings(learning_rate=(0.1,), **options), values)
+
+
+def test_two_hashings_of_other_seeds_in_turn_each_get_their_own_buckets() -> None:
+    """A hash the pass kept for one seed is not another seed's: two hashings reading the same events
+    in turn give each its own encoder's entries."""
+    features = [{"a": 1.5, "b": 2.0, "c": "x"}, {"a": 0.5, "b": -1.0, "c": "y"}] * 3
+    values = [json.dumps({"features": f, "label": 1}).encode() for f in features]
+    for seed in (0, 7, 0, 7):
+        sink = SparseSink(FeatureHashing(bits=16, seed=seed), grow=True)
+        for at in range(len(values)):
+            sink.start(1, 0, 1)
+            refs, stop, _, _ = read(values[at : at + 1], sink)
+            assert (len(refs), stop) == (1, 1)
+            assert sink.row(0) == FeatureHashing(bits=16, seed=seed).encode(features[at])
