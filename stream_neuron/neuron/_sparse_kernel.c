@@ -3,7 +3,7 @@
  *
  * sparse_score_then_learn(indptr, indices, values, scaled, labels, weights, bias, t0, lr_w, lr_b,
  *                         power, invscaling, scores_out, outputs_out, refused_out, loss,
- *                         counts, mean, var) -> (bias, n_learned)
+ *                         counts, mean, var, squares) -> (bias, n_learned, squares)
  *
  * Row r's features are indices[indptr[r]:indptr[r+1]] (distinct), with values and scaled (uint8:
  * 1 for a number the scaler standardises, 0 for a one-hot value) at the same places. counts, mean
@@ -12,7 +12,9 @@
  * numbers are absorbed. weights and the statistics change in place. The guard is the dense kernel's:
  * a row whose logit or step would not be finite changes nothing and is marked in refused_out.
  * n_learned is -1 (a non-finite value), -2 (a bad label) or -3 (an index outside the weights), with
- * nothing changed, when the batch is invalid. */
+ * nothing changed, when the batch is invalid. squares is the weights' sum of squares before the rows
+ * (NaN: not known), returned with each step's change to it added (the metrics' |w| without a pass
+ * over every weight). */
 #include "_kernel_common.h"
 
 static int get_indices(PyObject *obj, Buffer *b, int writable, const char *name) {
@@ -50,8 +52,9 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
                                     const unsigned char *sc, const double *y, Py_ssize_t n, double *w,
                                     double *bias_io, Py_ssize_t *t_io, double lr_w, double lr_b, double power,
                                     int invscaling, double *z_out, double *out, signed char *refused, int loss,
-                                    long long *counts, double *mean, double *var, double *scratch) {
-    double bias = *bias_io;
+                                    long long *counts, double *mean, double *var, double *scratch,
+                                    double *squares_io) {
+    double bias = *bias_io, squares = *squares_io;
     Py_ssize_t t = *t_io, learned = 0;
     const int scaler = counts != NULL;
     for (Py_ssize_t r = 0; r < n; r++) {
@@ -106,8 +109,15 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
             out[r] = NAN;
             continue;
         }
-        if (g != 0.0)
-            for (Py_ssize_t k = 0; k < m; k++) w[j[k]] -= step * learn[k];
+        if (g != 0.0) {
+            double change = 0.0;
+            for (Py_ssize_t k = 0; k < m; k++) {
+                double old = w[j[k]], stepped = old - step * learn[k];
+                change += stepped * stepped - old * old;
+                w[j[k]] = stepped;
+            }
+            squares += change;
+        }
         if (scaler)
             for (Py_ssize_t k = 0; k < m; k++)
                 if (s[k]) {
@@ -121,12 +131,13 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
     }
     *bias_io = bias;
     *t_io = t;
+    *squares_io = squares;
     return learned;
 }
 
 PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 19) {
-        PyErr_SetString(PyExc_TypeError, "sparse_score_then_learn takes 19 arguments");
+    if (nargs != 20) {
+        PyErr_SetString(PyExc_TypeError, "sparse_score_then_learn takes 20 arguments");
         return NULL;
     }
     double bias = PyFloat_AsDouble(args[6]);
@@ -136,6 +147,7 @@ PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
     int invscaling = PyObject_IsTrue(args[11]);
     int loss = (int)PyLong_AsLong(args[15]);
     int scaler = args[16] != Py_None;
+    double squares = PyFloat_AsDouble(args[19]);
     if (PyErr_Occurred()) return NULL;
 
     enum { INDPTR, INDICES, VALUES, SCALED, LABELS, WEIGHTS, SCORES, OUTPUTS, REFUSED, COUNTS, MEAN, VAR, N };
@@ -180,10 +192,10 @@ PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
         Py_BEGIN_ALLOW_THREADS
         learned = learn_sparse_rows(indptr, idx, x, b[SCALED].view.buf, y, n, b[WEIGHTS].view.buf, &bias, &t,
                                     lr_w, lr_b, power, invscaling, b[SCORES].view.buf, b[OUTPUTS].view.buf,
-                                    b[REFUSED].view.buf, loss, counts, mean, var, scratch);
+                                    b[REFUSED].view.buf, loss, counts, mean, var, scratch, &squares);
         Py_END_ALLOW_THREADS
     }
-    result = Py_BuildValue("(dn)", bias, status == 0 ? learned : (Py_ssize_t)status);
+    result = Py_BuildValue("(dnd)", bias, status == 0 ? learned : (Py_ssize_t)status, squares);
 done:
     PyMem_Free(scratch);
     release(b, N);

@@ -7,6 +7,7 @@ The compiled module is built from ``_kernels.c`` at install time when a C compil
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from types import ModuleType
 from typing import Protocol
@@ -39,6 +40,14 @@ def load_compiled(module: str) -> ModuleType | None:
 
 
 compiled: ModuleType | None = load_compiled("stream_neuron.neuron._kernels")
+
+
+def sum_of_squares(weights: FloatArray) -> float:
+    """The weights' sum of squares in one pass (inf when it overflows): compiled when it can be."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if compiled is None or weights.dtype != np.float64 or not weights.flags.c_contiguous:
+            return float(np.dot(weights, weights))
+        return float(compiled.sum_of_squares(weights))
 
 
 def weight_norm(weights: FloatArray) -> float:
@@ -162,20 +171,22 @@ def sparse_per_event(
     scaler: SparseStatistics | None,
     scores_out: FloatArray,
     refused_out: NDArray[np.int8],
-) -> tuple[FloatArray, float, int] | None:
-    """The per-event kernel over sparse rows (plain SGD): outputs, the new bias, the rows learned.
-    ``weights`` and the scaler change in place. ``None``: no kernel, or a batch the numpy reference
-    then names (the kernel changed nothing)."""
+    squares: float = math.nan,
+) -> tuple[FloatArray, float, int, float] | None:
+    """The per-event kernel over sparse rows (plain SGD): outputs, the new bias, the rows learned,
+    and ``squares`` (the weights' sum of squares before, NaN when not known) with the steps' changes
+    added. ``weights`` and the scaler change in place. ``None``: no kernel, or a batch the numpy
+    reference then names (the kernel changed nothing)."""
     if compiled is None or loss_code is None:
         return None
     outputs = np.empty(labels.shape[0])
-    new_bias, learned = compiled.sparse_score_then_learn(
+    new_bias, learned, squares = compiled.sparse_score_then_learn(
         indptr, indices, values, scaled.view(np.uint8), labels, weights, bias, t,
         schedule.learning_rate, intercept_schedule.learning_rate, schedule.power,
         schedule.name == "invscaling", scores_out, outputs, refused_out, loss_code,
         None if scaler is None else scaler.counts, None if scaler is None else scaler.mean,
-        None if scaler is None else scaler.var,
+        None if scaler is None else scaler.var, squares,
     )  # fmt: skip
     if learned < 0:
         return None
-    return outputs, new_bias, learned
+    return outputs, new_bias, learned, squares

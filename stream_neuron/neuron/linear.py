@@ -145,7 +145,7 @@ class LinearNeuron(ModelState, CompiledSteps):
 
     def weight_norm(self) -> float:
         """The weights' Euclidean norm (guarded against overflow; what the metrics report)."""
-        return accel.weight_norm(self._weights)
+        return self.sparse_weight_norm() if self.sparse else accel.weight_norm(self._weights)
 
     @property
     def learning_rate(self) -> float:

@@ -38,6 +38,13 @@ from stream_neuron.neuron.sparse_state import (
     unpacked,
 )
 
+# The kept sum of squares is summed again from the weights after this many updates (a sum of
+# 2^20 buckets every 65,536 events costs 16 of them an event; its rounding: at most 50 features x 2^16
+# events x 2^-53 of |w|^2, 4e-10, and in practice far less).
+RESUM_EVERY = 2**16
+# Under this the kept sum is not trusted (squares that underflowed, or rounding near 0).
+_SQUARES_KEPT_ABOVE = 1e-280
+
 
 def _scored(model: SparseSteps, idx: IndexArray, x: FloatArray, scaled: NDArray[np.bool_]) -> FloatArray:
     scaler = model.sparse_scaler
@@ -159,9 +166,36 @@ class SparseSteps:
     bias: float
     sparse_scaler: SparseScaler | None
     _weights: FloatArray
+    # The weights' sum of squares as the compiled kernel's steps keep it, true of the array it was
+    # taken of at the update count it was taken at: any other step (numpy's, a mini-batch's), a
+    # restore or a growth leaves it stale, and the next norm sums every weight again.
+    _squares: float = math.nan
+    _squares_of: FloatArray | None = None
+    _squares_at: int = -1
+    _summed_at: int = -1  # the update count of the last sum over every weight
 
     def mutable_weights(self) -> FloatArray:
         return self._weights
+
+    def _kept_squares(self) -> float:
+        current = self._squares_of is self._weights and self._squares_at == self.n_updates
+        return self._squares if current else math.nan
+
+    def _keep_squares(self, squares: float) -> None:
+        self._squares, self._squares_of, self._squares_at = squares, self._weights, self.n_updates
+
+    def sparse_weight_norm(self) -> float:
+        """|w| without a pass over every weight while the kernel's steps keep the sum of squares (of
+        2^20 buckets, that pass is the most of a metrics record's cost). The kept sum is summed
+        again from the weights every RESUM_EVERY updates, so its rounding stays within about
+        1e-9 of it; an overflowing or vanishing sum takes ``robust_norm``'s scaled path."""
+        squares = self._kept_squares()
+        if not squares > _SQUARES_KEPT_ABOVE or self.n_updates - self._summed_at > RESUM_EVERY:
+            squares = accel.sum_of_squares(self._weights)
+            self._summed_at = self.n_updates
+            self._keep_squares(squares)
+        norm = math.sqrt(squares) if squares > _SQUARES_KEPT_ABOVE else math.nan
+        return norm if math.isfinite(norm) else accel.weight_norm(self._weights)
 
     def compiled_sparse_step(
         self, rows: SparseRows, labels: FloatArray, z: FloatArray, refused: NDArray[np.int8]
@@ -171,12 +205,13 @@ class SparseSteps:
         ran = accel.sparse_per_event(
             rows.indptr, rows.indices, rows.values, rows.scaled, np.ascontiguousarray(labels), self._weights,
             self.bias, self.n_updates, self.schedule, self.intercept_schedule, self.loss.kernel_code, scaler,
-            z, refused,
+            z, refused, self._kept_squares(),
         )  # fmt: skip
         if ran is None:
             return False
-        _, self.bias, learned = ran
+        _, self.bias, learned, squares = ran
         self.n_updates += learned
+        self._keep_squares(squares)
         return True
 
     def rule_step_on(
