@@ -47,7 +47,7 @@ static inline double scaled_value(double v, double mean, double var) {
     return var > 0.0 ? (v - mean) / sqrt(var) : 0.0;
 }
 
-/* The rows of one call; bias, t are updated in place; scratch holds 3 doubles per entry of a row. */
+/* The rows of one call; bias, t are updated in place; scratch holds 4 doubles per entry of a row. */
 static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *idx, const double *x,
                                     const unsigned char *sc, const double *y, Py_ssize_t n, double *w,
                                     double *bias_io, Py_ssize_t *t_io, double lr_w, double lr_b, double power,
@@ -62,7 +62,12 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
         const long long *j = idx + a;
         const double *v = x + a;
         const unsigned char *s = sc + a;
-        double *learn = scratch, *new_mean = scratch + m, *new_var = scratch + 2 * m;
+        double *scaled_learn = scratch, *new_mean = scratch + m, *new_var = scratch + 2 * m, *stepped = scratch + 3 * m;
+        const double *learn = scaler ? scaled_learn : v;
+        if (r + 1 < n) /* the next row's weights on their way while this row is worked (hashed buckets are
+                          scattered over megabytes) */
+            for (Py_ssize_t k = (Py_ssize_t)indptr[r + 1]; k < (Py_ssize_t)indptr[r + 2]; k++)
+                __builtin_prefetch(w + idx[k], 1, 3);
         double z = 0.0;
         for (Py_ssize_t k = 0; k < m; k++) {
             double value = scaler && s[k] ? scaled_value(v[k], mean[j[k]], var[j[k]]) : v[k];
@@ -88,34 +93,35 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
                     new_mean[k] = old + (v[k] - old) / c;
                     new_var[k] = var[j[k]] + ((v[k] - old) * (v[k] - new_mean[k]) - var[j[k]]) / c;
                     finite &= isfinite(new_mean[k]) && isfinite(new_var[k]);
-                    learn[k] = scaled_value(v[k], new_mean[k], new_var[k]);
+                    scaled_learn[k] = scaled_value(v[k], new_mean[k], new_var[k]);
                 } else {
-                    learn[k] = v[k];
+                    scaled_learn[k] = v[k];
                 }
                 z_learn += w[j[k]] * learn[k];
             }
             z_learn += bias;
             finite &= isfinite(z_learn);
-        } else {
-            for (Py_ssize_t k = 0; k < m; k++) learn[k] = v[k];
         }
         double g = finite ? loss_gradient(loss, z_learn, canonical(loss, y[r])) : 0.0;
         double step = rate(lr_w, invscaling, power, t) * g;
         double new_bias = bias - rate(lr_b, invscaling, power, t) * g;
         finite &= isfinite(new_bias);
-        for (Py_ssize_t k = 0; k < m && finite; k++) finite = isfinite(w[j[k]] - step * learn[k]);
+        double change = 0.0; /* to the sum of squares: the new weights' squares less the old ones' */
+        if (finite && g != 0.0) {
+            for (Py_ssize_t k = 0; k < m; k++) {
+                double old = w[j[k]], next = old - step * learn[k];
+                stepped[k] = next;
+                finite &= isfinite(next);
+                change += next * next - old * old;
+            }
+        }
         if (!finite) {
             refused[r] = REFUSED_STEP;
             out[r] = NAN;
             continue;
         }
         if (g != 0.0) {
-            double change = 0.0;
-            for (Py_ssize_t k = 0; k < m; k++) {
-                double old = w[j[k]], stepped = old - step * learn[k];
-                change += stepped * stepped - old * old;
-                w[j[k]] = stepped;
-            }
+            for (Py_ssize_t k = 0; k < m; k++) w[j[k]] = stepped[k];
             squares += change;
         }
         if (scaler)
@@ -182,7 +188,7 @@ PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssiz
         Py_ssize_t widest = 1;
         for (Py_ssize_t r = 0; r < n; r++)
             if (indptr[r + 1] - indptr[r] > widest) widest = (Py_ssize_t)(indptr[r + 1] - indptr[r]);
-        scratch = PyMem_Malloc(3 * (size_t)widest * sizeof(double));
+        scratch = PyMem_Malloc(4 * (size_t)widest * sizeof(double));
         if (scratch == NULL) {
             PyErr_NoMemory();
             goto done;
