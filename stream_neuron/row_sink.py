@@ -140,9 +140,9 @@ class SparseSink:
         """The encoder took finite values only; which rows are within ``bound`` (``None``: all), from
         the chunk's rows in one pass."""
         rows = self.rows(count)
-        far = np.abs(rows.values) > bound
-        if not far.any():
+        if np.abs(rows.values).max(initial=0.0) <= bound:  # the usual chunk: one pass
             return None, None
+        far = np.abs(rows.values) > bound
         within = np.ones(count, dtype=np.bool_)
         within[np.repeat(np.arange(count), np.diff(rows.indptr))[far]] = False
         return None, within

@@ -63,6 +63,7 @@ def score_then_learn_sparse(
     in the compiled kernel when it is built; the loop below is the reference it is tested against."""
     if model.rule.plain and model.compiled_sparse_step(rows, labels, z, refused):
         return
+    rows = model.checked_sparse_rows(rows)  # the kernel did not take them: what is wrong is named here
     for r in range(rows.n_rows):
         z[r], refused[r] = _score_and_learn_sparse_row(model, *rows.row(r), float(labels[r]))
 
