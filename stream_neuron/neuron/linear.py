@@ -276,8 +276,10 @@ class LinearNeuron(ModelState, CompiledSteps):
     ) -> FloatArray:
         # The compiled per-event kernel checks its rows as it takes them (and names nothing: the
         # reference path checks them when it refuses), so they are checked here for the others only.
-        per_event = isinstance(X, SparseRows) and step is score_then_learn_sparse
-        rows = X if per_event else self.checked_sparse_rows(X)
+        if isinstance(X, SparseRows) and step is score_then_learn_sparse:
+            rows = X
+        else:
+            rows = self.checked_sparse_rows(X)
         n = rows.n_rows
         z, refused = out_buffer(n, scores_out, np.float64), out_buffer(n, refused_out, np.int8)
         labels = self._checked_labels(y, n)
