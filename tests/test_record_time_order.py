@@ -28,6 +28,11 @@ from tests.kafka_helpers import client, create_topic, unique_name
 pytestmark = pytest.mark.kafka
 
 N, FEATURES, PARTITIONS = 30_000, 4, 3
+# Every record is in the topics before a run starts, so the order is exact while each partition's
+# next records come within the wait for them (record_order.py). The default wait (100 ms) is for
+# live traffic; a loaded machine can take longer to answer a fetch (a CI run once took three
+# different orders), and a wait ends when the records come, so these runs wait up to 10 s.
+WAIT = ("--max-partition-wait-ms", "10000")
 # An hour ago: record timestamps within the topic's retention (older ones would be deleted by it).
 BASE_MS = (int(time.time()) - 3600) * 1000
 
@@ -109,7 +114,7 @@ def test_three_runs_learn_bit_identical_models_equal_to_the_record_time_replay(
     kafka_bootstrap: str, stamped_topic: tuple[Topics, np.ndarray, np.ndarray, list[str]], mode: str
 ) -> None:
     base, X, y, ids = stamped_topic
-    flags = ["--mode", mode, "--batch-size", "16", "--linger-ms", "60000", "--idle-timeout-s", "3"]
+    flags = ["--mode", mode, "--batch-size", "16", "--linger-ms", "60000", "--idle-timeout-s", "3", *WAIT]
     runs = [fresh(base) for _ in range(3)]
     for topics in runs:
         done = run_component(kafka_bootstrap, topics, *flags)
@@ -151,7 +156,7 @@ def test_kills_in_between_learn_the_same_model_bit_for_bit(
     """Killed at a crash point three times, then finished: the same weights, bit for bit, as an
     uninterrupted run; exactly-once's rollbacks replay in the order of the first attempt."""
     base = stamped_topic[0]
-    flags = ["--guarantee", guarantee, "--poll-max-records", "200", "--commit-interval-ms", "50"]
+    flags = ["--guarantee", guarantee, "--poll-max-records", "200", "--commit-interval-ms", "50", *WAIT]
     whole = fresh(base)
     run_component(kafka_bootstrap, whole, *flags, "--idle-timeout-s", "3")
     killed = fresh(base)
@@ -182,7 +187,7 @@ def test_answers_on_a_labels_topic_are_merged_by_the_same_rule(kafka_bootstrap: 
     answers = [{"id": e["id"], "label": e["label"]} for e in events]
     produce_stamped(kafka_bootstrap, topics.input, questions, (placement(i) for i in range(n)))
     produce_stamped(kafka_bootstrap, labels, answers, ((i % 2, BASE_MS + i // 2 + 40) for i in range(n)))
-    flags = ["--label-window", "10000", "--labels-topic", labels, "--idle-timeout-s", "3"]
+    flags = ["--label-window", "10000", "--labels-topic", labels, "--idle-timeout-s", "3", *WAIT]
     runs = [fresh(topics) for _ in range(3)]
     for run in runs:
         run_component(kafka_bootstrap, run, *flags)
