@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from stream_neuron import LogisticNeuron, Perceptron
+from stream_neuron.feature_encoding import sparse_rows
 from stream_neuron.feature_hashing import FeatureHashing
 from stream_neuron.neuron import LinearNeuron, accel, sparse
 from stream_neuron.neuron.numeric import robust_norm
@@ -33,16 +34,7 @@ def hashed_stream(n: int, seed: int) -> tuple[list[SparseRows], list[np.ndarray]
              **{f"id{j}": f"u{rng.integers(500)}" for j in range(4)}}
             for _ in range(50)
         ]  # fmt: skip
-        encoded = [hashing.encode(e) for e in events]
-        indptr = np.cumsum([0] + [len(b) for b, _, _ in encoded])
-        chunks.append(
-            SparseRows(
-                indptr,
-                np.concatenate([b for b, _, _ in encoded]).astype(np.int64),
-                np.concatenate([v for _, v, _ in encoded]),
-                np.concatenate([s for _, _, s in encoded]).astype(bool),
-            )
-        )
+        chunks.append(sparse_rows((hashing.encode(e) for e in events), len(events)))
         y = (rng.random(50) < 0.5).astype(float)
         y[rng.random(50) < 0.1] = np.nan  # unlabelled: scored, not stepped
         labels.append(y)
@@ -51,6 +43,12 @@ def hashed_stream(n: int, seed: int) -> tuple[list[SparseRows], list[np.ndarray]
 
 def assert_norm_true(model: LinearNeuron) -> None:
     assert model.weight_norm() == pytest.approx(float(np.linalg.norm(model.weights)), rel=1e-12)
+
+
+def learn_checking_the_norm(model: LinearNeuron, chunks: list[SparseRows], labels: list[np.ndarray]) -> None:
+    for rows, y in zip(chunks, labels, strict=True):
+        model.score_then_learn(rows, y)
+        assert_norm_true(model)
 
 
 def full_sums(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -73,9 +71,7 @@ def test_the_kept_norm_is_the_weights_norm_with_one_pass_over_them(
     chunks, labels = hashed_stream(3000, seed=5)
     model = kind(BUCKETS, sparse=True)
     calls = full_sums(monkeypatch)
-    for rows, y in zip(chunks, labels, strict=True):
-        model.score_then_learn(rows, y)
-        assert_norm_true(model)
+    learn_checking_the_norm(model, chunks, labels)
     assert len(calls) == 1  # the first record's; after it the kernel kept the sum
 
 
@@ -109,9 +105,7 @@ def test_the_kept_sum_is_summed_again_every_resum_every_updates(monkeypatch: pyt
     chunks, labels = hashed_stream(2000, seed=7)
     model = LogisticNeuron(BUCKETS, sparse=True)
     calls = full_sums(monkeypatch)
-    for rows, y in zip(chunks, labels, strict=True):
-        model.score_then_learn(rows, y)
-        assert_norm_true(model)
+    learn_checking_the_norm(model, chunks, labels)
     assert 1 < len(calls) <= model.n_updates // 200 + 1
 
 

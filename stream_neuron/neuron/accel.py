@@ -53,9 +53,7 @@ def sum_of_squares(weights: FloatArray) -> float:
 def weight_norm(weights: FloatArray) -> float:
     """:func:`~stream_neuron.neuron.numeric.robust_norm`, its sum of squares compiled when it can be:
     in this thread, where numpy's dot of a long array wakes OpenBLAS's threads (``_kernels.c``)."""
-    if compiled is None or weights.dtype != np.float64 or not weights.flags.c_contiguous:
-        return robust_norm(weights)
-    return robust_norm(weights, compiled.sum_of_squares)
+    return robust_norm(weights, sum_of_squares)
 
 
 def name() -> str:
