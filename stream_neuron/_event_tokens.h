@@ -110,6 +110,14 @@ static inline Cursor feature(Cursor p, Cursor end, double *value) {
     return p != NULL && isfinite(*value) ? p : NULL;
 }
 
+/* Whether `n` bytes at `a` and `b` are equal: compared inline, since feature names are short and a
+ * call to memcmp per feature costs more than the comparison. */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, Py_ssize_t n) {
+    for (Py_ssize_t j = 0; j < n; j++)
+        if (a[j] != b[j]) return 0;
+    return 1;
+}
+
 static inline int literal(Cursor p, Cursor end, const char *word) {
     size_t n = strlen(word);
     return (size_t)(end - p) >= n && memcmp(p, word, n) == 0;

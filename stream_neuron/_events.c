@@ -65,7 +65,7 @@ static Cursor features(EventReader *reader, Cursor p, Cursor end, Py_ssize_t i) 
             p = skip_space(p + 1, end);
         }
         if (p >= end || *p != '"' || (p = plain_string(p, end, &start, &length, &ascii)) == NULL) return NULL;
-        if (length != schema->name_lengths[k] || memcmp(start, schema->names[k], (size_t)length) != 0) {
+        if (length != schema->name_lengths[k] || !same_bytes(start, (const unsigned char *)schema->names[k], length)) {
             return NULL; /* another name, or the schema's names in another order */
         }
         p = skip_space(p, end);

@@ -107,14 +107,9 @@ static struct {
     unsigned long binding;
 } shape;
 
-/* Whether the name at position m is the last event's name there (compared inline: names are short,
- * and a call to memcmp per feature costs more than the comparison). */
+/* Whether the name at position m is the last event's name there. */
 static inline int as_before(Py_ssize_t m, Cursor name, Py_ssize_t length) {
-    if (m >= shape.count || shape.length[m] != length) return 0;
-    const unsigned char *kept = shape.bytes + shape.start[m];
-    for (Py_ssize_t j = 0; j < length; j++)
-        if (kept[j] != name[j]) return 0;
-    return 1;
+    return m < shape.count && shape.length[m] == length && same_bytes(shape.bytes + shape.start[m], name, length);
 }
 
 /* The event's `m` names as the shape, and for a hashed reader under `seed` the hashes it has (`known`);

@@ -228,6 +228,30 @@ def test_the_compiled_pass_takes_the_plain_events_itself() -> None:
     )
 
 
+def test_names_differing_in_their_last_bytes_are_told_apart() -> None:
+    """The compiled pass compares each name with the schema's byte by byte: a name of the schema's
+    length that differs only at its end (another feature's, or none) is not the schema's name there.
+    The compiled pass declines such an event, and both paths give the same outcome, record by record."""
+    names = ("sensor_01", "sensor_02", "sensor_10")
+
+    def event(i: int, order: tuple[str, ...]) -> bytes:
+        return json.dumps(
+            {"id": f"n{i}", "features": {n: 0.5 * i - j for j, n in enumerate(order)}, "label": i % 2}
+        ).encode()
+
+    plain = [event(i, names) for i in range(6)]
+    odd = [
+        event(6, ("sensor_02", "sensor_01", "sensor_10")),
+        event(7, ("sensor_01", "sensor_02", "sensor_11")),
+        event(8, ("sensor_01", "sensor_03", "sensor_10")),
+        event(9, ("sensor_00", "sensor_02", "sensor_10")),
+    ]
+    rows, labels = np.full((10, 3), np.nan), np.full(10, np.nan)
+    declined, _ = parse([*plain, *odd], rows, labels, tuple(n.encode() for n in names), {})
+    assert declined == bytes(6) + bytes([1, 1, 1, 1])
+    assert_same(Settings(learning_rate=(0.05,)), [*plain, *odd, *plain])
+
+
 def test_numbers_are_read_as_python_reads_them() -> None:
     """Every number the compiled pass takes is Python's float of it, bit for bit (the fast path for
     short mantissas and small exponents, strtod for the rest); the integer -0 is 0."""
