@@ -221,8 +221,9 @@ def main() -> None:
         "20 values (open), 40 numeric + 10 ids of 100,000 values (hashed, 2^20 buckets); `run` on\n"
         "librdkafka, at-least-once, alternated; medians. In process (no Kafka), 20,000 events: the\n"
         "component's processor from the records' JSON (the compiled pass reads every mode), and the\n"
-        "encoder and neuron alone against river's pipeline on the same decoded dicts. The snapshot is\n"
-        "the model topic's last record. `benchmarks/features.py`.\n\n"
+        "encoder and neuron alone against river's pipeline on the same decoded dicts; one pass of each\n"
+        "of the three a round, alternated, the best of each. The snapshot is the model topic's last\n"
+        "record. `benchmarks/features.py`.\n\n"
         f"{opened}\n"
     )
     print(f"wrote {RESULTS}")
