@@ -21,6 +21,19 @@ def phishing() -> tuple[list[str], list[dict[str, float]], np.ndarray, np.ndarra
 
 
 @cache
+def confident_mistakes(n: int = 5000) -> tuple[list[str], list[dict[str, float]], np.ndarray, np.ndarray]:
+    """(names, river-style rows, X, y) of five features on a scale of 10 with 5% of the labels flipped:
+    per-event SGD at a rate of 0.02 to 0.05 (``lr |x|^2`` of 10 to 25) grows weights until the model is
+    confidently wrong (margins below -18) about the flipped events, and amplifies rounding."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(scale=10.0, size=(n, 5)).round(3)
+    truth = rng.normal(size=5)
+    y = ((X @ truth > 0) ^ (rng.random(n) < 0.05)).astype(float)
+    names = [f"x{j}" for j in range(5)]
+    return names, [dict(zip(names, row.tolist(), strict=True)) for row in X], X, y
+
+
+@cache
 def river_phishing_correct(lr: float = 0.01, intercept_lr: float | None = None) -> int:
     """How many of Phishing's 1,250 events river predicts right before learning from each (its
     progressive validation) with ``StandardScaler() | LogisticRegression(SGD(lr), intercept_lr)``: the

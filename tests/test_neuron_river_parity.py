@@ -8,7 +8,8 @@ import pytest
 from river import compose, linear_model, optim, preprocessing
 
 from stream_neuron import LogisticNeuron, Perceptron
-from tests.datasets import phishing, river_phishing_correct
+from stream_neuron.neuron.losses import LogLoss
+from tests.datasets import confident_mistakes, phishing, river_phishing_correct
 
 pytestmark = pytest.mark.usefixtures("kernel")
 
@@ -31,6 +32,36 @@ def test_learn_one_equals_river_logistic_regression(lr: float) -> None:
     np.testing.assert_allclose(ours.weights, river_weights(river, names), rtol=0, atol=TOL)
     assert ours.bias == pytest.approx(river.intercept, abs=TOL)
     assert ours.n_updates == len(y)
+
+
+@pytest.mark.parametrize("y", [0.0, 1.0])
+def test_the_per_event_log_gradient_is_rivers_at_every_margin(y: float) -> None:
+    """river's Log.gradient is e^-m beyond a margin of 18 and exactly 1 below -18 (the model
+    confidently wrong), where sigmoid(z) - y differs by up to 1.5e-8."""
+    river_loss = optim.losses.Log()
+    for z in (-800.0, -40.0, -18.5, -18.0, -17.99, -3.0, -1e-300, 0.0, 2.5, 18.0, 18.01, 25.0, 800.0):
+        assert LogLoss().gradient_one(z, y) == river_loss.gradient(bool(y), z), z
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.05])
+def test_confident_mistakes_under_a_large_rate_equal_river_bit_for_bit(lr: float) -> None:
+    """Unscaled features and flipped labels: the model is confidently wrong about dozens of events, and
+    at these rates every rounding difference grows (with sigmoid(z) - y there, or a BLAS dot product,
+    the weights end 0.07 to 0.8 away from river's). Per event, the kernel and learn_one alike."""
+    names, rows, X, y = confident_mistakes()
+    river = linear_model.LogisticRegression(optimizer=optim.SGD(lr), intercept_lr=lr)
+    wrong = 0
+    for x, label in zip(rows, y, strict=True):
+        wrong += (2 * label - 1) * river._raw_dot_one(x) < -18.0
+        river.learn_one(x, bool(label))
+    assert wrong >= 20, "the stream makes the model confidently wrong"
+    stepped, learned_one = LogisticNeuron(len(names), lr), LogisticNeuron(len(names), lr)
+    stepped.score_then_learn(X, y)
+    for row, label in zip(X, y, strict=True):
+        learned_one.learn_one(row, label)
+    for ours in (stepped, learned_one):
+        np.testing.assert_array_equal(ours.weights, river_weights(river, names))
+        assert ours.bias == river.intercept
 
 
 def test_invscaling_schedule_equals_river_inverse_scaling() -> None:

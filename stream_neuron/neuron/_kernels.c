@@ -152,15 +152,15 @@ static inline __attribute__((always_inline)) Py_ssize_t learn_rows(const int pla
             z_learn = logit(w, learn, bias, d);
             finite &= isfinite(z_learn);
         }
-        double g = finite ? loss_gradient(loss, z_learn, canonical(loss, y[r])) : 0.0;
-        double step = rate(lr_w, invscaling, power, t) * g;
+        double g = finite ? loss_gradient_one(loss, z_learn, canonical(loss, y[r])) : 0.0;
+        double lr = rate(lr_w, invscaling, power, t);
         double new_bias = bias - rate(lr_b, invscaling, power, t) * g;
         finite &= isfinite(new_bias);
         if (plain) {
-            finite = finite && step_stays_finite(w, learn, step, d);
+            finite = finite && step_stays_finite(w, learn, lr, g, d);
         } else if (finite) {
-            finite = rule_step(rule, w, learn, g, rate(lr_w, invscaling, power, t),
-                               rate(lr_w, invscaling, power, t + 1), t, d, pw, pf, ps, pc, &pmax) == 0;
+            finite = rule_step(rule, w, learn, g, lr, rate(lr_w, invscaling, power, t + 1), t, d, pw, pf, ps, pc,
+                               &pmax) == 0;
         }
         if (!finite) {
             refused[r] = REFUSED_STEP;
@@ -170,7 +170,7 @@ static inline __attribute__((always_inline)) Py_ssize_t learn_rows(const int pla
         if (!plain)
             rule_commit(rule, w, pw, pf, ps, pc, pmax, d);
         else if (g != 0.0)
-            take_step(w, learn, step, d);
+            take_step(w, learn, lr, g, d);
         bias = new_bias;
         if (scaled) {
             memcpy(mean, new_mean, (size_t)d * sizeof(double));

@@ -47,6 +47,20 @@ static inline double scaled_value(double v, double mean, double var) {
     return var > 0.0 ? (v - mean) / sqrt(var) : 0.0;
 }
 
+/* w . values, then the bias, in river's order: TransformerUnion(numbers, one-hot) hands its model the
+ * one-hot values (scaled 0) before the numbers, each in the event's order, and river sums left to
+ * right (a hashed row is all numbers). The same order keeps a run's weights river's to the bit where
+ * a large rate makes the descent amplify every rounding difference. */
+static inline double sparse_logit(const double *w, const long long *j, const double *values, const unsigned char *s,
+                                  Py_ssize_t m, double bias) {
+    double z = 0.0;
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (!s[k]) z += w[j[k]] * values[k];
+    for (Py_ssize_t k = 0; k < m; k++)
+        if (s[k]) z += w[j[k]] * values[k];
+    return z + bias;
+}
+
 /* The rows of one call; bias, t are updated in place; scratch holds 4 doubles per entry of a row. */
 static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *idx, const double *x,
                                     const unsigned char *sc, const double *y, Py_ssize_t n, double *w,
@@ -68,12 +82,9 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
                           scattered over megabytes) */
             for (Py_ssize_t k = (Py_ssize_t)indptr[r + 1]; k < (Py_ssize_t)indptr[r + 2]; k++)
                 __builtin_prefetch(w + idx[k], 1, 3);
-        double z = 0.0;
-        for (Py_ssize_t k = 0; k < m; k++) {
-            double value = scaler && s[k] ? scaled_value(v[k], mean[j[k]], var[j[k]]) : v[k];
-            z += w[j[k]] * value;
-        }
-        z += bias;
+        if (scaler) /* the values as scored: scaled with the statistics from before the row */
+            for (Py_ssize_t k = 0; k < m; k++) scaled_learn[k] = s[k] ? scaled_value(v[k], mean[j[k]], var[j[k]]) : v[k];
+        double z = sparse_logit(w, j, learn, s, m, bias);
         z_out[r] = z;
         if (!isfinite(z)) {
             refused[r] = REFUSED_SCORE;
@@ -86,7 +97,6 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
         int finite = 1;
         double z_learn = z;
         if (scaler) {
-            z_learn = 0.0;
             for (Py_ssize_t k = 0; k < m; k++) {
                 if (s[k]) {
                     double old = mean[j[k]], c = (double)(counts[j[k]] + 1);
@@ -97,19 +107,18 @@ static Py_ssize_t learn_sparse_rows(const long long *indptr, const long long *id
                 } else {
                     scaled_learn[k] = v[k];
                 }
-                z_learn += w[j[k]] * learn[k];
             }
-            z_learn += bias;
+            z_learn = sparse_logit(w, j, learn, s, m, bias);
             finite &= isfinite(z_learn);
         }
-        double g = finite ? loss_gradient(loss, z_learn, canonical(loss, y[r])) : 0.0;
-        double step = rate(lr_w, invscaling, power, t) * g;
+        double g = finite ? loss_gradient_one(loss, z_learn, canonical(loss, y[r])) : 0.0;
+        double lr = rate(lr_w, invscaling, power, t); /* w -= lr * (g * x): river's SGD rounding */
         double new_bias = bias - rate(lr_b, invscaling, power, t) * g;
         finite &= isfinite(new_bias);
         double change = 0.0; /* to the sum of squares: the new weights' squares less the old ones' */
         if (finite && g != 0.0) {
             for (Py_ssize_t k = 0; k < m; k++) {
-                double old = w[j[k]], next = old - step * learn[k];
+                double old = w[j[k]], next = old - lr * (g * learn[k]);
                 stepped[k] = next;
                 finite &= isfinite(next);
                 change += next * next - old * old;

@@ -30,6 +30,7 @@ from stream_neuron.neuron.numeric import (
     as_row,
     labels_all_valid,
     out_buffer,
+    river_dot,
 )
 from stream_neuron.neuron.optimizers import OptimizerName, Rule, RuleState
 from stream_neuron.neuron.refusals import (
@@ -310,7 +311,7 @@ class LinearNeuron(ModelState, CompiledSteps):
         the statistics from before it and learned with the statistics after it (river's order)."""
         scaler = self.scaler
         scored = x if scaler is None else scaler.transform(x)
-        z = float(scored @ self._weights) + self.bias
+        z = river_dot(self._weights, scored) + self.bias
         if not math.isfinite(z):
             return z, REFUSED_SCORE
         if label != label:
@@ -321,9 +322,9 @@ class LinearNeuron(ModelState, CompiledSteps):
         else:
             stats = scaler.absorbed(x)
             learned = scaler.transform(x, stats)
-            z_learned = float(learned @ self._weights) + self.bias
+            z_learned = river_dot(self._weights, learned) + self.bias
         t = self.n_updates
-        g = float(self.loss.gradient(z_learned, self.loss.canonical_one(float(label))))
+        g = self.loss.gradient_one(z_learned, self.loss.canonical_one(float(label)))
         if self.rule.plain:  # the usual rule inline: this runs once per event without the kernel
             weights, rule_state = self._weights - self.schedule.rate(t) * (g * learned), self.rule_state
         else:

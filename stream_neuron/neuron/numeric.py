@@ -35,6 +35,22 @@ def sigmoid(z: Any) -> Any:
     return p
 
 
+def river_dot(w: FloatArray, x: FloatArray, first: NDArray[np.bool_] | None = None) -> float:
+    """``w . x`` summed left to right, as river's dict models sum an event's features (BLAS's ddot
+    sums in another order, and where a large rate makes the descent amplify rounding, the weights
+    would drift from river's). ``first``: the entries river is handed first (an open row's one-hot
+    values: its union of numbers and one-hot gives those before the numbers).
+
+    >>> ones = np.ones(3)
+    >>> river_dot(np.array([1e16, 1.0, -1e16]), ones), river_dot(np.array([1e16, -1e16, 1.0]), ones)
+    (0.0, 1.0)
+    """
+    products = w * x
+    if first is not None and first.any():
+        products = np.concatenate((products[first], products[~first]))
+    return float(np.cumsum(products)[-1]) if products.size else 0.0
+
+
 # Above this norm no square that underflowed could have mattered to it (the dot's fast path holds).
 _SQUARES_EXACT_ABOVE = 1e-140
 

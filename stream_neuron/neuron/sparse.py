@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from stream_neuron.neuron import accel
 from stream_neuron.neuron.losses import Loss
-from stream_neuron.neuron.numeric import FloatArray, as_matrix
+from stream_neuron.neuron.numeric import FloatArray, as_matrix, river_dot
 from stream_neuron.neuron.optimizers import Rule, RuleState
 from stream_neuron.neuron.refusals import ACCEPTED, REFUSED_SCORE, REFUSED_STEP, guarded_batch_step
 from stream_neuron.neuron.schedules import Schedule
@@ -73,7 +73,7 @@ def _score_and_learn_sparse_row(
 ) -> tuple[float, int]:
     weights = model.mutable_weights()
     scored = _scored(model, idx, x, scaled)
-    z = float(weights[idx] @ scored) + model.bias
+    z = river_dot(weights[idx], scored, ~scaled) + model.bias
     if not math.isfinite(z):
         return z, REFUSED_SCORE
     if label != label:
@@ -83,11 +83,11 @@ def _score_and_learn_sparse_row(
         stats = scaler.absorbed(idx[scaled], x[scaled])
         learned = x.copy()
         learned[scaled] = scaler.transform(idx[scaled], x[scaled], stats)
-        z_learned = float(weights[idx] @ learned) + model.bias
+        z_learned = river_dot(weights[idx], learned, ~scaled) + model.bias
         if not (np.isfinite(stats[0]).all() and np.isfinite(stats[1]).all() and math.isfinite(z_learned)):
             return z, REFUSED_STEP
     t = model.n_updates
-    g = float(model.loss.gradient(z_learned, model.loss.canonical_one(label)))
+    g = model.loss.gradient_one(z_learned, model.loss.canonical_one(label))
     new_weights, part = model.rule_step_on(idx, g * learned, t)
     bias = model.bias - model.intercept_schedule.rate(t) * g
     if not (math.isfinite(bias) and np.isfinite(new_weights).all() and part.finite()):
