@@ -99,19 +99,19 @@ static inline double rate(double learning_rate, int invscaling, double power, Py
     return invscaling ? learning_rate / pow((double)t + 1.0, power) : learning_rate;
 }
 
-/* The plain SGD step w -= rate * (g * x), rounded as river's SGD rounds it (the gradient g * x first),
+/* The plain SGD step w -= lr * (g * x), rounded as river's SGD rounds it (the gradient g * x first),
  * as two loops the compiler vectorises: the check has no early exit and (like the step) says its
  * arrays do not overlap, which x never does with w (x is a row of the batch or scratch).
  * fabs(v) <= DBL_MAX is isfinite(v), NaN included. */
-static inline int step_stays_finite(const double *restrict w, const double *restrict x, double rate, double g,
+static inline int step_stays_finite(const double *restrict w, const double *restrict x, double lr, double g,
                                     Py_ssize_t d) {
     int finite = 1;
-    for (Py_ssize_t j = 0; j < d; j++) finite &= fabs(w[j] - rate * (g * x[j])) <= DBL_MAX;
+    for (Py_ssize_t j = 0; j < d; j++) finite &= fabs(w[j] - lr * (g * x[j])) <= DBL_MAX;
     return finite;
 }
 
-static inline void take_step(double *restrict w, const double *restrict x, double rate, double g, Py_ssize_t d) {
-    for (Py_ssize_t j = 0; j < d; j++) w[j] -= rate * (g * x[j]);
+static inline void take_step(double *restrict w, const double *restrict x, double lr, double g, Py_ssize_t d) {
+    for (Py_ssize_t j = 0; j < d; j++) w[j] -= lr * (g * x[j]);
 }
 
 PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
