@@ -55,8 +55,13 @@ def replay(
 ) -> tuple[list[float], np.ndarray]:
     """The lecture's two descents written out: batch GD on the first ``n_fit`` rows standardised by their
     own mean and variance, then per-event SGD on the rest with those statistics updated event by event
-    (each event scored with the statistics before it, learned with those after it). Returns the
-    probabilities of the rest and the final weights (bias last)."""
+    (each event scored with the statistics before it, learned with those after it), each step's
+    gradient river's ``learn_one`` takes (``optim.losses.Log``: exactly 1 where the model is more
+    than 18 confidently wrong). Returns the probabilities of the rest and the final weights (bias
+    last)."""
+    from river import optim
+
+    log_loss = optim.losses.Log()
     history = X[:n_fit]
     mean, var = history.mean(axis=0), history.var(axis=0)
     std = np.sqrt(var)
@@ -73,7 +78,7 @@ def replay(
         var = var + ((x - mean) * (x - new_mean) - var) / count
         mean = new_mean
         s = (x - mean) / np.sqrt(var)
-        g = sigmoid(s @ w + b) - label
+        g = log_loss.gradient(bool(label), float(s @ w + b))
         w, b = w - lr * g * s, b - lr * g
     return probabilities, np.append(w, b)
 
