@@ -191,3 +191,43 @@ def test_the_settings_of_a_topic_not_known_yet_are_asked_again_until_it_is(
     monkeypatch.setattr(admin, "TOPIC_SETTLE_S", 1.0)
     with pytest.raises(TopicMissingError, match="never-"):
         admin.topic_configs(connection, "t", [unique_name("never")], "cleanup.policy")
+
+
+def test_an_input_consumer_that_cannot_read_the_groups_offsets_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka: after a broker restart a consumer's offset fetch was seen to time out for good while
+    a new consumer read the offsets at once. After REPLACE_AFTER_FAILED_FETCHES failures in a row the
+    input replaces its consumer, and the rollback that asked reads the offsets once the broker is back."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from stream_neuron.kafka_io.connection import Connection
+    from stream_neuron.kafka_io.errors import KafkaIOError
+    from stream_neuron.kafka_io.librdkafka import input as rd_input
+
+    monkeypatch.setattr(rd_input, "TIMEOUT_S", 2.0)
+    with private_broker(tmp_path / "kafka", seed=os.getpid() + 4242) as (bootstrap, control):
+        topic, group = unique_name("offsets"), unique_name("group")
+        create_topic(bootstrap, topic)
+        committer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+        committer.commit(offsets=[TopicPartition(topic, 0, 5)], asynchronous=False)
+        committer.close()
+        connection = Connection(bootstrap_servers=bootstrap)
+        consumer = rd_input.RdInputConsumer(connection, [topic], group, "t", 100, {})
+        try:
+            assert consumer.committed_positions() == {(topic, 0): 5}
+            control("stop")
+            for _ in range(rd_input.REPLACE_AFTER_FAILED_FETCHES):
+                with pytest.raises(KafkaIOError):
+                    consumer.committed_positions()
+            assert "replaced it" in caplog.text
+            control("start")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert consumer.committed_positions() == {(topic, 0): 5}
+                    break
+                except KafkaIOError:
+                    assert time.monotonic() < deadline, "the offsets were never read after the restart"
+        finally:
+            consumer.close()

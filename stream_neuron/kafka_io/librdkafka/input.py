@@ -29,6 +29,9 @@ from stream_neuron.records import InputRecord
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
+# Failed reads of the group's offsets in a row after which the consumer is replaced (see
+# RdInputConsumer.committed_positions).
+REPLACE_AFTER_FAILED_FETCHES = 3
 
 
 def partitions_of(consumer: Consumer, topic: str, wait_s: float) -> list[int]:
@@ -61,7 +64,8 @@ class RdInputConsumer:
         positions: Positions,
     ) -> None:
         self._consumer = Consumer(consumer_config(connection, client_id, group_id))
-        self._connection, self._group_id = connection, group_id
+        self._connection, self._group_id, self._client_id = connection, group_id, client_id
+        self._failed_fetches = 0
         self.topics = list(topics)
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._offsets: dict[tuple[str, int], int] = {}  # where each assigned partition starts
@@ -186,7 +190,35 @@ class RdInputConsumer:
         return False
 
     def committed_positions(self) -> dict[tuple[str, int], int | None]:
-        return self._committed(self.assignment())
+        """The group's offsets, read for a rollback (which then positions the input itself).
+
+        After a broker restart, a librdkafka consumer's offset fetch was seen to time out for good (every
+        10 s for 10 minutes) while a new consumer of the same group read the offsets at once; so after
+        REPLACE_AFTER_FAILED_FETCHES failures in a row the consumer is replaced by a new one assigned
+        the same partitions. Nothing is lost: the input keeps no state of its own that a rollback does not
+        set again, and its offsets are committed by the checkpoint. The cost is a new connection, and
+        a consumer closed every 30 s while a broker is away."""
+        try:
+            committed = self._committed(self.assignment())
+        except KafkaIOError:
+            self._failed_fetches += 1
+            if self._failed_fetches >= REPLACE_AFTER_FAILED_FETCHES:
+                self._replace_consumer()
+            raise
+        self._failed_fetches = 0
+        return committed
+
+    def _replace_consumer(self) -> None:
+        stuck = self._consumer
+        self._consumer = Consumer(consumer_config(self._connection, self._client_id, self._group_id))
+        self._assign(dict(self._offsets))
+        self._failed_fetches = 0
+        log.warning("the input consumer could not read the group's offsets %d times: replaced it",
+                    REPLACE_AFTER_FAILED_FETCHES)  # fmt: skip
+        try:
+            stuck.close()
+        except (KafkaException, RuntimeError) as error:
+            log.debug("closing the replaced consumer: %s", error)
 
     def commit(self, positions: Positions, wait: bool) -> None:
         if not positions:
