@@ -25,7 +25,7 @@ from tests.component import (
     wait_for,
 )
 from tests.kafka_helpers import create_topic, unique_name
-from tests.test_open_features_parity import open_stream, river_final, river_model, river_open
+from tests.test_open_features_parity import open_stream, river_final, river_model, river_open, unruly_stream
 
 pytestmark = pytest.mark.kafka
 TOL = 1e-9
@@ -44,6 +44,39 @@ def stream(n: int, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]
         for i, (x, label) in enumerate(zip(events, y, strict=True))
     ]
     return sent, events, y
+
+
+@pytest.mark.parametrize("features", ["open", "hashed"])
+def test_confident_mistakes_through_the_broker_equal_river_bit_for_bit(
+    kafka_bootstrap: str, features: str
+) -> None:
+    """The events as a producer sends them, read by run's compiled reader (its own order of entries),
+    at a rate where the descent amplifies every rounding difference: every weight river's exactly."""
+    events, y = unruly_stream(3000, seed=5)
+    sent = [
+        {"id": f"e{i}", "features": x, "label": int(label)}
+        for i, (x, label) in enumerate(zip(events, y, strict=True))
+    ]
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, sent)
+    run_component(
+        kafka_bootstrap, topics, "--features", features, "--learning-rate", "0.05", "--idle-timeout-s", "3"
+    )
+    final = river_model("logistic", {}, 0.05)
+    if features == "open":
+        river = river_open(final, standardize=False, drop_zeros=True)
+    else:
+        river = compose.Pipeline(preprocessing.FeatureHasher(n_features=2**20, seed=0), final)
+    for x, label in zip(events, y, strict=True):
+        river.learn_one(x, bool(label))
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    assert snapshot["version"] == len(sent)
+    weights = sparse_weights(snapshot)
+    keys = snapshot["feature_names"] if features == "open" else range(len(weights))
+    ours = {k: w for k, w in zip(keys, weights.tolist(), strict=True) if w != 0.0 or features == "open"}
+    for key in set(ours) | set(final.weights):
+        assert ours.get(key, 0.0) == final.weights.get(key, 0.0), key
+    assert snapshot["bias"] == final.intercept
 
 
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
