@@ -17,7 +17,8 @@ the three below, alternated; the best of at least 3 rounds each):
 
 - the processor: decode, encode, score, learn, outputs, every record's JSON bytes in 500-record polls;
 - the encoder and the neuron alone, on the events' dicts already decoded (the poll's rows built by the
-  processor's sinks, then per event the output before the step, and the step), against river's
+  processor's sinks, ``put_events``: a hashing takes the poll in one compiled call, the others event
+  by event; then per event the output before the step, and the step), against river's
   pipeline doing the same on the same dicts (``TransformerUnion(numbers, OneHotEncoder)`` or
   ``FeatureHasher``, then ``LogisticRegression``; ``predict_proba_one`` then ``learn_one``): the
   goal against river is on these, the same job on both sides, as ``neuron_vs_peers.py`` compares.
@@ -129,7 +130,7 @@ def decoded_as_the_component_does(mode: str, events: list[dict[str, Any]]) -> li
 
 def model_pass(mode: str, events: list[dict[str, Any]]) -> float:
     """The component's encoding and neuron alone on the decoded events, the job river's pipeline
-    does below: each 500-event poll's features into rows (the processor's sinks), then per event
+    does below: each 500-event poll's features into rows (the processor's sinks' ``put_events``), then per event
     the output with the weights from before it and one SGD step: events/s."""
     from stream_neuron import LogisticNeuron
     from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
@@ -148,8 +149,7 @@ def model_pass(mode: str, events: list[dict[str, Any]]) -> float:
     for at in range(0, len(events), 500):
         chunk = events[at : at + 500]
         sink.start(len(chunk), width, 500)
-        for n, event in enumerate(chunk):
-            sink.put_event(n, event)
+        sink.put_events(0, chunk)
         if isinstance(sink, SparseSink) and sink.n_features > model.n_features:
             model.grow(sink.n_features)
         model.score_then_learn(sink.rows(len(chunk)), labels[at : at + 500])

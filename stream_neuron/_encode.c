@@ -234,6 +234,8 @@ static PyMethodDef methods[] = {
      "An event's features hashed, or None (see the source)."},
     {"hash_into", (PyCFunction)(void (*)(void))encode_hash_into, METH_FASTCALL,
      "An event's features hashed onto a chunk's bytearrays, or None (see the source)."},
+    {"hash_events_into", (PyCFunction)(void (*)(void))encode_hash_events_into, METH_FASTCALL,
+     "Events' features hashed onto a chunk's bytearrays, up to the first declined (see the source)."},
     {"bind_murmur", (PyCFunction)(void (*)(void))encode_bind_murmur, METH_FASTCALL,
      "Bind mmh3's own MurmurHash3 (see the source); True when bound natively."},
     {"hash_token", (PyCFunction)(void (*)(void))encode_hash_token, METH_FASTCALL,

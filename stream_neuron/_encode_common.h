@@ -44,6 +44,7 @@ PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t n
 PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_key_table(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_parse_named(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 #endif

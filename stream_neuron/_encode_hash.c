@@ -94,17 +94,26 @@ static void forget_names(void) {
     for (size_t slot = 0; slot < NAME_SLOTS; slot++) Py_CLEAR(named[slot].name);
 }
 
-static int name_hash(PyObject *name, const char *utf8, Py_ssize_t length, uint32_t seed, long long *hash) {
+/* The hash of a numeric feature's name: the kept one when this very name object was hashed under `seed`
+ * by the binding of now, else its UTF-8 hashed and kept (1; 0: not valid UTF-8, a lone surrogate the
+ * Python path names; -1 with an exception set). */
+static int name_hash(PyObject *name, uint32_t seed, long long *hash) {
     size_t slot = ((uintptr_t)name >> 4) & (NAME_SLOTS - 1);
     if (named[slot].name == name && named[slot].seed == seed) {
         *hash = named[slot].hash;
+        return 1;
+    }
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(name, &length);
+    if (utf8 == NULL) {
+        PyErr_Clear();
         return 0;
     }
     if (encode_hash_bytes(utf8, length, seed, hash)) return -1;
     Py_XSETREF(named[slot].name, Py_NewRef(name));
     named[slot].seed = seed;
     named[slot].hash = *hash;
-    return 0;
+    return 1;
 }
 
 static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t shortest, long long *buckets,
@@ -117,20 +126,15 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
     PyObject *name, *value;
     while (PyDict_Next(features, &pos, &name, &value)) {
         if (!PyUnicode_CheckExact(name) || PyUnicode_GET_LENGTH(name) > shortest) return 0;
-        Py_ssize_t name_len;
-        const char *name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_len);
-        if (name_utf8 == NULL) {
-            PyErr_Clear(); /* a lone surrogate: the Python path names it */
-            return 0;
-        }
         double amount;
         long long h;
         if (PyUnicode_CheckExact(value)) {
             if (PyUnicode_GET_LENGTH(value) > shortest) return 0;
-            Py_ssize_t value_len;
-            const char *value_utf8 = PyUnicode_AsUTF8AndSize(value, &value_len);
+            Py_ssize_t name_len, value_len;
+            const char *name_utf8 = PyUnicode_AsUTF8AndSize(name, &name_len);
+            const char *value_utf8 = name_utf8 == NULL ? NULL : PyUnicode_AsUTF8AndSize(value, &value_len);
             if (value_utf8 == NULL) {
-                PyErr_Clear();
+                PyErr_Clear(); /* a lone surrogate: the Python path names it */
                 return 0;
             }
             if (name_len + 1 + value_len > LONGEST_TOKEN) return 0;
@@ -154,7 +158,8 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
             } else {
                 return 0;
             }
-            if (name_hash(name, name_utf8, name_len, seed, &h)) return -1;
+            int hashed = name_hash(name, seed, &h);
+            if (hashed <= 0) return hashed;
         }
         long long bucket = bucket_of(h, n);
         double signed_amount = h < 0 ? -amount : amount;
@@ -181,25 +186,35 @@ Py_ssize_t encode_mark_fresh(char *in_use, const long long *buckets, Py_ssize_t 
     return fresh;
 }
 
-/* The arguments both hashing entry points share: features, n, seed, short, in_use, room. */
-static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, char **in_use,
-                        Py_ssize_t *room) {
-    if (!PyDict_CheckExact(args[0]) || !PyByteArray_CheckExact(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "features must be a dict and in_use a bytearray");
+/* The hashing's settings as the entry points take them: n, seed, short, in_use, room. */
+static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *seed, Py_ssize_t *shortest,
+                            char **in_use, Py_ssize_t *room) {
+    if (!PyByteArray_CheckExact(settings[3])) {
+        PyErr_SetString(PyExc_TypeError, "in_use must be a bytearray");
         return -1;
     }
-    *n = PyLong_AsLongLong(args[1]);
-    unsigned long seeded = PyLong_AsUnsignedLong(args[2]);
-    *shortest = PyLong_AsSsize_t(args[3]);
-    *room = PyLong_AsSsize_t(args[5]);
+    *n = PyLong_AsLongLong(settings[0]);
+    unsigned long seeded = PyLong_AsUnsignedLong(settings[1]);
+    *shortest = PyLong_AsSsize_t(settings[2]);
+    *room = PyLong_AsSsize_t(settings[4]);
     if (PyErr_Occurred()) return -1;
-    if (PyByteArray_GET_SIZE(args[4]) != *n) {
+    if (PyByteArray_GET_SIZE(settings[3]) != *n) {
         PyErr_SetString(PyExc_ValueError, "in_use must hold a byte per bucket");
         return -1;
     }
     *seed = (uint32_t)seeded;
-    *in_use = PyByteArray_AS_STRING(args[4]);
+    *in_use = PyByteArray_AS_STRING(settings[3]);
     return 0;
+}
+
+/* The arguments both single-event entry points share: features, then the hashing's settings. */
+static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, char **in_use,
+                        Py_ssize_t *room) {
+    if (!PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "features must be a dict");
+        return -1;
+    }
+    return hashing_settings(args + 1, n, seed, shortest, in_use, room);
 }
 
 /* hash_features(features, n, seed, short, in_use, room) -> (buckets, values, scaled, fresh) | None
@@ -274,4 +289,61 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t end = encode_write_entries(args + 6, PyLong_AsSsize_t(args[9]), buckets, sums, ones, m);
     if (end < 0) return NULL;
     return Py_BuildValue("(nn)", end, fresh);
+}
+
+/* hash_events_into(events, start, n, seed, short, in_use, room, indices, values, scaled, ends)
+ *     -> (stop, fresh)
+ *
+ * hash_into over a list of events (dicts whose "features" are hashed) from events[start] on, in one
+ * call: each event's entries appended after the last of `ends`, and its end appended to `ends`, until
+ * an event hash_into would decline (its "features" not a dict among them). stop: that event's index
+ * (len(events): none declined); fresh: the buckets marked in use, all within `room`. */
+PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    static PyObject *features_key = NULL;
+    long long n, buckets[MOST_FEATURES];
+    double sums[MOST_FEATURES];
+    char ones[MOST_FEATURES];
+    uint32_t seed;
+    Py_ssize_t shortest, room, m, fresh = 0;
+    char *in_use;
+    if (nargs != 11 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[10])) {
+        PyErr_SetString(PyExc_TypeError, "hash_events_into(events: list, start, n, seed, short, in_use, room, "
+                                         "indices, values, scaled, ends: list)");
+        return NULL;
+    }
+    if (features_key == NULL && (features_key = PyUnicode_InternFromString("features")) == NULL) return NULL;
+    PyObject *events = args[0], *ends = args[10];
+    Py_ssize_t count = PyList_GET_SIZE(events), at = PyLong_AsSsize_t(args[1]), rows = PyList_GET_SIZE(ends);
+    Py_ssize_t end = rows ? PyLong_AsSsize_t(PyList_GET_ITEM(ends, rows - 1)) : 0;
+    if (PyErr_Occurred() || hashing_settings(args + 2, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    if (at < 0 || at > count || end < 0) {
+        PyErr_SetString(PyExc_ValueError, "start must be within the events, and the ends not negative");
+        return NULL;
+    }
+    for (; at < count; at++) {
+        PyObject *event = PyList_GET_ITEM(events, at), *features;
+        if (!PyDict_CheckExact(event) || (features = PyDict_GetItemWithError(event, features_key)) == NULL) {
+            if (PyErr_Occurred()) return NULL;
+            break;
+        }
+        if (!PyDict_CheckExact(features)) break;
+        int hashed = hash_event(features, n, seed, shortest, buckets, sums, &m);
+        if (hashed < 0) return NULL;
+        if (hashed == 0) break;
+        Py_ssize_t taken = encode_mark_fresh(in_use, buckets, m, room);
+        if (taken < 0) break;
+        if (room >= 0) room -= taken;
+        fresh += taken;
+        memset(ones, 1, (size_t)m);
+        end = encode_write_entries(args + 7, end, buckets, sums, ones, m);
+        if (end < 0) return NULL;
+        PyObject *ended = PyLong_FromSsize_t(end);
+        if (ended == NULL || PyList_Append(ends, ended) < 0) {
+            Py_XDECREF(ended);
+            return NULL;
+        }
+        Py_DECREF(ended);
+    }
+    return Py_BuildValue("(nn)", at, fresh);
 }

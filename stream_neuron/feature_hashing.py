@@ -159,6 +159,25 @@ class FeatureHashing:
             budget.take(fresh, fresh * cost)
         return new_end  # type: ignore[no-any-return]
 
+    def encode_events_into(
+        self, events: list[Any], start: int, grow: bool, arrays: RawRows, ends: list[int]
+    ) -> int:
+        """:meth:`encode_into` of ``events[start:]`` (decoded events, their features under
+        ``"features"``) in one compiled call: each event's entries appended after the last of
+        ``ends``, and its end appended to ``ends``, up to the first event :meth:`encode_into` would not
+        take. That event's index (``len(events)``: none) is returned; :meth:`encode` must take it."""
+        if compiled_encoder is None:
+            return start
+        budget = self.budget
+        cost = budget.bytes_per_feature
+        stop, fresh = compiled_encoder.hash_events_into(
+            events, start, self.n_features, self._murmur_seed, self._short, self._in_use,
+            budget.room(cost) if grow else -1, *arrays, ends,
+        )  # fmt: skip
+        if fresh:
+            budget.take(fresh, fresh * cost)
+        return stop  # type: ignore[no-any-return]
+
     def compiled_encoding(self, grow: bool) -> tuple[Any, ...]:
         """The hashing as ``_encode.parse_named`` reads with it (see ``_named_events.c``): the buckets it
         marks in use count against the budget's room (none marked when not ``grow``: a scorer's); pass

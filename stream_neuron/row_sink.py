@@ -44,6 +44,12 @@ class DenseSink:
     def put_event(self, n: int, event: Event) -> None:
         self.schema.fill_row(event, self._rows[n])
 
+    def put_events(self, first: int, events: list[Event]) -> None:
+        """:meth:`put_event` of each of ``events`` in order, as rows ``first`` on."""
+        fill_row, rows = self.schema.fill_row, self._rows
+        for n, event in enumerate(events, first):
+            fill_row(event, rows[n])
+
     def put_row(self, n: int, row: Any) -> None:
         self._rows[n] = row
 
@@ -108,6 +114,21 @@ class SparseSink:
         else:
             ends.append(new_end)
 
+    def put_events(self, first: int, events: list[Event]) -> None:
+        """:meth:`put_event` of each of ``events`` in order, as rows ``first`` on. A hashing takes each
+        run of plain events in one compiled call (no Python per event); any other event goes through
+        :meth:`put_event`, whose ``BadEventError`` stops the put with the rows before it in."""
+        del self._ends[first:]
+        self._rows = None
+        at = 0
+        while at < len(events):
+            if isinstance(self.encoder, FeatureHashing):
+                at = self.encoder.encode_events_into(events, at, self.grow, self._arrays, self._ends)
+                if at == len(events):
+                    return
+            self.put_event(len(self._ends), events[at])
+            at += 1
+
     def raw_entries(self) -> tuple[RawRows, list[int]]:
         """The chunk's raw arrays and the end of each row's entries, for a pass that appends rows to
         both (``_encode.parse_named``)."""
@@ -171,6 +192,11 @@ class SparseSink:
         for raw, width in zip(self._arrays, (8, 8, 1), strict=True):
             if len(raw) < width * entries:
                 raw.extend(bytes(2 * width * entries - len(raw)))
+
+    @property
+    def rows_put(self) -> int:
+        """The rows of the chunk put so far (after a refusal of ``put_events``: where it stopped)."""
+        return len(self._ends)
 
     @property
     def n_features(self) -> int:

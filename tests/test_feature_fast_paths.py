@@ -24,7 +24,7 @@ ODD_EVENTS: list[dict[str, Any]] = [
     {"n0": 2**70, "country": "fr"}, {"n0": 10**400}, {"country": "x" * 70}, {"x" * 70: 1.0},
     {"country_fr": 1.0, "country": "fr"}, {"vip": False, "n1": True}, {"n2": float("inf")},
     {"n3": None}, {"n4": [1]}, {"n4": {"a": 1}}, {f"k{i}": 1.0 for i in range(300)},
-    {"country": "fr", "é": 1.0}, {"é": "ü", "n0": -0.0}, {"s": "\ud800"}, {},
+    {"country": "fr", "é": 1.0}, {"é": "ü", "n0": -0.0}, {"s": "\ud800"}, {"\udc00": 1.0}, {},
 ]  # fmt: skip
 
 
@@ -135,3 +135,60 @@ def test_mmh3_bound_in_c_hashes_as_mmh3_does() -> None:
     for seed in (0, 1, 12345, 2**31, 2**32 - 1):
         expected = [mmh3.hash(t, seed, signed=True) for t in tokens]
         assert [_encode.hash_token(t, seed) for t in tokens] == expected
+
+
+@pytest.mark.parametrize("kind", ["open", "hashed", "hashed within a budget", "a hashing scorer"])
+def test_events_put_a_run_at_a_time_equal_the_events_put_one_by_one(kind: str) -> None:
+    """``put_events`` (a hashing's runs of plain events in one compiled call) against ``put_event``
+    per event on a twin sink: the same rows chunk by chunk, the same refusals with the same reasons,
+    the same buckets in use and budget; the odd events and events whose features are not an object
+    among them, and a budget the stream's ids overrun in the middle of a run."""
+    events, _ = open_stream(400, seed=37)
+    odd: list[Any] = [{"features": x} for x in ODD_EVENTS] + [{"features": [1.0]}, {"label": 1}]
+    ids = [{"features": {"user": f"u{i}", "item": f"i{i % 50}", "n0": 1.0}} for i in range(120)]
+    stream = (
+        [{"features": x} for x in events[:150]] + odd + ids + [{"features": x} for x in events[150:]] + odd
+    )
+
+    def encoder() -> Any:
+        if kind == "open":
+            return OpenVocabulary(max_name_bytes=200)
+        return FeatureHashing(6, 3, max_name_bytes=200, max_features=40 if "budget" in kind else None)
+
+    grow = kind != "a hashing scorer"
+    one_by_one, in_runs = SparseSink(encoder(), grow), SparseSink(encoder(), grow)
+    seen: list[list[Any]] = [[], []]
+    for start in range(0, len(stream), 61):
+        chunk = stream[start : start + 61]
+        one_by_one.start(61, 0, 61)
+        in_runs.start(61, 0, 61)
+        n = 0
+        for event in chunk:
+            try:
+                one_by_one.put_event(n, event)
+                n += 1
+            except BadEventError as bad:
+                seen[0].append((bad.error_class, bad.reason))
+        n, at = 0, 0
+        while at < len(chunk):  # the whole rest of the chunk each time, on from each refusal
+            try:
+                in_runs.put_events(n, chunk[at:])
+                n, at = in_runs.rows_put, len(chunk)
+            except BadEventError as bad:
+                seen[1].append((bad.error_class, bad.reason))
+                at += in_runs.rows_put - n + 1
+                n = in_runs.rows_put
+        assert n == one_by_one.rows_put
+        for sink, seen_here in zip((one_by_one, in_runs), seen, strict=True):
+            rows = sink.rows(n)
+            seen_here.append(
+                [part.tolist() for part in (rows.indptr, rows.indices, rows.values, rows.scaled)]
+            )
+    assert seen[0] == seen[1]
+    assert sum(isinstance(o, tuple) for o in seen[1]) >= 2 * 8  # each odd set's refusals, at least
+    assert in_runs.encoder.budget.features == one_by_one.encoder.budget.features
+    if kind != "open":
+        assert in_runs.encoder.in_use.tolist() == one_by_one.encoder.in_use.tolist()
+        assert any(o[0] == "TooManyFeatures" for o in seen[1] if isinstance(o, tuple)) == ("budget" in kind)
+    else:
+        assert in_runs.encoder.names == one_by_one.encoder.names
