@@ -130,8 +130,8 @@ def decoded_as_the_component_does(mode: str, events: list[dict[str, Any]]) -> li
 
 def model_pass(mode: str, events: list[dict[str, Any]]) -> float:
     """The component's encoding and neuron alone on the decoded events, the job river's pipeline
-    does below: each 500-event poll's features into rows (the processor's sinks' ``put_events``), then per event
-    the output with the weights from before it and one SGD step: events/s."""
+    does below: each 500-event poll's features into rows (the processor's sinks' ``put_events``),
+    then per event the output with the weights from before it and one SGD step: events/s."""
     from stream_neuron import LogisticNeuron
     from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
     from stream_neuron.row_sink import DenseSink, SparseSink
