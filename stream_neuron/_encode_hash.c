@@ -291,6 +291,34 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return Py_BuildValue("(nn)", end, fresh);
 }
 
+/* One event of hash_events_into: 1 taken (entries written, its end appended), 0 declined, -1 with an
+ * exception set. */
+static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t shortest, char *in_use,
+                       Py_ssize_t *room, Py_ssize_t *fresh, PyObject *const *arrays, PyObject *ends, Py_ssize_t *end) {
+    static PyObject *features_key = NULL;
+    long long buckets[MOST_FEATURES];
+    double sums[MOST_FEATURES];
+    char ones[MOST_FEATURES];
+    Py_ssize_t m;
+    if (features_key == NULL && (features_key = PyUnicode_InternFromString("features")) == NULL) return -1;
+    PyObject *features = PyDict_CheckExact(event) ? PyDict_GetItemWithError(event, features_key) : NULL;
+    if (features == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyDict_CheckExact(features)) return 0;
+    int hashed = hash_event(features, n, seed, shortest, buckets, sums, &m);
+    if (hashed <= 0) return hashed;
+    Py_ssize_t taken = encode_mark_fresh(in_use, buckets, m, *room);
+    if (taken < 0) return 0;
+    if (*room >= 0) *room -= taken;
+    *fresh += taken;
+    memset(ones, 1, (size_t)m);
+    *end = encode_write_entries(arrays, *end, buckets, sums, ones, m);
+    if (*end < 0) return -1;
+    PyObject *ended = PyLong_FromSsize_t(*end);
+    int appended = ended == NULL ? -1 : PyList_Append(ends, ended);
+    Py_XDECREF(ended);
+    return appended < 0 ? -1 : 1;
+}
+
 /* hash_events_into(events, start, n, seed, short, in_use, room, indices, values, scaled, ends)
  *     -> (stop, fresh)
  *
@@ -300,50 +328,30 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
  * (len(events): none declined); fresh: the buckets marked in use, all within `room`. */
 PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
-    static PyObject *features_key = NULL;
-    long long n, buckets[MOST_FEATURES];
-    double sums[MOST_FEATURES];
-    char ones[MOST_FEATURES];
+    long long n;
     uint32_t seed;
-    Py_ssize_t shortest, room, m, fresh = 0;
+    Py_ssize_t shortest, room, fresh = 0;
     char *in_use;
     if (nargs != 11 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[10])) {
         PyErr_SetString(PyExc_TypeError, "hash_events_into(events: list, start, n, seed, short, in_use, room, "
                                          "indices, values, scaled, ends: list)");
         return NULL;
     }
-    if (features_key == NULL && (features_key = PyUnicode_InternFromString("features")) == NULL) return NULL;
     PyObject *events = args[0], *ends = args[10];
-    Py_ssize_t count = PyList_GET_SIZE(events), at = PyLong_AsSsize_t(args[1]), rows = PyList_GET_SIZE(ends);
+    Py_ssize_t at = PyLong_AsSsize_t(args[1]), rows = PyList_GET_SIZE(ends);
     Py_ssize_t end = rows ? PyLong_AsSsize_t(PyList_GET_ITEM(ends, rows - 1)) : 0;
     if (PyErr_Occurred() || hashing_settings(args + 2, &n, &seed, &shortest, &in_use, &room)) return NULL;
-    if (at < 0 || at > count || end < 0) {
+    if (at < 0 || at > PyList_GET_SIZE(events) || end < 0) {
         PyErr_SetString(PyExc_ValueError, "start must be within the events, and the ends not negative");
         return NULL;
     }
-    for (; at < count; at++) {
-        PyObject *event = PyList_GET_ITEM(events, at), *features;
-        if (!PyDict_CheckExact(event) || (features = PyDict_GetItemWithError(event, features_key)) == NULL) {
-            if (PyErr_Occurred()) return NULL;
-            break;
-        }
-        if (!PyDict_CheckExact(features)) break;
-        int hashed = hash_event(features, n, seed, shortest, buckets, sums, &m);
-        if (hashed < 0) return NULL;
-        if (hashed == 0) break;
-        Py_ssize_t taken = encode_mark_fresh(in_use, buckets, m, room);
-        if (taken < 0) break;
-        if (room >= 0) room -= taken;
-        fresh += taken;
-        memset(ones, 1, (size_t)m);
-        end = encode_write_entries(args + 7, end, buckets, sums, ones, m);
-        if (end < 0) return NULL;
-        PyObject *ended = PyLong_FromSsize_t(end);
-        if (ended == NULL || PyList_Append(ends, ended) < 0) {
-            Py_XDECREF(ended);
-            return NULL;
-        }
-        Py_DECREF(ended);
+    /* The list's size read at each event, and the event held: a key's __eq__ may change the list. */
+    for (; at < PyList_GET_SIZE(events); at++) {
+        PyObject *event = Py_NewRef(PyList_GET_ITEM(events, at));
+        int taken = taken_event(event, n, seed, shortest, in_use, &room, &fresh, args + 7, ends, &end);
+        Py_DECREF(event);
+        if (taken < 0) return NULL;
+        if (taken == 0) break;
     }
     return Py_BuildValue("(nn)", at, fresh);
 }
