@@ -191,7 +191,7 @@ def test_any_file_is_read_line_by_line_and_its_bad_lines_named(
         if isinstance(item, BadRow):
             assert item.line >= 1 and item.reason
         else:
-            json.dumps(item, ensure_ascii=False).encode("utf-8")  # what produce sends: always encodable
+            json.dumps(item, ensure_ascii=False, allow_nan=False).encode("utf-8")  # strict JSON, encodable
     try:
         history = from_events(iter(items), LogisticNeuron, None, 64)
     except OperatorError as error:  # no labelled event among them: one line

@@ -167,13 +167,17 @@ def test_produce_from_csv_and_jsonl_reports_bad_rows_and_carries_on(
     jsonl = tmp_path / "events.jsonl"
     jsonl.write_text(
         '{"id": "j1", "features": [1, 2], "label": 1}\nnot json\n[1, 2]\n\n{"id": "j2", "features": [3, 4]}\n'
+        '{"id": "j3", "features": [1e400, 1]}\n{"id": "j4", "features": {"a": NaN}}\n'
     )
     topics = Topics.create(kafka_bootstrap)
     done = cli(
         "produce", "--bootstrap-servers", kafka_bootstrap, "--topic", topics.input, "--file", str(jsonl)
     )
     assert done.returncode == 0, done.stderr
-    assert "sent 2 events" in done.stdout and "2 bad rows skipped" in done.stdout
+    assert "sent 2 events" in done.stdout and "4 bad rows skipped" in done.stdout
+    # Python's json would read both, and send them as Infinity and NaN: not JSON
+    assert "line 6: the number 1e400 is beyond a float64" in done.stderr
+    assert "line 7: NaN is not a JSON number" in done.stderr
     assert [json.loads(r.value)["id"] for r in raw_records(kafka_bootstrap, topics.input)] == ["j1", "j2"]
     run_component(kafka_bootstrap, topics, "--max-events", "2")
     assert len(json_records(kafka_bootstrap, topics.predictions)) == 2

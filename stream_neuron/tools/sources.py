@@ -109,8 +109,21 @@ def _csv_rows(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
             yield event
 
 
+def _not_json(token: str) -> float:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond a float64")
+    return value
+
+
 def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
-    """JSON lines, one input event per line (checked only for being a JSON object with features)."""
+    """JSON lines, one input event per line (checked only for being a JSON object with features, in
+    strict JSON: Python's json reads NaN and Infinity, and turns 1e400 into infinity, which the events
+    would be sent as; such a line is a bad row, as a CSV's non-finite value is)."""
     with path.open(encoding="utf-8", errors="surrogateescape") as handle:
         for line, text in enumerate(handle, start=1):
             if not text.strip():
@@ -119,7 +132,7 @@ def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
                 problem = _unicode_problem(text)
                 if problem is not None:
                     raise ValueError(problem)
-                event = json.loads(text)
+                event = json.loads(text, parse_constant=_not_json, parse_float=_finite_number)
                 if not isinstance(event, dict) or "features" not in event:
                     raise ValueError('not a JSON object with "features"')
                 problem = _unicode_problem(json.dumps(event, ensure_ascii=False))
