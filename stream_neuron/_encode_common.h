@@ -11,16 +11,31 @@
 #define MOST_FEATURES 256 /* larger events take the Python path (its duplicate check is a set) */
 #define SLOTS 1024        /* a power of two over twice MOST_FEATURES: an open-addressed set of indices */
 
-/* Where `key` is among the `m` keys of `keys` (-1: not there, and `slots` now places it at m). The
+/* Where `key` is among the `m` keys of `keys` (-1: not there, and `slots` now places it at m), in a
+ * set of 2^`bits` slots (at least twice as many as keys, set to -1 before the first key). The
  * event's features are found in one pass rather than by comparing each with all before it. */
-static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_ssize_t m, long long key) {
-    size_t s = (size_t)(((unsigned long long)key * 0x9E3779B97F4A7C15ULL) >> 54); /* 10 bits */
+static inline Py_ssize_t find_or_place_in(short *slots, int bits, const long long *keys, Py_ssize_t m,
+                                          long long key) {
+    const size_t mask = ((size_t)1 << bits) - 1;
+    size_t s = (size_t)(((unsigned long long)key * 0x9E3779B97F4A7C15ULL) >> (64 - bits));
     while (slots[s] >= 0) {
         if (keys[slots[s]] == key) return slots[s];
-        s = (s + 1) & (SLOTS - 1);
+        s = (s + 1) & mask;
     }
     slots[s] = (short)m;
     return -1;
+}
+
+/* find_or_place_in a set of SLOTS. */
+static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_ssize_t m, long long key) {
+    return find_or_place_in(slots, 10, keys, m, key);
+}
+
+/* The bits of a set of slots for `n` keys: at least twice as many slots, at least 16. */
+static inline int slot_bits(Py_ssize_t n) {
+    int bits = 4;
+    while (((Py_ssize_t)1 << bits) < 2 * n) bits++;
+    return bits;
 }
 
 /* The bucket of a signed hash among `n`: Python's floored modulo (`h % n`), a mask of the two's

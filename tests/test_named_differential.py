@@ -232,3 +232,16 @@ def test_two_hashings_of_other_seeds_in_turn_each_get_their_own_buckets() -> Non
             refs, stop, _, _ = read(values[at : at + 1], sink)
             assert (len(refs), stop) == (1, 1)
             assert sink.row(0) == FeatureHashing(bits=16, seed=seed).encode(features[at])
+
+
+def test_events_of_many_more_features_than_the_one_before_are_read_as_the_reference_reads_them() -> None:
+    """The pass's set of an event's entries is sized for the event before and grows as it fills:
+    events of 1 to 256 features in turn (a name given twice late in a long event among them; hashed,
+    buckets shared by several features) have the reference's outcome."""
+    sizes = [1, 200, 3, 256, 2, 40, 255, 0, 17, 100]
+    shapes = ["{" + ", ".join(f'"k{j}": {j % 7}' for j in range(n)) + "}" for n in sizes]
+    shapes += ["{" + ", ".join(f'"s{j}": "v{j % 5}"' for j in range(n)) + "}" for n in sizes]
+    shapes.append("{" + ", ".join(f'"k{j}": 1' for j in range(150)) + ', "k149": 2}')
+    values: list[bytes | None] = [event(s) for s in shapes] * 2
+    for options in MODES:
+        assert_same(Settings(learning_rate=(0.1,), **options), values)
