@@ -50,6 +50,7 @@ from stream_neuron.startup import (
 log = logging.getLogger("stream_neuron")
 
 RETRY_BACKOFF_S = 1.0
+RECOVERY_REMINDER_S = 60.0
 # Exactly-once: after this many failed attempts in a row at one transaction, stopping is not retried.
 FINAL_COMMIT_ATTEMPTS = 3
 
@@ -82,19 +83,30 @@ class StopFlag:
 
 class Recovery:
     """How a run's attempts to recover from a failed transaction are told: the first failure of an
-    episode as a warning, the next ones (every second while the broker is away) at debug level, and one
-    line when it is over."""
+    episode as a warning, the next ones (every second while the broker is away) at debug level, a
+    reminder with the latest error every :data:`RECOVERY_REMINDER_S` (a recovery that keeps failing
+    says why, not only that it began), and one line when it is over."""
 
     def __init__(self) -> None:
         self.failures = 0
         self.since = 0.0
+        self.reminded = 0.0
 
     def failed(self, error: BaseException) -> None:
         self.failures += 1
+        now = time.monotonic()
         if self.failures == 1:
-            self.since = time.monotonic()
+            self.since = self.reminded = now
             log.warning(
                 "recovery failed (%s): retrying every %.0f s until the broker answers", error, RETRY_BACKOFF_S
+            )
+        elif now - self.reminded >= RECOVERY_REMINDER_S:
+            self.reminded = now
+            log.warning(
+                "recovery still failing after %.0f s (%d attempts; the latest: %s)",
+                now - self.since,
+                self.failures,
+                error,
             )
         else:
             log.debug("recovery failed again (%s)", error)
