@@ -19,6 +19,7 @@ checkpoint (on librdkafka it fetches in the client's own threads, outside the GI
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -29,7 +30,14 @@ from typing import Any
 
 from stream_neuron.kafka_io.backends import backend
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import StartupError, TakenOverError, TimedOutError, WriteError
+from stream_neuron.kafka_io.errors import (
+    KafkaIOError,
+    StartupError,
+    TakenOverError,
+    TimedOutError,
+    WriteError,
+)
+from stream_neuron.kafka_io.ports import TopicTail
 
 CHECK_INTERVAL_S = 1.0
 FETCH_WAIT_MS = 500
@@ -47,12 +55,18 @@ class WriterClaim:
         self.model_name, self.model_topic = model_name, model_topic
         self.key = claim_key(model_name)
         self.instance = uuid.uuid4().hex
+        self._connection = connection
         kafka = backend(connection)
-        self._tail = kafka.tail(connection, model_topic, f"{model_name}-writer-watch", FETCH_WAIT_MS)
+        self._tail = self._new_tail()
         if not self._tail.partitions:
             self._tail.close()
             raise StartupError(f"model topic {model_topic!r} has no partitions")
-        self._tail.start_from_end()  # the watch starts before the claim is written
+        try:  # the watch starts before the claim is written
+            self._next = self._tail.end_offsets()  # per partition, the next offset to look at
+        except KafkaIOError:
+            self._tail.close()
+            raise
+        self._tail.start_at(dict(self._next))
         claim = {
             "model": model_name,
             "instance": self.instance,
@@ -88,7 +102,22 @@ class WriterClaim:
 
     def check_to_end(self) -> None:
         """:meth:`check` over everything the model topic holds now (a neutral error when the broker
-        does not answer within :data:`READ_TO_END_S`)."""
+        does not answer within :data:`READ_TO_END_S`).
+
+        After a failure the watch's consumer is replaced by a new one, from where it had read, for the
+        next call: after a broker restart, librdkafka's consumer was seen answering every read of the
+        model topic's offsets with ``_UNKNOWN_PARTITION`` for ten minutes, and the fenced run, which
+        must read the claims before it goes on, retried all that time. A new consumer costs one
+        connection and a metadata request, once per failed recovery attempt."""
+        try:
+            self._read_to_end()
+        except TakenOverError:
+            raise
+        except KafkaIOError:
+            self._replace_tail()
+            raise
+
+    def _read_to_end(self) -> None:
         ends = self._tail.end_offsets()
         deadline = time.monotonic() + READ_TO_END_S
         while not self._tail.reached(ends):
@@ -97,7 +126,25 @@ class WriterClaim:
             for record in self._tail.poll(FETCH_WAIT_MS):
                 self._look_at(record.partition, record.offset, record.key, record.value)
 
+    def _new_tail(self) -> TopicTail:
+        return backend(self._connection).tail(
+            self._connection, self.model_topic, f"{self.model_name}-writer-watch", FETCH_WAIT_MS
+        )
+
+    def _replace_tail(self) -> None:
+        """A new consumer of the watch, at the offsets looked at so far (the old one is kept when no
+        new one can be made: the broker is away; the next failure tries again)."""
+        try:
+            tail = self._new_tail()
+        except KafkaIOError:
+            return
+        tail.start_at(dict(self._next))
+        old, self._tail = self._tail, tail
+        with contextlib.suppress(KafkaIOError):  # one that lost its broker may not close cleanly
+            old.close()
+
     def _look_at(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self._next[partition] = offset + 1
         if key != self.key or value is None:
             return
         claim = _claim(value)
