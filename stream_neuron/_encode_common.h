@@ -26,11 +26,6 @@ static inline Py_ssize_t find_or_place_in(short *slots, int bits, const long lon
     return -1;
 }
 
-/* find_or_place_in a set of SLOTS. */
-static inline Py_ssize_t find_or_place(short *slots, const long long *keys, Py_ssize_t m, long long key) {
-    return find_or_place_in(slots, 10, keys, m, key);
-}
-
 /* The bits of a set of slots for `n` keys: at least twice as many slots, at least 16. */
 static inline int slot_bits(Py_ssize_t n) {
     int bits = 4;
