@@ -18,7 +18,7 @@ from kafka.errors import (
 )
 from kafka.producer.transaction_manager import TransactionManager
 
-from stream_neuron.kafka_io.kafka_python import fencing_fix, transactions
+from stream_neuron.kafka_io.kafka_python import fencing_fix, join_fix, transactions
 from stream_neuron.kafka_io.kafka_python.errors import is_fenced
 from stream_neuron.kafka_io.kafka_python.sender import Sent
 from stream_neuron.records import OutputRecord
@@ -57,9 +57,15 @@ def test_idempotent_producers_and_retriable_errors_keep_kafka_pythons_rules() ->
 
 
 def test_install_is_idempotent() -> None:
+    from kafka.coordinator.consumer import ConsumerCoordinator
+
     before = TransactionManager.classify_batch_error
     fencing_fix.install()
     assert TransactionManager.classify_batch_error is before
+    join_fix.install()
+    wrapped = ConsumerCoordinator.need_rejoin
+    join_fix.install()
+    assert ConsumerCoordinator.need_rejoin is wrapped
 
 
 class PendingProducer:

@@ -13,7 +13,7 @@ from kafka.net.selector import NetworkSelector
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import BrokerUnavailableError
-from stream_neuron.kafka_io.kafka_python import fencing_fix, header_keys_fix, metadata_fix
+from stream_neuron.kafka_io.kafka_python import fencing_fix, header_keys_fix, join_fix, metadata_fix
 from stream_neuron.kafka_io.limits import (
     MAX_REQUEST_BYTES,
     PRODUCER_BATCH_BYTES,
@@ -81,9 +81,11 @@ def producer_config(
 
 
 def new_consumer(connection: Connection, **config: Any) -> KafkaConsumer:
-    """A consumer, with the header-key fix installed (every reader of this backend needs it)."""
+    """A consumer, with the header-key, outage spin and group join fixes installed (every reader of this
+    backend needs the first; a group member the last)."""
     header_keys_fix.install()
     metadata_fix.install()
+    join_fix.install()
     try:
         return KafkaConsumer(**config)
     except KafkaError as error:
