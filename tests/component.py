@@ -125,6 +125,13 @@ class Running:
     def poll(self) -> int | None:
         return self.process.poll()
 
+    def story(self) -> str:
+        """Whether it still runs (or how it ended), and the end of its log."""
+        status = self.process.poll()
+        with self._changed:
+            log = "".join(self.lines)[-4000:]
+        return f"{'still running' if status is None else f'exited {status}'}, its log:\n{log}"
+
     def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
@@ -225,11 +232,15 @@ def last_snapshot(bootstrap: str, topics: Topics) -> dict[str, Any]:
     return snapshot
 
 
-def wait_for(predicate: Any, timeout_s: float = 120, interval_s: float = 0.2) -> None:
+def wait_for(
+    predicate: Any, timeout_s: float = 120, interval_s: float = 0.2, *, about: Running | None = None
+) -> None:
+    """Until ``predicate()`` holds; a timeout fails with the story of ``about`` (the process waited on:
+    its exit status and log), so a stuck component says why."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
+            raise AssertionError("timed out waiting" + ("" if about is None else f"; {about.story()}"))
         time.sleep(interval_s)
 
 

@@ -120,9 +120,9 @@ def test_a_broker_outage_is_ridden_through_by_both_guarantees_and_a_scorer(tmp_p
         for guarantee, topics in trainers.items():
             send(bootstrap, topics.input, first)
             running[guarantee] = start_trainer(bootstrap, topics, guarantee)
-        for topics in trainers.values():
+        for guarantee, topics in trainers.items():
             watcher = EndWatcher(bootstrap, topics.predictions)
-            wait_for(lambda watcher=watcher: watcher.end() >= 20_000, 120, 0.05)
+            wait_for(lambda watcher=watcher: watcher.end() >= 20_000, 120, 0.05, about=running[guarantee])
             watcher.close()
         model = trainers["at-least-once"]
         send(bootstrap, requests_topic, asked[:5_000])
@@ -130,7 +130,7 @@ def test_a_broker_outage_is_ridden_through_by_both_guarantees_and_a_scorer(tmp_p
             bootstrap, model, requests_topic, unique_name("scorers"), "--idle-timeout-s", IDLE_S
         )
         watcher = EndWatcher(bootstrap, f"{requests_topic}-pred")
-        wait_for(lambda: watcher.end() >= 5_000, 120, 0.05)
+        wait_for(lambda: watcher.end() >= 5_000, 120, 0.05, about=running["score"])
         watcher.close()
         # More input while they are held still, so each has some left when the broker goes.
         for process in running.values():
