@@ -158,3 +158,17 @@ def test_a_metadata_update_already_pending_wakes_no_one() -> None:
     cluster.failed_update(KafkaConnectionError("broker away"))
     assert first.is_done and cluster.request_update() is not first
     assert wakeups.count == 2
+
+
+def test_a_fix_whose_kafka_python_source_changed_refuses_to_install() -> None:
+    """Each fix reads state kept where it found it; a release that moved that state is refused, named."""
+    from kafka.coordinator.base import BaseCoordinator
+
+    from stream_neuron.kafka_io.errors import StartupError
+    from stream_neuron.kafka_io.kafka_python.patching import check_source
+
+    check_source(BaseCoordinator.join_group_async, ["self._join_task"], "the group join fix", "moved it")
+    with pytest.raises(StartupError, match=r"^the group join fix: kafka-python's moved it$"):
+        check_source(
+            BaseCoordinator.join_group_async, ["self._join_attempt"], "the group join fix", "moved it"
+        )

@@ -22,13 +22,10 @@ the fix reads it.
 
 from __future__ import annotations
 
-import inspect
-
 from kafka.coordinator.base import BaseCoordinator
 from kafka.coordinator.consumer import ConsumerCoordinator
 
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.kafka_python.patching import check_patchable
+from stream_neuron.kafka_io.kafka_python.patching import check_patchable, check_source
 
 _MARK = "_stream_neuron_join_fix"
 _EXPECTED_PARAMETERS = ["self"]
@@ -40,14 +37,15 @@ def install() -> None:
     if getattr(original, _MARK, False):
         return
     check_patchable(original, _EXPECTED_PARAMETERS, "the group join fix")
-    source = inspect.getsource(BaseCoordinator.join_group_async)
-    if "while self.need_rejoin()" not in source or "self._join_task" not in source:
-        raise StartupError(
-            "the group join fix: kafka-python's join no longer keeps its attempt in _join_task"
-        )
+    check_source(
+        BaseCoordinator.join_group_async,
+        ["while self.need_rejoin()", "self._join_task"],
+        "the group join fix",
+        "join no longer keeps its attempt in _join_task",
+    )
 
     def need_rejoin(self: ConsumerCoordinator) -> bool:
-        return bool(original(self)) or getattr(self, "_join_task", None) is not None
+        return bool(original(self)) or self._join_task is not None
 
     setattr(need_rejoin, _MARK, True)
     ConsumerCoordinator.need_rejoin = need_rejoin

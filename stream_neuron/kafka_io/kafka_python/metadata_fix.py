@@ -20,13 +20,11 @@ against and that the metadata keeps its pending flag and future where the fix re
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from kafka.cluster import ClusterMetadata
 
-from stream_neuron.kafka_io.errors import StartupError
-from stream_neuron.kafka_io.kafka_python.patching import check_patchable
+from stream_neuron.kafka_io.kafka_python.patching import check_patchable, check_source
 
 _MARK = "_stream_neuron_metadata_fix"
 _EXPECTED_PARAMETERS = ["self"]
@@ -38,11 +36,12 @@ def install() -> None:
     if getattr(original, _MARK, False):
         return
     check_patchable(original, _EXPECTED_PARAMETERS, "the outage spin fix")
-    source = inspect.getsource(original)
-    if "self._need_update = True" not in source or "self._future" not in source:
-        raise StartupError(
-            "the outage spin fix: kafka-python's ClusterMetadata no longer keeps _need_update/_future"
-        )
+    check_source(
+        original,
+        ["self._need_update = True", "self._future"],
+        "the outage spin fix",
+        "ClusterMetadata no longer keeps _need_update/_future",
+    )
 
     def request_update(self: ClusterMetadata) -> Any:
         pending = self._future

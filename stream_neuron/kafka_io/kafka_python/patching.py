@@ -32,3 +32,11 @@ def check_patchable(function: Callable[..., Any], parameters: list[str], what: s
         )
     if _series(kafka.__version__) != TESTED_SERIES:
         log.warning("kafka-python %s: %s was tested with %s.x only", kafka.__version__, what, series)
+
+
+def check_source(function: Callable[..., Any], fragments: list[str], what: str, changed: str) -> None:
+    """:class:`StartupError` saying what ``changed`` when ``function``'s source no longer holds every one
+    of ``fragments``: the state the fix ``what`` reads, kept where it was written to find it."""
+    source = inspect.getsource(function)
+    if not all(fragment in source for fragment in fragments):
+        raise StartupError(f"{what}: kafka-python's {changed}")
