@@ -86,9 +86,10 @@ class Running:
     line it logs (:meth:`wait_for_line`) instead of sleeping, and still gets all of it at the end."""
 
     def __init__(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        # faulthandler: a hung process asked to abort (finish) prints every thread's stack first.
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            env=None if env is None else dict(os.environ, **env),
+            env=dict(os.environ, PYTHONFAULTHANDLER="1", **(env or {})),
         )  # fmt: skip
         self.pid = self.process.pid
         self.lines: list[str] = []
@@ -142,15 +143,21 @@ class Running:
         self.process.kill()
 
     def finish(self, timeout_s: float) -> tuple[int, str]:
-        """Exit status and stderr; a process still running after ``timeout_s`` is killed and reported as
-        -9 with everything it wrote, so a hang fails with its own story instead of a bare timeout."""
+        """Exit status and stderr; a process still running after ``timeout_s`` is aborted (SIGABRT, so
+        faulthandler prints where each of its threads waits), killed if that does not end it, and reported
+        as -9 with everything it wrote: a hang fails with its own story instead of a bare timeout."""
         try:
             status = self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(30)
+            self.process.send_signal(signal.SIGABRT)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
             self._reader.join(30)
-            return -9, f"(killed after {timeout_s:.0f} s)\n{''.join(self.lines)}"
+            told = "its threads' stacks are at the end"
+            return -9, f"(hung for {timeout_s:.0f} s: aborted; {told})\n{''.join(self.lines)}"
         self._reader.join(30)
         return status, "".join(self.lines)
 

@@ -23,6 +23,7 @@ from tests.component import (
     Topics,
     json_records,
     last_snapshot,
+    raw_records,
     send,
     start_component,
     synthetic_events,
@@ -231,3 +232,40 @@ def test_an_input_consumer_that_cannot_read_the_groups_offsets_is_replaced(
                     assert time.monotonic() < deadline, "the offsets were never read after the restart"
         finally:
             consumer.close()
+
+
+def test_an_output_producer_that_stalls_while_the_broker_answers_is_replaced(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka: after a broker restart a producer was seen to leave a partition without a leader for
+    minutes while the broker answered (confluentinc/librdkafka#5430). Records for a topic the broker
+    does not know yet stall the same way, the broker answering all along; after STALL_S the sender
+    replaces its producer and sends every unacknowledged record again, through the new one: none lost."""
+    from stream_neuron.kafka_io import delivery
+    from stream_neuron.kafka_io.connection import Connection
+    from stream_neuron.kafka_io.delivery import AtLeastOnceOutput
+    from stream_neuron.kafka_io.librdkafka import sender as rd_sender
+    from stream_neuron.records import OutputRecord
+    from tests.kafka_helpers import topic_exists
+
+    monkeypatch.setattr(rd_sender, "STALL_S", 2.0)
+    monkeypatch.setattr(delivery, "SETTLE_WAIT_S", 1.0)
+    topic = unique_name("stalled")
+    sender = rd_sender.RdSender(Connection(bootstrap_servers=kafka_bootstrap), "t", "none", 1024 * 1024)
+
+    deadline = time.monotonic() + 60
+
+    def writable_once_replaced() -> None:
+        assert time.monotonic() < deadline, "the stalled producer was never replaced"
+        if "replaced it" in caplog.text and not topic_exists(kafka_bootstrap, topic):
+            create_topic(kafka_bootstrap, topic)
+
+    output = AtLeastOnceOutput(sender, check=writable_once_replaced)
+    values = [f"v{i}".encode() for i in range(50)]
+    try:
+        output.send(OutputRecord(topic, None, value, []) for value in values)
+        assert output.flush() == []
+    finally:
+        output.close()
+    assert "the output producer had 50 records unacknowledged" in caplog.text
+    assert {r.value for r in raw_records(kafka_bootstrap, topic)} == set(values)

@@ -7,6 +7,17 @@ one producer-wide callback: an acknowledged record costs no Python call at all. 
 refuses for what it is (too large, invalid) is matched back to its output record when the sends are
 settled. librdkafka retries on its own while the broker is away; a record whose
 ``message.timeout.ms`` passed comes back as a failure that may pass, and is sent again.
+
+A producer that stalls while the broker answers is replaced. After a broker restart (or a broker
+fenced for a moment), a produce response can name no leader for a partition; librdkafka 2.16 then
+skips that partition's metadata update and leaves it without a leader, and its records wait until
+``message.timeout.ms`` (5 minutes) and again when sent again (confluentinc/librdkafka#5430; seen: a
+trainer's outputs acknowledged 439 s after a 75 s outage, a scorer's not within 10 minutes). When
+nothing sent has been acknowledged for :data:`STALL_S` while this producer's own metadata requests
+are answered, its unacknowledged records are purged and sent again through a new producer, whose
+metadata is fresh. Cost: a purged record the broker had in fact written is written twice (at least
+once allows it), and a partition refusing writes for :data:`STALL_S` (too few in-sync replicas) gets
+a new producer that often, with one log line each.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ from stream_neuron.records import OutputRecord
 log = logging.getLogger(__name__)
 
 QUEUE_FULL_S = 30.0  # a send that finds librdkafka's queue full this long gives up (the broker is away)
+STALL_S = 30.0  # librdkafka's request.timeout.ms: nothing acknowledged in longer, the broker answering
+METADATA_TIMEOUT_S = 2.0  # for the metadata request that tells a stalled producer from an outage
 
 
 class QueueFullError(Exception):
@@ -106,8 +119,10 @@ class RdSender:
         config = producer_config(
             connection, client_id, compression, smallest_topic_limit, **{"enable.idempotence": False}
         )
+        self._config = config
         self._producer = RdProducer(config)
         self._retry: list[OutputRecord] = []  # not queued: the queue stayed full
+        self._stall: tuple[float, int] | None = None  # since when the broker answered, and unsent then
 
     def send(self, records: Iterable[OutputRecord]) -> None:
         if self._retry:  # after records waiting to be sent again: keep them in order
@@ -122,19 +137,58 @@ class RdSender:
 
     def settle(self, timeout_s: float) -> Settled | None:
         producer = self._producer
-        if producer.producer.flush(timeout_s):
+        unsent = producer.producer.flush(timeout_s)
+        if unsent and not self._stalled(unsent):
             return None
+        self._stall = None
+        everything = False
+        if unsent:
+            producer, everything = self._replace()
         settled = Settled(list(producer.refused_now), self._retry)
         self._retry = []
         for record, error in producer.failures():
             if error.code() in REFUSED:
                 settled.refused.append(Refused(record, RecordRefusedError(described(error))))
             elif error.retriable() or error.code() < 0:  # librdkafka's own (a timeout, a lost link)
-                settled.retry.append(record)
+                if not everything:
+                    settled.retry.append(record)
             else:
                 raise PublishError(f"publishing to {record.topic!r} failed: {neutral(error)}")
+        if everything:
+            refused = {id(r.record) for r in settled.refused}
+            settled.retry.extend(r for r in producer.sent if id(r) not in refused)
         producer.reset()
         return settled
+
+    def _stalled(self, unsent: int) -> bool:
+        """Whether ``unsent`` records have waited :data:`STALL_S` with the broker answering: the clock
+        starts when it answers (not during an outage) and again whenever a record is acknowledged."""
+        try:
+            self._producer.producer.list_topics(timeout=METADATA_TIMEOUT_S)
+        except KafkaException:  # the broker is away: an outage, which librdkafka rides out
+            self._stall = None
+            return False
+        now = time.monotonic()
+        if self._stall is None or unsent < self._stall[1]:
+            self._stall = (now, unsent)
+            return False
+        return now - self._stall[0] >= STALL_S
+
+    def _replace(self) -> tuple[RdProducer, bool]:
+        """Purge the stalled producer, whose unacknowledged records come back as failures to send
+        again, and put a new one in its place. Returns the old one, to settle from, and whether
+        everything it was handed must be sent again (a purged record not reported back)."""
+        old = self._producer
+        unsent = len(old.producer)
+        old.producer.purge(in_queue=True, in_flight=True, blocking=True)
+        old.producer.flush(METADATA_TIMEOUT_S)  # serves the purged records' delivery reports
+        self._producer = RdProducer(self._config)
+        log.warning(
+            "the output producer had %d records unacknowledged for %.0f s while the broker answered: "
+            "replaced it, and they are sent again",
+            unsent, STALL_S,
+        )  # fmt: skip
+        return old, len(old.producer) > 0
 
     def close(self, timeout_s: float) -> None:
         remaining = self._producer.producer.flush(timeout_s)
