@@ -269,3 +269,56 @@ def test_an_output_producer_that_stalls_while_the_broker_answers_is_replaced(
         output.close()
     assert "the output producer had 50 records unacknowledged" in caplog.text
     assert {r.value for r in raw_records(kafka_bootstrap, topic)} == set(values)
+
+
+def test_an_input_consumer_whose_metadata_requests_fail_while_the_broker_answers_is_replaced(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka: after a broker restart on a loaded machine, a run's consumer was found inside its
+    periodic metadata request for minutes, never reaching the end of its input. Failed checks in a row
+    while a new connection to the broker succeeds replace the consumer, which reads on from where it
+    was: every record once, in order. While the broker is away, nothing is replaced."""
+    from stream_neuron.kafka_io.connection import Connection
+    from stream_neuron.kafka_io.errors import StartupError
+    from stream_neuron.kafka_io.librdkafka import input as rd_input
+
+    topic = create_topic(kafka_bootstrap, unique_name("wedged"), partitions=2)
+    send(kafka_bootstrap, topic, [{"i": i} for i in range(300)], keys=[str(i).encode() for i in range(300)])
+    monkeypatch.setattr(rd_input, "PARTITION_CHECK_S", 0.0)
+    consumer = rd_input.RdInputConsumer(
+        Connection(bootstrap_servers=kafka_bootstrap), [topic], unique_name("g"), "t", 50, {}
+    )
+    read: list[tuple[int, int]] = []
+
+    def poll_until(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(read) < count:
+            assert time.monotonic() < deadline, f"read {len(read)} of {count}"
+            read.extend((r.partition, r.offset) for r in consumer.poll(200, 50))
+
+    try:
+        poll_until(100)
+        working = rd_input.partitions_of
+        monkeypatch.setattr(rd_input, "partitions_of", lambda *args: [])
+
+        def away(*args: object, **kwargs: object) -> None:
+            raise StartupError("no Kafka broker answers")
+
+        monkeypatch.setattr(rd_input, "probe", away)
+        for _ in range(2 * rd_input.REPLACE_AFTER_FAILED_FETCHES):
+            read.extend((r.partition, r.offset) for r in consumer.poll(200, 50))
+        assert "replaced it" not in caplog.text, "replaced while the broker was away"
+        monkeypatch.undo()
+        monkeypatch.setattr(rd_input, "PARTITION_CHECK_S", 0.0)
+        monkeypatch.setattr(rd_input, "partitions_of", lambda *args: [])
+        read.extend((r.partition, r.offset) for r in consumer.poll(200, 50))
+        assert "the input consumer could not read the input's metadata" in caplog.text
+        monkeypatch.setattr(rd_input, "partitions_of", working)
+        poll_until(300)
+        assert consumer.exhausted()
+    finally:
+        consumer.close()
+    assert len(read) == len(set(read)) == 300
+    for partition in (0, 1):
+        offsets = [o for p, o in read if p == partition]
+        assert offsets == list(range(len(offsets)))

@@ -19,11 +19,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import AccessDeniedError, KafkaIOError, TimedOutError, TopicMissingError
+from stream_neuron.kafka_io.errors import (
+    AccessDeniedError,
+    KafkaIOError,
+    StartupError,
+    TimedOutError,
+    TopicMissingError,
+)
 from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config, consumer_config
 from stream_neuron.kafka_io.librdkafka.errors import described, translated
 from stream_neuron.kafka_io.limits import INPUT_METADATA_WAIT_S, OFFSETS_TIMEOUT_MS, PARTITION_CHECK_S
 from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
+from stream_neuron.kafka_io.probe import probe
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
@@ -32,14 +39,16 @@ TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
 # Failed reads of the group's offsets in a row after which the consumer is replaced (see
 # RdInputConsumer.committed_positions).
 REPLACE_AFTER_FAILED_FETCHES = 3
+CHECK_TIMEOUT_S = 5.0  # the periodic metadata request: milliseconds on a broker that answers
 
 
-def partitions_of(consumer: Consumer, topic: str, wait_s: float) -> list[int]:
-    """The topic's partitions, waiting up to ``wait_s`` for it to show them (``[]``: it does not)."""
+def partitions_of(consumer: Consumer, topic: str, wait_s: float, timeout_s: float = TIMEOUT_S) -> list[int]:
+    """The topic's partitions, waiting up to ``wait_s`` for it to show them (``[]``: it does not), each
+    metadata request up to ``timeout_s``."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            entry = consumer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+            entry = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
             if entry is not None and entry.error is None and entry.partitions:
                 return sorted(entry.partitions)
         except KafkaException as error:
@@ -66,6 +75,7 @@ class RdInputConsumer:
         self._consumer = Consumer(consumer_config(connection, client_id, group_id))
         self._connection, self._group_id, self._client_id = connection, group_id, client_id
         self._failed_fetches = 0
+        self._failed_checks = 0  # periodic metadata requests failed in a row
         self.topics = list(topics)
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
         self._offsets: dict[tuple[str, int], int] = {}  # where each assigned partition starts
@@ -97,17 +107,38 @@ class RdInputConsumer:
         return input_records(consume_available(self._consumer, max_records, timeout_ms / 1000))
 
     def _pick_up_new_partitions(self) -> None:
+        """Assign the input's new partitions. An input topic never loses partitions, so a topic seen
+        without any is a metadata request that failed: after REPLACE_AFTER_FAILED_FETCHES in a row
+        while a new connection to the broker succeeds, the consumer is wedged, not the broker away.
+        Seen after a broker restart on a loaded machine (where confluentinc/librdkafka#5430 leaves
+        partitions without a leader): a run found inside this request at every look for nine minutes,
+        never reaching the end of its input. It is then replaced by a new consumer reading on from its
+        positions: nothing is read twice or skipped (the positions are what was handed over). The cost
+        of the check is one metadata request per topic every PARTITION_CHECK_S."""
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
-        new = [
-            (name, partition)
-            for name in self.topics
-            for partition in partitions_of(self._consumer, name, 0)
-            if (name, partition) not in self._offsets
-        ]
+        known = {name: partitions_of(self._consumer, name, 0, CHECK_TIMEOUT_S) for name in self.topics}
+        if not all(known.values()):
+            self._failed_checks += 1
+            if self._failed_checks >= REPLACE_AFTER_FAILED_FETCHES and self._broker_answers():
+                read = {tp: p for tp, p in self._positions().items() if p is not None}
+                start: dict[tuple[str, int], int | None] = {**self._offsets, **read}
+                self._replace_consumer(
+                    start, f"could not read the input's metadata {self._failed_checks} times"
+                )
+            return
+        self._failed_checks = 0
+        new = [(name, p) for name, found in known.items() for p in found if (name, p) not in self._offsets]
         if new:
             self._consumer.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new])
             self._offsets.update(dict.fromkeys(new, OFFSET_BEGINNING))
             log.info("input has new partitions %s: reading them", [f"{t}:{p}" for t, p in new])
+
+    def _broker_answers(self) -> bool:
+        try:
+            probe(self._connection, timeout_s=0)
+        except StartupError:  # an outage, which librdkafka rides out as it is
+            return False
+        return True
 
     def _watermarks(self, cached: bool) -> dict[tuple[str, int], tuple[int, int]] | None:
         ranges = {}
@@ -203,18 +234,20 @@ class RdInputConsumer:
         except KafkaIOError:
             self._failed_fetches += 1
             if self._failed_fetches >= REPLACE_AFTER_FAILED_FETCHES:
-                self._replace_consumer()
+                self._replace_consumer(
+                    dict(self._offsets),
+                    f"could not read the group's offsets {REPLACE_AFTER_FAILED_FETCHES} times",
+                )
             raise
         self._failed_fetches = 0
         return committed
 
-    def _replace_consumer(self) -> None:
+    def _replace_consumer(self, start: StartPositions, why: str) -> None:
         stuck = self._consumer
         self._consumer = Consumer(consumer_config(self._connection, self._client_id, self._group_id))
-        self._assign(dict(self._offsets))
-        self._failed_fetches = 0
-        log.warning("the input consumer could not read the group's offsets %d times: replaced it",
-                    REPLACE_AFTER_FAILED_FETCHES)  # fmt: skip
+        self._assign(start)
+        self._failed_fetches = self._failed_checks = 0
+        log.warning("the input consumer %s: replaced it", why)
         try:
             stuck.close()
         except (KafkaException, RuntimeError) as error:

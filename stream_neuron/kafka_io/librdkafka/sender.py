@@ -13,8 +13,8 @@ fenced for a moment), a produce response can name no leader for a partition; lib
 skips that partition's metadata update and leaves it without a leader, and its records wait until
 ``message.timeout.ms`` (5 minutes) and again when sent again (confluentinc/librdkafka#5430; seen: a
 trainer's outputs acknowledged 439 s after a 75 s outage, a scorer's not within 10 minutes). When
-nothing sent has been acknowledged for :data:`STALL_S` while this producer's own metadata requests
-are answered, its unacknowledged records are purged and sent again through a new producer, whose
+nothing sent has been acknowledged for :data:`STALL_S` while a new connection to the broker is
+answered, its unacknowledged records are purged and sent again through a new producer, whose
 metadata is fresh. Cost: a purged record the broker had in fact written is written twice (at least
 once allows it), and a partition refusing writes for :data:`STALL_S` (too few in-sync replicas) gets
 a new producer that often, with one log line each.
@@ -30,17 +30,24 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream_neuron.kafka_io.connection import Connection
-from stream_neuron.kafka_io.errors import KafkaIOError, PublishError, RecordRefusedError, Refused
+from stream_neuron.kafka_io.errors import (
+    KafkaIOError,
+    PublishError,
+    RecordRefusedError,
+    Refused,
+    StartupError,
+)
 from stream_neuron.kafka_io.librdkafka.config import producer_config
 from stream_neuron.kafka_io.librdkafka.errors import REFUSED, described, neutral, translated
 from stream_neuron.kafka_io.ports import Settled
+from stream_neuron.kafka_io.probe import probe
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
 
 QUEUE_FULL_S = 30.0  # a send that finds librdkafka's queue full this long gives up (the broker is away)
 STALL_S = 30.0  # librdkafka's request.timeout.ms: nothing acknowledged in longer, the broker answering
-METADATA_TIMEOUT_S = 2.0  # for the metadata request that tells a stalled producer from an outage
+PURGE_REPORTS_S = 2.0  # for the purged records' delivery reports
 
 
 class QueueFullError(Exception):
@@ -119,7 +126,7 @@ class RdSender:
         config = producer_config(
             connection, client_id, compression, smallest_topic_limit, **{"enable.idempotence": False}
         )
-        self._config = config
+        self._connection, self._config = connection, config
         self._producer = RdProducer(config)
         self._retry: list[OutputRecord] = []  # not queued: the queue stayed full
         self._stall: tuple[float, int] | None = None  # since when the broker answered, and unsent then
@@ -164,8 +171,8 @@ class RdSender:
         """Whether ``unsent`` records have waited :data:`STALL_S` with the broker answering: the clock
         starts when it answers (not during an outage) and again whenever a record is acknowledged."""
         try:
-            self._producer.producer.list_topics(timeout=METADATA_TIMEOUT_S)
-        except KafkaException:  # the broker is away: an outage, which librdkafka rides out
+            probe(self._connection, timeout_s=0)  # a new connection: this producer's may be wedged too
+        except StartupError:  # the broker is away: an outage, which librdkafka rides out
             self._stall = None
             return False
         now = time.monotonic()
@@ -181,7 +188,7 @@ class RdSender:
         old = self._producer
         unsent = len(old.producer)
         old.producer.purge(in_queue=True, in_flight=True, blocking=True)
-        old.producer.flush(METADATA_TIMEOUT_S)  # serves the purged records' delivery reports
+        old.producer.flush(PURGE_REPORTS_S)  # serves the purged records' delivery reports
         self._producer = RdProducer(self._config)
         log.warning(
             "the output producer had %d records unacknowledged for %.0f s while the broker answered: "
