@@ -40,3 +40,26 @@ def test_reconnect_errors_right_after_a_recovery_belong_to_the_same_outage(
         "Kafka client: connection refused (until it recovers, further client errors are counted, not shown)",
         "Kafka client recovered after 0 s (0 client errors not shown)",
     ]
+
+
+def test_librdkafka_naming_no_leader_for_a_partition_is_not_an_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker fenced for a moment: librdkafka's METADATAUPDATE warning is at debug, not digested as a
+    client error; its other warnings are."""
+    from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER
+
+    digest = ClientErrorDigest()
+    CLIENT_LOGGER.addHandler(digest)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="stream_neuron.kafka"):
+            CLIENT_LOGGER.warning(
+                "%s [%s] %s", "METADATAUPDATE", "p#producer-1",
+                "[thrd:main]: Partition t(x)[0]: new leader-1 not found in cache",
+            )  # fmt: skip
+            assert digest.count == 0
+            assert caplog.records[-1].levelno == logging.DEBUG
+            CLIENT_LOGGER.warning("%s [%s] %s", "REQTMOUT", "p#producer-1", "Timed out 15 in-flight")
+            assert digest.count == 1
+    finally:
+        CLIENT_LOGGER.removeHandler(digest)

@@ -18,6 +18,25 @@ from stream_neuron.kafka_io.limits import (
 BATCH_MARGIN_BYTES = 1024
 # librdkafka's own log lines go to a ``kafka`` logger, digested as kafka-python's are (``client_log``).
 CLIENT_LOGGER = logging.getLogger("kafka.rdkafka")
+log = logging.getLogger("stream_neuron.kafka")
+
+
+class LeaderlessNote(logging.Filter):
+    """librdkafka's warning that a response named no leader for a partition ("new leader-1 not found
+    in cache") is logged at debug, not taken for a client error. A broker fenced for a moment under
+    load sends it (seen: four in six minutes on a loaded machine), each a warning and a recovery line
+    of no use to an operator: what it can cost, outputs waiting, is said by the at-least-once wait and
+    ended by the stalled producer's replacement (``sender.py``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("METADATAUPDATE") and "new leader-1 not found in cache" in message:
+            log.debug("Kafka client: %s", message)
+            return False
+        return True
+
+
+CLIENT_LOGGER.addFilter(LeaderlessNote())
 
 
 def client_config(connection: Connection, client_id: str) -> dict[str, Any]:
