@@ -298,8 +298,8 @@ def test_an_input_consumer_whose_metadata_requests_fail_while_the_broker_answers
 
     try:
         poll_until(100)
-        working = rd_input.partitions_of
-        monkeypatch.setattr(rd_input, "partitions_of", lambda *args: [])
+        working = rd_input.topic_partitions
+        monkeypatch.setattr(rd_input, "topic_partitions", lambda *args: None)
 
         def away(*args: object, **kwargs: object) -> None:
             raise StartupError("no Kafka broker answers")
@@ -310,10 +310,10 @@ def test_an_input_consumer_whose_metadata_requests_fail_while_the_broker_answers
         assert "replaced it" not in caplog.text, "replaced while the broker was away"
         monkeypatch.undo()
         monkeypatch.setattr(rd_input, "PARTITION_CHECK_S", 0.0)
-        monkeypatch.setattr(rd_input, "partitions_of", lambda *args: [])
+        monkeypatch.setattr(rd_input, "topic_partitions", lambda *args: None)
         read.extend((r.partition, r.offset) for r in consumer.poll(200, 50))
         assert "the input consumer could not read the input's metadata" in caplog.text
-        monkeypatch.setattr(rd_input, "partitions_of", working)
+        monkeypatch.setattr(rd_input, "topic_partitions", working)
         poll_until(300)
         assert consumer.exhausted()
     finally:

@@ -42,17 +42,26 @@ REPLACE_AFTER_FAILED_FETCHES = 3
 CHECK_TIMEOUT_S = 5.0  # the periodic metadata request: milliseconds on a broker that answers
 
 
-def partitions_of(consumer: Consumer, topic: str, wait_s: float, timeout_s: float = TIMEOUT_S) -> list[int]:
-    """The topic's partitions, waiting up to ``wait_s`` for it to show them (``[]``: it does not), each
-    metadata request up to ``timeout_s``."""
+def topic_partitions(consumer: Consumer, topic: str, timeout_s: float = TIMEOUT_S) -> list[int] | None:
+    """The topic's partitions as the broker tells them (``[]``: it knows none), or ``None`` when the
+    metadata request failed (no answer within ``timeout_s``)."""
+    try:
+        entry = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+    except KafkaException as error:
+        log.debug("metadata of %s: %s", topic, described(error))
+        return None
+    if entry is None or entry.error is not None:
+        return []
+    return sorted(entry.partitions)
+
+
+def partitions_of(consumer: Consumer, topic: str, wait_s: float) -> list[int]:
+    """The topic's partitions, waiting up to ``wait_s`` for it to show them (``[]``: it does not)."""
     deadline = time.monotonic() + wait_s
     while True:
-        try:
-            entry = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-            if entry is not None and entry.error is None and entry.partitions:
-                return sorted(entry.partitions)
-        except KafkaException as error:
-            log.debug("metadata of %s: %s", topic, described(error))
+        found = topic_partitions(consumer, topic)
+        if found:
+            return found
         if time.monotonic() >= deadline:
             return []
         time.sleep(0.2)
@@ -107,17 +116,17 @@ class RdInputConsumer:
         return input_records(consume_available(self._consumer, max_records, timeout_ms / 1000))
 
     def _pick_up_new_partitions(self) -> None:
-        """Assign the input's new partitions. An input topic never loses partitions, so a topic seen
-        without any is a metadata request that failed: after REPLACE_AFTER_FAILED_FETCHES in a row
-        while a new connection to the broker succeeds, the consumer is wedged, not the broker away.
+        """Assign the input's new partitions. After REPLACE_AFTER_FAILED_FETCHES metadata requests in a
+        row that got no answer, while a new connection to the broker succeeds, the consumer is wedged,
+        not the broker away.
         Seen after a broker restart on a loaded machine (where confluentinc/librdkafka#5430 leaves
         partitions without a leader): a run found inside this request at every look for nine minutes,
         never reaching the end of its input. It is then replaced by a new consumer reading on from its
         positions: nothing is read twice or skipped (the positions are what was handed over). The cost
         of the check is one metadata request per topic every PARTITION_CHECK_S."""
         self._next_partition_check = time.monotonic() + PARTITION_CHECK_S
-        known = {name: partitions_of(self._consumer, name, 0, CHECK_TIMEOUT_S) for name in self.topics}
-        if not all(known.values()):
+        known = {name: topic_partitions(self._consumer, name, CHECK_TIMEOUT_S) for name in self.topics}
+        if any(found is None for found in known.values()):
             self._failed_checks += 1
             if self._failed_checks >= REPLACE_AFTER_FAILED_FETCHES and self._broker_answers():
                 read = {tp: p for tp, p in self._positions().items() if p is not None}
@@ -127,7 +136,9 @@ class RdInputConsumer:
                 )
             return
         self._failed_checks = 0
-        new = [(name, p) for name, found in known.items() for p in found if (name, p) not in self._offsets]
+        new = [
+            (name, p) for name, found in known.items() for p in found or () if (name, p) not in self._offsets
+        ]
         if new:
             self._consumer.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new])
             self._offsets.update(dict.fromkeys(new, OFFSET_BEGINNING))

@@ -16,8 +16,8 @@ trainer's outputs acknowledged 439 s after a 75 s outage, a scorer's not within 
 nothing sent has been acknowledged for :data:`STALL_S` while a new connection to the broker is
 answered, its unacknowledged records are purged and sent again through a new producer, whose
 metadata is fresh. Cost: a purged record the broker had in fact written is written twice (at least
-once allows it), and a partition refusing writes for :data:`STALL_S` (too few in-sync replicas) gets
-a new producer that often, with one log line each.
+once allows it), and a partition that cannot take writes for longer (its leader down in a larger
+cluster) gets a new producer every :data:`STALL_S` or so, with one log line each.
 """
 
 from __future__ import annotations
