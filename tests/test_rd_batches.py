@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream_neuron.kafka_io.librdkafka.input import consume_available
+from stream_neuron.kafka_io.librdkafka.consuming import consume_available
 
 
 class RecordedConsumer:

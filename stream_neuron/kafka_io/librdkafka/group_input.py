@@ -18,8 +18,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError
 from stream_neuron.kafka_io.librdkafka.config import consumer_config
+from stream_neuron.kafka_io.librdkafka.consuming import consume_available, input_records, partitions_of
 from stream_neuron.kafka_io.librdkafka.errors import described, translated
-from stream_neuron.kafka_io.librdkafka.input import consume_available, input_records, partitions_of
 from stream_neuron.kafka_io.limits import OFFSETS_TIMEOUT_MS, SESSION_TIMEOUT_MS
 from stream_neuron.kafka_io.ports import Positions
 from stream_neuron.records import InputRecord

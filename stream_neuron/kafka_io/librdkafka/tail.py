@@ -14,8 +14,8 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import BrokerUnavailableError
 from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config
+from stream_neuron.kafka_io.librdkafka.consuming import consume_available
 from stream_neuron.kafka_io.librdkafka.errors import NOT_YET, described, neutral, translated
-from stream_neuron.kafka_io.librdkafka.input import consume_available
 from stream_neuron.kafka_io.limits import MAX_PARTITION_FETCH_BYTES, OFFSETS_TIMEOUT_MS
 from stream_neuron.kafka_io.ports import TailRecord
 
