@@ -191,6 +191,16 @@ def probe(connection: Connection, timeout_s: float = 10.0) -> None:
         time.sleep(0.5)
 
 
+def answers(connection: Connection) -> bool:
+    """Whether a broker accepts a new connection now (one try): what tells a wedged client from a broker
+    that is away."""
+    try:
+        probe(connection, timeout_s=0)
+    except StartupError:
+        return False
+    return True
+
+
 def _handshake(sock: socket.socket, connection: Connection, host: str, server: str) -> None:
     channel: socket.socket = sock
     if connection.tls:

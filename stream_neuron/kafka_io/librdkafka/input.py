@@ -21,7 +21,6 @@ from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import (
     AccessDeniedError,
     KafkaIOError,
-    StartupError,
     TimedOutError,
     TopicMissingError,
 )
@@ -36,7 +35,7 @@ from stream_neuron.kafka_io.librdkafka.consuming import (
 from stream_neuron.kafka_io.librdkafka.errors import described, translated
 from stream_neuron.kafka_io.limits import INPUT_METADATA_WAIT_S, PARTITION_CHECK_S
 from stream_neuron.kafka_io.ports import OffsetRanges, Positions, StartPositions
-from stream_neuron.kafka_io.probe import probe
+from stream_neuron.kafka_io.probe import answers
 from stream_neuron.records import InputRecord
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ class RdInputConsumer:
         known = {name: topic_partitions(self._consumer, name, CHECK_TIMEOUT_S) for name in self.topics}
         if any(found is None for found in known.values()):
             self._failed_checks += 1
-            if self._failed_checks >= REPLACE_AFTER_FAILED_FETCHES and self._broker_answers():
+            if self._failed_checks >= REPLACE_AFTER_FAILED_FETCHES and answers(self._connection):
                 read = {tp: p for tp, p in self._positions().items() if p is not None}
                 start: dict[tuple[str, int], int | None] = {**self._offsets, **read}
                 self._replace_consumer(
@@ -123,13 +122,6 @@ class RdInputConsumer:
             self._consumer.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new])
             self._offsets.update(dict.fromkeys(new, OFFSET_BEGINNING))
             log.info("input has new partitions %s: reading them", [f"{t}:{p}" for t, p in new])
-
-    def _broker_answers(self) -> bool:
-        try:
-            probe(self._connection, timeout_s=0)
-        except StartupError:  # an outage, which librdkafka rides out as it is
-            return False
-        return True
 
     def _watermarks(self, cached: bool) -> dict[tuple[str, int], tuple[int, int]] | None:
         ranges = {}

@@ -35,12 +35,11 @@ from stream_neuron.kafka_io.errors import (
     PublishError,
     RecordRefusedError,
     Refused,
-    StartupError,
 )
 from stream_neuron.kafka_io.librdkafka.config import producer_config
 from stream_neuron.kafka_io.librdkafka.errors import REFUSED, described, neutral, translated
 from stream_neuron.kafka_io.ports import Settled
-from stream_neuron.kafka_io.probe import probe
+from stream_neuron.kafka_io.probe import answers
 from stream_neuron.records import OutputRecord
 
 log = logging.getLogger(__name__)
@@ -170,10 +169,8 @@ class RdSender:
     def _stalled(self, unsent: int) -> bool:
         """Whether ``unsent`` records have waited :data:`STALL_S` with the broker answering: the clock
         starts when it answers (not during an outage) and again whenever a record is acknowledged."""
-        try:
-            probe(self._connection, timeout_s=0)  # a new connection: this producer's may be wedged too
-        except StartupError:  # the broker is away: an outage, which librdkafka rides out
-            self._stall = None
+        if not answers(self._connection):  # a new connection (this producer's may be wedged too)
+            self._stall = None  # the broker is away: an outage, which librdkafka rides out
             return False
         now = time.monotonic()
         if self._stall is None or unsent < self._stall[1]:
