@@ -54,7 +54,10 @@ def text_refusal(name: str, text: str) -> BadEventError:
 
 
 def _kind(value: Any) -> str:
-    return "an object" if isinstance(value, dict) else "an array" if isinstance(value, list) else "null"
+    """What a refused value is, and the value itself when it says more than its kind."""
+    if value is None:
+        return "null"
+    return f"{'an object' if isinstance(value, dict) else 'an array'} {shown(value)}"
 
 
 def number_of(name: str, value: Any) -> float:
@@ -73,7 +76,7 @@ def number_of(name: str, value: Any) -> float:
 
 def refused_value(name: str, value: Any) -> BadEventError:
     return BadEventError(
-        f"feature {shown(name)} must be a number, a string or a boolean, got {_kind(value)} {shown(value)}",
+        f"feature {shown(name)} must be a number, a string or a boolean, got {_kind(value)}",
         "InvalidFeature",
     )
 

@@ -334,6 +334,16 @@ def test_bad_features_are_named(features: dict[str, Any], reason: str) -> None:
         assert len(encoder.names if isinstance(encoder, OpenVocabulary) else []) == 0
 
 
+@pytest.mark.parametrize(
+    ("value", "got"), [({"b": 1}, 'an object {"b": 1}'), ([1], "an array [1]"), (None, "null")]
+)
+def test_a_value_of_the_wrong_kind_is_named_once(value: Any, got: str) -> None:
+    for encoder in (OpenVocabulary(), FeatureHashing(8)):
+        with pytest.raises(BadEventError) as refused:
+            encode_features(encoder, {"features": {"a": value}})
+        assert refused.value.reason == f'feature "a" must be a number, a string or a boolean, got {got}'
+
+
 def test_the_vocabulary_limit_refuses_the_whole_event_and_adds_nothing() -> None:
     vocabulary = OpenVocabulary(max_features=3)
     vocabulary.encode({"a": 1, "b": 2})
