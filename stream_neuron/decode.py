@@ -176,9 +176,32 @@ def diagnose(
         _check_structure(event, answers, named)
     except BadEventError as bad:
         return bad
-    if parse_error is not None:  # JSON that Python reads but the strict parser does not (a lone surrogate)
+    if parse_error is not None:  # JSON that Python reads but the strict parser does not
+        text_of = _lone_surrogate(event)
+        if text_of is not None:
+            return BadEventError(
+                f"the value is not valid JSON text: {shown(text_of)} escapes a lone surrogate, "
+                "which is not Unicode", "InvalidJson",
+            )  # fmt: skip
         return BadEventError(f"the value is not valid JSON: {parse_error}", "InvalidJson")
     return BadEventError("the value does not match the input event schema", "InvalidEvent")
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first string (a key or a value) in ``value`` that holds a lone surrogate, if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _lone_surrogate(key) if isinstance(key, str) else None
+        found = found if found is not None else _lone_surrogate(item)
+        if found is not None:
+            return found
+    return None
 
 
 def _check_structure(event: Any, answers: bool = False, named: bool = False) -> None:

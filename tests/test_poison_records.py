@@ -21,7 +21,7 @@ from stream_neuron.contracts import (
     Metrics,
     Snapshot,
 )
-from stream_neuron.decode import MAX_REASON_CHARS
+from stream_neuron.decode import MAX_REASON_CHARS, BadEventError, decode_event
 from stream_neuron.outputs import OutputLimits, record_bytes
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord
@@ -355,3 +355,20 @@ def test_an_answer_with_a_nan_label_is_an_invalid_label() -> None:
     processor = Processor(Settings(label_window=10), 0.0)
     out = processor.process([InputRecord("in", 0, 0, b"k", b'{"id": "q", "label": NaN}', [])], 1.0)
     assert dict(out.dead_letters[0].headers)[ERROR_CLASS_HEADER] == b"InvalidLabel"
+
+
+@pytest.mark.parametrize(
+    ("value", "named", "text"),
+    [
+        (b'{"id": "b\\ud800", "features": [1.0], "label": 0}', False, '"b\\ud800"'),
+        (b'{"features": {"a": "x\\udc00y"}, "label": 0}', True, '"x\\udc00y"'),
+        (b'{"features": {"\\ud800": 1}, "label": 0}', True, '"\\ud800"'),
+    ],
+)
+def test_a_lone_surrogate_escape_is_named_with_its_string(value: bytes, named: bool, text: str) -> None:
+    with pytest.raises(BadEventError) as refused:
+        decode_event(value, 10**6, named=named)
+    assert refused.value.reason == (
+        f"the value is not valid JSON text: {text} escapes a lone surrogate, which is not Unicode"
+    )
+    assert refused.value.error_class == "InvalidJson"
