@@ -42,6 +42,7 @@ from stream_neuron.tools.produce import ProgressBar
 from stream_neuron.training_set import (
     TrainingSet,
     from_events,
+    from_lines,
     from_values,
     scaled,
     scaled_sparse,
@@ -120,11 +121,12 @@ def load(settings: FitSettings) -> TrainingSet:
     if settings.file is not None:
         from stream_neuron.tools import sources
 
+        shared = (kind, settings.feature_names, settings.max_memory_mb, settings.max_feature_abs)
+        lines = sources.json_lines(settings.file)
+        if lines is not None:  # one strict parse a line, as a record's value is read
+            return from_lines(lines, *shared, feature_encoder(settings))
         events = sources.events_file(settings.file, settings.label_column)
-        return from_events(
-            events, kind, settings.feature_names, settings.max_memory_mb, settings.max_feature_abs,
-            feature_encoder(settings),
-        )  # fmt: skip
+        return from_events(events, *shared, feature_encoder(settings))
     covered: dict[tuple[str, int], int] = {}
     values = _topic_values(settings, settings.connection, covered)
     history = from_values(
@@ -286,7 +288,7 @@ def fit(settings: FitSettings) -> dict[str, Any]:
         kinds = ", ".join(f"{n:,} {c}" for c, n in history.bad.most_common())
         detail = f" ({kinds}; e.g. {history.first_reasons[0]})"
     print(
-        f"read {history.read:,} records: {len(history.y):,} labelled events of {history.n_features} "
+        f"read {history.read:,} records: {len(history.y):,} labelled events of {history.n_features:,} "
         f"features, {history.unlabelled:,} unlabelled, {bad:,} bad{detail}",
         file=sys.stderr,
     )

@@ -90,7 +90,9 @@ class _Builder:
         self.rows = 0
         self.result = TrainingSet(np.empty((0, 0)), np.empty(0), names)
 
-    def add(self, value: bytes | None, event: Event | None = None) -> None:
+    def add(self, value: bytes | None, event: Event | None = None, where: str | None = None) -> None:
+        """One record's value (or its event, decoded); a bad one is counted, and its reason kept
+        (after ``where`` it is, when given) if it is among the first."""
         self.result.read += 1
         try:
             named = self.encoder is not None
@@ -113,7 +115,7 @@ class _Builder:
         except BadEventError as bad:
             self.result.bad[bad.error_class] += 1
             if len(self.result.first_reasons) < 5:
-                self.result.first_reasons.append(bad.reason)
+                self.result.first_reasons.append(bad.reason if where is None else f"{where}: {bad.reason}")
             return
         assert self.block_labels is not None
         self.block_labels[self.filled] = label
@@ -196,6 +198,22 @@ def from_values(
     builder = _Builder(kind, names, max_record_bytes, max_memory_mb, max_feature_abs, encoder)
     for value in values:
         builder.add(value)
+    return builder.done()
+
+
+def from_lines(
+    lines: Iterable[tuple[int, bytes]],
+    kind: type[LinearNeuron],
+    names: tuple[str, ...] | None,
+    max_memory_mb: float,
+    max_feature_abs: float | None = None,
+    encoder: Encoder | None = None,
+) -> TrainingSet:
+    """A JSON-lines file's numbered lines, each read as ``run`` reads a record's value (the same checks
+    and reasons), a bad line's reason after its number."""
+    builder = _Builder(kind, names, 2**62, max_memory_mb, max_feature_abs, encoder)
+    for line, value in lines:
+        builder.add(value, where=f"line {line}")
     return builder.done()
 
 

@@ -144,13 +144,33 @@ def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
             yield event
 
 
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
 def events_file(path: Path, label_column: str | None) -> Iterator[Event | BadRow]:
     """The events of a file by its suffix: JSON lines (``.jsonl``, ``.ndjson``, ``.json``), else CSV."""
     if not path.is_file():
         raise OperatorError(f"no such file: {path}")
-    if path.suffix in (".jsonl", ".ndjson", ".json"):
+    if path.suffix in JSON_LINES_SUFFIXES:
         return jsonl_file(path)
     return csv_file(path, label_column)
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, bytes]] | None:
+    """A JSON-lines file's lines as they are, each with its number (blank lines left out), for a reader
+    that decodes them as record values; ``None`` for a file of another kind (by its suffix)."""
+    if not path.is_file():
+        raise OperatorError(f"no such file: {path}")
+    if path.suffix not in JSON_LINES_SUFFIXES:
+        return None
+    return _numbered_lines(path)
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if raw.strip():
+                yield line, raw
 
 
 def questions_and_answers(events: Iterator[Event | BadRow], delay: int) -> Iterator[Event | BadRow]:
