@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,9 @@ def _number(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is not finite")
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a surrogate (perhaps paired)
 
 
 def _unicode_problem(text: str) -> str | None:
@@ -135,9 +139,10 @@ def jsonl_file(path: Path) -> Iterator[Event | BadRow]:
                 event = json.loads(text, parse_constant=_not_json, parse_float=_finite_number)
                 if not isinstance(event, dict) or "features" not in event:
                     raise ValueError('not a JSON object with "features"')
-                problem = _unicode_problem(json.dumps(event, ensure_ascii=False))
-                if problem is not None:
-                    raise ValueError(f"a string holds {problem}")
+                if _SURROGATE_ESCAPE.search(text):  # the only way to a lone surrogate in valid UTF-8
+                    problem = _unicode_problem(json.dumps(event, ensure_ascii=False))
+                    if problem is not None:
+                        raise ValueError(f"a string holds {problem}")
             except ValueError as error:
                 yield BadRow(line, str(error))
                 continue
