@@ -188,19 +188,21 @@ def diagnose(
 
 
 def _lone_surrogate(value: Any) -> str | None:
-    """The first string (a key or a value) in ``value`` that holds a lone surrogate, if any."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _lone_surrogate(key) if isinstance(key, str) else None
-        found = found if found is not None else _lone_surrogate(item)
-        if found is not None:
-            return found
+    """The first string (a key or a value) in ``value`` that holds a lone surrogate, if any; walked
+    with a stack, as deep as the parser went, without recursion."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return item
+        elif isinstance(item, dict):
+            for key, inner in reversed(item.items()):
+                stack += (inner, key)
+        elif isinstance(item, list):
+            stack += reversed(item)
     return None
 
 
