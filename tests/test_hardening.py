@@ -205,6 +205,8 @@ def test_fit_and_produce_skip_file_lines_they_cannot_read_and_name_them(
     fitted = fit_command(kafka_bootstrap, topics, "--file", str(path))
     assert fitted.returncode == 0 and "Traceback" not in fitted.stderr, fitted.stderr
     assert "2 labelled events" in fitted.stderr and "2 bad" in fitted.stderr
+    first = 'e.g. line 2: the value is not valid JSON text: "b\\ud800" escapes a lone surrogate'
+    assert first in fitted.stderr
 
 
 def test_two_producers_creating_one_topic_at_once_both_succeed(kafka_bootstrap: str) -> None:

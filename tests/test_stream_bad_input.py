@@ -82,6 +82,11 @@ BAD: list[tuple[bytes | None, str, str]] = [
     (json.dumps(with_features() | {"label": "1"}).encode(), "InvalidLabel", '"label" must be a number'),
     (json.dumps(with_features() | {"id": {"a": 1}}).encode(), "InvalidId", '"id" must be a string'),
     (
+        json.dumps(with_features() | {"id": "b\ud800"}).encode(),
+        "InvalidJson",
+        '"b\\ud800" escapes a lone surrogate, which is not Unicode',
+    ),
+    (
         json.dumps(with_features() | {"id": "x" * MAX_BYTES}).encode(),
         "OversizedRecord",
         f"over the limit of {MAX_BYTES}",
