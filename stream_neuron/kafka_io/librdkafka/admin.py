@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType  # type: ignore[attr-defined]
@@ -12,37 +11,40 @@ from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, AdminError
 from stream_neuron.kafka_io.librdkafka.config import client_config
 from stream_neuron.kafka_io.librdkafka.errors import DENIED, described, neutral, translated
+from stream_neuron.kafka_io.librdkafka.futures import error_code, outcome
 from stream_neuron.kafka_io.ports import TopicSpec, TopicState
 
 
 @translated
 class RdAdmin:
+    """Every future is read by :func:`outcome` (never raised from): see ``futures.py`` for the abort
+    that raising from one can lead to."""
+
     def __init__(self, connection: Connection, client_id: str, timeout_ms: int) -> None:
         self._timeout_s = timeout_ms / 1000
-        self._admin = AdminClient(client_config(connection, client_id))
+        self._admin: AdminClient | None = AdminClient(client_config(connection, client_id))
 
-    def _result(self, future: Any) -> Any:
-        try:
-            return future.result()
-        except KafkaException as exception:
-            raise AdminError(described(exception)) from None
+    @property
+    def _client(self) -> AdminClient:
+        if self._admin is None:
+            raise AdminError("the admin client is closed")
+        return self._admin
 
     def describe(self, names: Sequence[str]) -> dict[str, TopicState]:
-        futures = self._admin.describe_topics(
+        futures = self._client.describe_topics(
             TopicCollection(list(names)), request_timeout=self._timeout_s, include_authorized_operations=True
         )
         states = {}
         for name, future in futures.items():
-            try:
-                described_topic = future.result()
-            except KafkaException as exception:
-                code = exception.args[0].code()
+            described_topic, error = outcome(future)
+            if error is not None:
+                code = error_code(error)
                 if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                     states[name] = TopicState("denied")
                 elif code == KafkaError.UNKNOWN_TOPIC_OR_PART:
                     states[name] = TopicState("missing")
                 else:
-                    raise AdminError(described(exception)) from None
+                    raise AdminError(described(error))
                 continue
             allowed = described_topic.authorized_operations
             states[name] = TopicState("ok", None if allowed is None else [op.name for op in allowed])
@@ -50,38 +52,52 @@ class RdAdmin:
 
     def create(self, specs: Sequence[TopicSpec]) -> None:
         new = [NewTopic(s.name, s.partitions, -1, config=dict(s.configs)) for s in specs]
-        futures = self._admin.create_topics(new, request_timeout=self._timeout_s)
+        futures = self._client.create_topics(new, request_timeout=self._timeout_s)
         for name, future in futures.items():
-            try:
-                future.result()
-            except KafkaException as exception:
-                error = exception.args[0]
-                if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:  # another client created it meanwhile
-                    continue
-                if error.code() in DENIED:
-                    raise AccessDeniedError(error.name(), "topic", name) from None
-                raise AdminError(f"creating {name!r}: {described(error)}") from None
+            _, error = outcome(future)
+            if error is None:
+                continue
+            code = error_code(error)
+            if code == KafkaError.TOPIC_ALREADY_EXISTS:  # another client created it meanwhile
+                continue
+            if code in DENIED:
+                raise AccessDeniedError(error.args[0].name(), "topic", name)
+            raise AdminError(f"creating {name!r}: {described(error)}")
 
     def configs(self, names: Sequence[str], key: str) -> dict[str, str]:
         resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
         values: dict[str, str] = {}
-        for resource, future in self._admin.describe_configs(
+        for resource, future in self._client.describe_configs(
             resources, request_timeout=self._timeout_s
         ).items():
-            try:
-                entry = future.result().get(key)
-            except KafkaException as exception:  # a topic unknown yet is TopicMissingError
-                raise neutral(exception, f"reading the settings of topic {resource.name!r}") from None
+            settings, error = outcome(future)
+            if error is not None:  # a topic unknown yet is TopicMissingError
+                raise neutral(error, f"reading the settings of topic {resource.name!r}")
+            entry = settings.get(key)
             if entry is not None and entry.value is not None:
                 values[resource.name] = str(entry.value)
         return values
 
     def topic_names(self) -> set[str]:
         try:
-            metadata = self._admin.list_topics(timeout=self._timeout_s)
+            metadata = self._client.list_topics(timeout=self._timeout_s)
         except KafkaException as exception:
             raise AdminError(described(exception)) from None
         return set(metadata.topics)
 
     def close(self) -> None:
-        """librdkafka's admin client has nothing to close: it goes with its last reference."""
+        """Drops the client here, on the caller's thread (librdkafka's admin client has no close: it
+        goes with its last reference)."""
+        self._admin = None
+
+
+def group_denied(connection: Connection, group_id: str, timeout_s: float = 10) -> bool:
+    """Whether ``group_id`` is out of this user's rights (librdkafka's offset fetch only times out on
+    one). A timeout or an absent broker is not a denial we can name: ``False``."""
+    admin = AdminClient(client_config(connection, "group-check"))
+    future = admin.describe_consumer_groups([group_id], request_timeout=timeout_s)[group_id]
+    try:
+        _, error = outcome(future, timeout_s + 5)
+    except TimeoutError:
+        return False
+    return error_code(error) == KafkaError.GROUP_AUTHORIZATION_FAILED

@@ -14,8 +14,7 @@ import logging
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import (
@@ -24,7 +23,8 @@ from stream_neuron.kafka_io.errors import (
     TimedOutError,
     TopicMissingError,
 )
-from stream_neuron.kafka_io.librdkafka.config import client_config, consumer_config
+from stream_neuron.kafka_io.librdkafka.admin import group_denied
+from stream_neuron.kafka_io.librdkafka.config import consumer_config
 from stream_neuron.kafka_io.librdkafka.consuming import (
     TIMEOUT_S,
     consume_available,
@@ -180,7 +180,7 @@ class RdInputConsumer:
                 [TopicPartition(t, p) for t, p in partitions], timeout=TIMEOUT_S
             )
         except KafkaException as error:
-            if self._group_denied():
+            if group_denied(self._connection, self._group_id):
                 who = self._connection.sasl_username or "this client"
                 raise AccessDeniedError(
                     f"user {who!r} may not use consumer group {self._group_id!r} (GroupAuthorizationFailed): "
@@ -190,18 +190,6 @@ class RdInputConsumer:
                 ) from None
             raise KafkaIOError(f"cannot read the group's committed offsets: {described(error)}") from None
         return {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else None for tp in committed}
-
-    def _group_denied(self) -> bool:
-        """Whether the group is out of this user's rights (librdkafka's offset fetch only times out)."""
-        admin = AdminClient(client_config(self._connection, "group-check"))
-        future = admin.describe_consumer_groups([self._group_id], request_timeout=10)[self._group_id]
-        try:
-            future.result(timeout=15)
-        except KafkaException as error:
-            return bool(error.args and error.args[0].code() == KafkaError.GROUP_AUTHORIZATION_FAILED)
-        except Exception:  # a timeout, a broker away: not a denial we can name
-            return False
-        return False
 
     def committed_positions(self) -> dict[tuple[str, int], int | None]:
         """The group's offsets, read for a rollback (which then positions the input itself).
