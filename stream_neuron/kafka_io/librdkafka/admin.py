@@ -10,8 +10,8 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, Resourc
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import AccessDeniedError, AdminError
 from stream_neuron.kafka_io.librdkafka.config import client_config
-from stream_neuron.kafka_io.librdkafka.errors import DENIED, described, neutral, translated
-from stream_neuron.kafka_io.librdkafka.futures import error_code, outcome
+from stream_neuron.kafka_io.librdkafka.errors import DENIED, carried, code_of, described, neutral, translated
+from stream_neuron.kafka_io.librdkafka.futures import outcome
 from stream_neuron.kafka_io.ports import TopicSpec, TopicState
 
 
@@ -38,7 +38,7 @@ class RdAdmin:
         for name, future in futures.items():
             described_topic, error = outcome(future)
             if error is not None:
-                code = error_code(error)
+                code = code_of(error)
                 if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                     states[name] = TopicState("denied")
                 elif code == KafkaError.UNKNOWN_TOPIC_OR_PART:
@@ -57,11 +57,11 @@ class RdAdmin:
             _, error = outcome(future)
             if error is None:
                 continue
-            code = error_code(error)
-            if code == KafkaError.TOPIC_ALREADY_EXISTS:  # another client created it meanwhile
-                continue
-            if code in DENIED:
-                raise AccessDeniedError(error.args[0].name(), "topic", name)
+            kafka_error = carried(error)
+            if kafka_error is not None and kafka_error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # another client created it meanwhile
+            if kafka_error is not None and kafka_error.code() in DENIED:
+                raise AccessDeniedError(kafka_error.name(), "topic", name)
             raise AdminError(f"creating {name!r}: {described(error)}")
 
     def configs(self, names: Sequence[str], key: str) -> dict[str, str]:
@@ -100,4 +100,4 @@ def group_denied(connection: Connection, group_id: str, timeout_s: float = 10) -
         _, error = outcome(future, timeout_s + 5)
     except TimeoutError:
         return False
-    return error_code(error) == KafkaError.GROUP_AUTHORIZATION_FAILED
+    return code_of(error) == KafkaError.GROUP_AUTHORIZATION_FAILED

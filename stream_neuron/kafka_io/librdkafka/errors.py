@@ -44,10 +44,22 @@ DENIED = {
 }
 
 
+def carried(error: Any) -> KafkaError | None:
+    """The ``KafkaError`` that ``error`` is or that its ``KafkaException`` carries; else ``None``."""
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0]
+    return error if isinstance(error, KafkaError) else None
+
+
+def code_of(error: Any) -> int | None:
+    """The code of the ``KafkaError`` that ``error`` carries, if it carries one."""
+    kafka_error = carried(error)
+    return None if kafka_error is None else int(kafka_error.code())
+
+
 def described(error: Any) -> str:
     """A ``KafkaError`` (or an exception carrying one) in one line: its name and its text."""
-    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
-        error = error.args[0]
+    error = carried(error) or error
     if isinstance(error, KafkaError):
         return f"{error.name()}: {error.str()}"
     return str(error) or type(error).__name__
@@ -63,9 +75,8 @@ def neutral(error: Any, what: str = "") -> KafkaIOError:
     if isinstance(error, KafkaIOError):
         return error
     text = f"{what}: {described(error)}" if what else described(error)
-    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
-        error = error.args[0]
-    if not isinstance(error, KafkaError):
+    error = carried(error)
+    if error is None:
         return KafkaIOError(text)
     code = error.code()
     if is_fenced(error):

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-
 
 def outcome(future: Any, timeout_s: float | None = None) -> tuple[Any, BaseException | None]:
     """``(result, None)``, or ``(None, error)`` when the request failed; ``error`` is the future's
@@ -26,10 +24,3 @@ def outcome(future: Any, timeout_s: float | None = None) -> tuple[Any, BaseExcep
     if error is not None:
         return None, error
     return future.result(), None
-
-
-def error_code(error: BaseException | None) -> int | None:
-    """The ``KafkaError`` code an admin request failed with, if it carries one."""
-    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
-        return int(error.args[0].code())
-    return None
