@@ -18,9 +18,7 @@ static int encode_event(PyObject *features, PyObject *index, Py_ssize_t shortest
                         char *sc, Py_ssize_t *count) {
     Py_ssize_t n = PyDict_GET_SIZE(features);
     if (n > MOST_FEATURES) return 0;
-    short slots[SLOTS];
-    const int bits = slot_bits(n); /* a set the event's size: less to clear */
-    memset(slots, 0xff, sizeof(short) << bits);
+    KeyFilter placed = {0};
     Py_ssize_t pos = 0, k = 0;
     PyObject *name, *value;
     while (PyDict_Next(features, &pos, &name, &value)) {
@@ -57,7 +55,7 @@ static int encode_event(PyObject *features, PyObject *index, Py_ssize_t shortest
         if (i == NULL) return PyErr_Occurred() ? -1 : 0; /* 0: a new name */
         long long where = PyLong_AsLongLong(i);
         if (where == -1 && PyErr_Occurred()) return -1;
-        if (find_or_place_in(slots, bits, at, k, where) >= 0) return 0; /* one feature twice: the slow path names it */
+        if (find_or_place_in(placed, at, k, where) >= 0) return 0; /* one feature twice: the slow path names it */
         at[k] = where;
         val[k] = number;
         sc[k] = (char)numeric;

@@ -120,9 +120,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
                       double *sums, Py_ssize_t *count) {
     if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0) return 0;
     char token[LONGEST_TOKEN];
-    short slots[SLOTS];
-    const int bits = slot_bits(PyDict_GET_SIZE(features)); /* a set the event's size: less to clear */
-    memset(slots, 0xff, sizeof(short) << bits);
+    KeyFilter placed = {0};
     Py_ssize_t m = 0, pos = 0;
     PyObject *name, *value;
     while (PyDict_Next(features, &pos, &name, &value)) {
@@ -164,7 +162,7 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
         }
         long long bucket = bucket_of(h, n);
         double signed_amount = h < 0 ? -amount : amount;
-        Py_ssize_t j = find_or_place_in(slots, bits, buckets, m, bucket);
+        Py_ssize_t j = find_or_place_in(placed, buckets, m, bucket);
         if (j < 0) {
             j = m++;
             buckets[j] = bucket;

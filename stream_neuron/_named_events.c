@@ -41,7 +41,6 @@ typedef struct {
     char *in_use;
     Py_ssize_t room, fresh;
     long long at[MOST_FEATURES]; /* the event read: its entries */
-    int entry_bits;              /* its set of entries (entry_slots) has 2^entry_bits slots */
     double val[MOST_FEATURES];
     char sc[MOST_FEATURES];
     Py_ssize_t k;
@@ -169,23 +168,11 @@ static Py_ssize_t joined(unsigned char *key, Cursor name, Py_ssize_t name_length
     return name_length + 1 + text_length;
 }
 
-/* Where entry `at` is among the event's entries (-1: not there, and now placed at r->k). The set is
- * sized for the last event's features and doubled when it would be over half full: clearing the
- * whole of it for every event cost more than the lookups. */
-static Py_ssize_t find_or_place_entry(NamedReader *r, short *entry_slots, long long at) {
-    if (2 * (r->k + 1) > ((Py_ssize_t)1 << r->entry_bits)) {
-        r->entry_bits++;
-        memset(entry_slots, 0xff, sizeof(short) << r->entry_bits);
-        for (Py_ssize_t j = 0; j < r->k; j++) find_or_place_in(entry_slots, r->entry_bits, r->at, j, r->at[j]);
-    }
-    return find_or_place_in(entry_slots, r->entry_bits, r->at, r->k, at);
-}
-
 /* One feature into the event's entries: 1, 0 to decline the event, -1 with an exception set. `text`
  * (NULL for a number or a boolean) is a string value, `word` a boolean's ("True" or "False").
  * Hashed, a number's token is its name: its hash is `*name_hash` when `*name_hashed`, else it is
  * hashed and both are set. */
-static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize_t name_length, Cursor text,
+static int add_feature(NamedReader *r, uint64_t *placed, Cursor name, Py_ssize_t name_length, Cursor text,
                        Py_ssize_t text_length, const char *word, double amount, long long *name_hash,
                        char *name_hashed) {
     unsigned char key[LONGEST_KEY];
@@ -205,7 +192,7 @@ static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize
         }
         at = bucket_of(h, r->n_buckets);
         __builtin_prefetch(r->in_use + at, 1, 3); /* marked when the event is taken: 2^20 buckets are a megabyte */
-        Py_ssize_t j = find_or_place_entry(r, entry_slots, at);
+        Py_ssize_t j = find_or_place_in(placed, r->at, r->k, at);
         if (j < 0) {
             j = r->k++;
             r->at[j] = at;
@@ -228,7 +215,7 @@ static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize
     }
     int known = vocabulary_index(r, key, n, &at);
     if (known <= 0) return known;
-    if (find_or_place_entry(r, entry_slots, at) >= 0) return 0; /* {"a_b": 1, "a": "b"} */
+    if (find_or_place_in(placed, r->at, r->k, at) >= 0) return 0; /* {"a_b": 1, "a": "b"} */
     r->at[r->k] = at;
     r->val[r->k] = numeric ? amount : 1.0;
     r->sc[r->k++] = (char)numeric;
@@ -238,7 +225,8 @@ static int add_feature(NamedReader *r, short *entry_slots, Cursor name, Py_ssize
 static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t i) {
     NamedReader *r = (NamedReader *)base;
     (void)i;
-    short name_slots[SLOTS], entry_slots[SLOTS];
+    short name_slots[SLOTS];
+    KeyFilter placed;
     Cursor names[MOST_FEATURES];
     Py_ssize_t lengths[MOST_FEATURES], m = 0, same = 0; /* the first `same` names are the shape's */
     uint64_t hashes[MOST_FEATURES];
@@ -249,8 +237,7 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
     if (*p != '{') return NULL;
     p = skip_space(p + 1, end);
     if (p < end && *p == '}') return p + 1;
-    r->entry_bits = slot_bits(shape.count);
-    memset(entry_slots, 0xff, sizeof(short) << r->entry_bits);
+    memset(placed, 0, sizeof placed);
     for (;; m++) {
         Cursor name, text = NULL;
         Py_ssize_t name_length, text_length = 0;
@@ -291,7 +278,7 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
             return NULL;
         }
         char was_known = token_hashed[m];
-        int added = add_feature(r, entry_slots, name, name_length, text, text_length, word, amount, &token_hash[m],
+        int added = add_feature(r, placed, name, name_length, text, text_length, word, amount, &token_hash[m],
                                 &token_hashed[m]);
         hashed_here |= token_hashed[m] && !was_known;
         if (added <= 0) {
