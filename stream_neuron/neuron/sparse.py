@@ -36,6 +36,7 @@ from stream_neuron.neuron.sparse_state import (
     packed_bits,
     scattered,
     unpacked,
+    widened,
 )
 
 # The kept sum of squares is summed again from the weights after this many updates (a sum of
@@ -326,14 +327,12 @@ class SparseSteps:
 
     def grow(self, n_features: int) -> None:
         """Take features up to ``n_features`` (an open vocabulary's new names), each at weight 0."""
-        extra = n_features - self.n_features
-        if extra <= 0:
+        if n_features <= self.n_features:
             return
-        self._weights = np.concatenate([self._weights, np.zeros(extra)])
+        self._weights = widened(self._weights, n_features)
         state = self.rule_state
         first, second, cum = (
-            None if a is None else np.concatenate([a, np.zeros(extra)])
-            for a in (state.first, state.second, state.cum_l1)
+            None if a is None else widened(a, n_features) for a in (state.first, state.second, state.cum_l1)
         )
         self.rule_state = RuleState(first, second, state.max_cum_l1, cum)
         if self.sparse_scaler is not None:

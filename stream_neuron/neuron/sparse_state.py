@@ -16,6 +16,15 @@ from stream_neuron.neuron.optimizers import RuleState
 from stream_neuron.neuron.sparse_rows import IndexArray
 
 
+def widened(array: NDArray[Any], n: int) -> NDArray[Any]:
+    """``array`` followed by zeros up to ``n`` entries. The zeros are pages the system maps zeroed when
+    first touched, so only the old entries are copied: a model of 2^20 hashed buckets grows from
+    nothing without writing 8 MiB it may never read."""
+    out = np.zeros(n, dtype=array.dtype)
+    out[: array.size] = array
+    return out
+
+
 class SparseScaler:
     """river's ``StandardScaler`` on dicts: a count, mean and variance per feature, each moved only
     by the events the feature is present in (Welford's recurrence in river's operation order).
@@ -37,11 +46,9 @@ class SparseScaler:
         return int(self.counts.shape[0])
 
     def grow(self, n_features: int) -> None:
-        extra = n_features - self.n_features
-        if extra > 0:
-            self.counts = np.concatenate([self.counts, np.zeros(extra, dtype=np.int64)])
-            self.mean = np.concatenate([self.mean, np.zeros(extra)])
-            self.var = np.concatenate([self.var, np.zeros(extra)])
+        if n_features > self.n_features:
+            stats = (self.counts, self.mean, self.var)
+            self.counts, self.mean, self.var = (widened(a, n_features) for a in stats)
 
     def absorbed(self, idx: IndexArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The mean and variance of features ``idx`` after absorbing values ``x`` (nothing changes)."""
