@@ -174,20 +174,23 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
     return 1;
 }
 
-/* How many of the `m` buckets are not yet marked in `in_use`; they are marked when there are at most
- * `room` (else -1, nothing marked). A negative `room`: none are marked or counted (a scorer's view). */
-Py_ssize_t encode_mark_fresh(char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
+/* How many of the `m` (distinct) buckets are not yet marked in `in_use`, a bit per bucket in
+ * little-endian bit order (numpy's packbits with bitorder="little": a snapshot's bitmap as it is); they
+ * are marked when there are at most `room` (else -1, nothing marked). A negative `room`: none are
+ * marked or counted (a scorer's view). A bit, not a byte, per bucket: 2^20 buckets take 128 KiB, which
+ * stays in the core's cache beside the weights. */
+Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
     if (room < 0) return 0;
     Py_ssize_t fresh = 0;
-    for (Py_ssize_t j = 0; j < m; j++) fresh += !in_use[buckets[j]];
+    for (Py_ssize_t j = 0; j < m; j++) fresh += !((in_use[buckets[j] >> 3] >> (buckets[j] & 7)) & 1);
     if (fresh > room) return -1;
-    for (Py_ssize_t j = 0; j < m; j++) in_use[buckets[j]] = 1;
+    for (Py_ssize_t j = 0; j < m; j++) in_use[buckets[j] >> 3] |= (unsigned char)(1u << (buckets[j] & 7));
     return fresh;
 }
 
 /* The hashing's settings as the entry points take them: n, seed, short, in_use, room. */
 static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *seed, Py_ssize_t *shortest,
-                            char **in_use, Py_ssize_t *room) {
+                            unsigned char **in_use, Py_ssize_t *room) {
     if (!PyByteArray_CheckExact(settings[3])) {
         PyErr_SetString(PyExc_TypeError, "in_use must be a bytearray");
         return -1;
@@ -197,17 +200,17 @@ static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *s
     *shortest = PyLong_AsSsize_t(settings[2]);
     *room = PyLong_AsSsize_t(settings[4]);
     if (PyErr_Occurred()) return -1;
-    if (PyByteArray_GET_SIZE(settings[3]) != *n) {
-        PyErr_SetString(PyExc_ValueError, "in_use must hold a byte per bucket");
+    if (*n <= 0 || PyByteArray_GET_SIZE(settings[3]) != (*n + 7) / 8) {
+        PyErr_SetString(PyExc_ValueError, "in_use must hold a bit per bucket");
         return -1;
     }
     *seed = (uint32_t)seeded;
-    *in_use = PyByteArray_AS_STRING(settings[3]);
+    *in_use = (unsigned char *)PyByteArray_AS_STRING(settings[3]);
     return 0;
 }
 
 /* The arguments both single-event entry points share: features, then the hashing's settings. */
-static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, char **in_use,
+static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, unsigned char **in_use,
                         Py_ssize_t *room) {
     if (!PyDict_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "features must be a dict");
@@ -227,7 +230,7 @@ PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t
     double sums[MOST_FEATURES];
     uint32_t seed;
     Py_ssize_t shortest, room, m;
-    char *in_use;
+    unsigned char *in_use;
     if (nargs != 6) {
         PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, short, in_use, room)");
         return NULL;
@@ -272,7 +275,7 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     char ones[MOST_FEATURES];
     uint32_t seed;
     Py_ssize_t shortest, room, m;
-    char *in_use;
+    unsigned char *in_use;
     if (nargs != 10) {
         PyErr_SetString(PyExc_TypeError,
                         "hash_into(features, n, seed, short, in_use, room, indices, values, scaled, end)");
@@ -292,7 +295,7 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
 
 /* One event of hash_events_into: 1 taken (entries written, its end appended), 0 declined, -1 with an
  * exception set. */
-static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t shortest, char *in_use,
+static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t shortest, unsigned char *in_use,
                        Py_ssize_t *room, Py_ssize_t *fresh, PyObject *const *arrays, PyObject *ends, Py_ssize_t *end) {
     static PyObject *features_key = NULL;
     long long buckets[MOST_FEATURES];
@@ -330,7 +333,7 @@ PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssiz
     long long n;
     uint32_t seed;
     Py_ssize_t shortest, room, fresh = 0;
-    char *in_use;
+    unsigned char *in_use;
     if (nargs != 11 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[10])) {
         PyErr_SetString(PyExc_TypeError, "hash_events_into(events: list, start, n, seed, short, in_use, room, "
                                          "indices, values, scaled, ends: list)");

@@ -14,7 +14,7 @@
  * encoding: ("open", index, table, max_name_bytes): the vocabulary's dict of names to indices and its
  * key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a scorer's
  * leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
- * buckets and MurmurHash3 seed, the bytearray of buckets in use, and how many fresh buckets fit (-1: a
+ * buckets and MurmurHash3 seed, the bytearray of buckets in use (a bit each), and how many fresh buckets fit (-1: a
  * scorer's, none marked); fresh counts those marked, for the encoder's budget.
  *
  * It takes an event only as the reference takes it: features an object of at most MOST_FEATURES
@@ -38,7 +38,7 @@ typedef struct {
     KeyTable *table;
     long long n_buckets; /* hashed */
     uint32_t seed;
-    char *in_use;
+    unsigned char *in_use; /* a bit per bucket */
     Py_ssize_t room, fresh;
     long long at[MOST_FEATURES]; /* the event read: its entries */
     double val[MOST_FEATURES];
@@ -191,7 +191,7 @@ static int add_feature(NamedReader *r, uint64_t *placed, Cursor name, Py_ssize_t
             if (encode_hash_bytes((const char *)key, n, r->seed, &h)) return -1;
         }
         at = bucket_of(h, r->n_buckets);
-        __builtin_prefetch(r->in_use + at, 1, 3); /* marked when the event is taken: 2^20 buckets are a megabyte */
+        __builtin_prefetch(r->in_use + (at >> 3), 1, 3); /* marked when the event is taken */
         Py_ssize_t j = find_or_place_in(placed, r->at, r->k, at);
         if (j < 0) {
             j = r->k++;
@@ -345,10 +345,10 @@ static int encoding_of(PyObject *encoding, NamedReader *r) {
     r->n_buckets = PyLong_AsLongLong(PyTuple_GET_ITEM(encoding, 1));
     r->seed = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(encoding, 2));
     r->room = PyLong_AsSsize_t(PyTuple_GET_ITEM(encoding, 5));
-    r->in_use = PyByteArray_AS_STRING(in_use);
+    r->in_use = (unsigned char *)PyByteArray_AS_STRING(in_use);
     if (PyErr_Occurred()) return -1;
-    if (r->n_buckets <= 0 || PyByteArray_GET_SIZE(in_use) != r->n_buckets) {
-        PyErr_SetString(PyExc_ValueError, "in_use must hold a byte per bucket");
+    if (r->n_buckets <= 0 || PyByteArray_GET_SIZE(in_use) != (r->n_buckets + 7) / 8) {
+        PyErr_SetString(PyExc_ValueError, "in_use must hold a bit per bucket");
         return -1;
     }
     return 0;

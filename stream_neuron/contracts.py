@@ -165,7 +165,8 @@ class Snapshot(BaseModel):
     features: dict[str, object] | None = Field(
         None,
         description='--features open or hashed: {"mode": "open"} (the vocabulary is feature_names, in '
-        'index order) or {"mode": "hashed", "bits", "seed", "in_use": [buckets]}; absent: fixed',
+        'index order) or {"mode": "hashed", "bits", "seed", "in_use": a base64 bitmap of the buckets in use, '
+        "little-endian bit order}; absent: fixed",
     )
     drift: dict[str, object] | None = Field(
         None,

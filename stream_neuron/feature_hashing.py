@@ -11,6 +11,7 @@ from typing import Any
 import mmh3
 import numpy as np
 import pybase64
+from numpy.typing import NDArray
 
 from stream_neuron.feature_values import (
     DEFAULT_MAX_NAME_BYTES,
@@ -73,13 +74,19 @@ class FeatureHashing:
         self.n_features = 1 << bits
         self.max_name_bytes = max_name_bytes
         self._short = max_name_bytes // 4  # a text of at most this many characters is within the limit
-        # The buckets in use (of events taken so far): the ones a snapshot may have to hold.
-        self._in_use = bytearray(self.n_features)  # indexed per bucket: far cheaper than numpy's
-        self.in_use = np.frombuffer(self._in_use, dtype=np.bool_)
+        # The buckets in use (of events taken so far): the ones a snapshot may have to hold. A bit
+        # each, little-endian bit order (a snapshot's bitmap as it is); the compiled paths mark them.
+        self._in_use = bytearray((self.n_features + 7) // 8)
         self.budget = FeatureBudget(self.n_features if max_features is None else max_features)
         # river draws MurmurHash3's 32-bit seed from numpy with the user's seed: the same here.
         self._murmur_seed = int(np.random.RandomState(seed).randint(0, 2**32, dtype=np.uint32))
         self._named: dict[str, tuple[int, bool]] = {}  # numeric features' buckets, by name
+
+    @property
+    def in_use(self) -> NDArray[np.bool_]:
+        """Whether each bucket is in use (a copy)."""
+        bits = np.unpackbits(np.frombuffer(self._in_use, dtype=np.uint8), bitorder="little")
+        return bits[: self.n_features].astype(np.bool_)
 
     def limit(self, budget: FeatureBudget) -> None:
         """Take ``budget`` as the bound of the buckets in use (those in use so far count in it)."""
@@ -89,7 +96,7 @@ class FeatureHashing:
 
     def in_use_bitmap(self) -> str:
         """The buckets in use, a bit each (little-endian bit order), in base64."""
-        return pybase64.b64encode_as_string(np.packbits(self.in_use, bitorder="little").data)
+        return pybase64.b64encode_as_string(self._in_use)
 
     def use_bitmap(self, text: Any) -> None:
         """Mark in use the buckets of :meth:`in_use_bitmap`'s text (``ValueError`` when it is not one)."""
@@ -97,9 +104,11 @@ class FeatureHashing:
             raw = pybase64.b64decode(text, validate=True)
         except (TypeError, ValueError, binascii.Error) as error:
             raise ValueError(f"the buckets in use are not a base64 bitmap: {error}") from None
-        if len(raw) * 8 != self.n_features:
+        if len(raw) != len(self._in_use):
             raise ValueError(f"the bitmap of buckets in use is not {self.n_features} bits")
         bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8), bitorder="little")
+        if bits[self.n_features :].any():
+            raise ValueError(f"the bitmap of buckets in use marks a bucket past {self.n_features - 1}")
         self.use(np.flatnonzero(bits).tolist())
 
     def use(self, buckets: list[int]) -> None:
@@ -109,7 +118,7 @@ class FeatureHashing:
             raise ValueError(f"buckets in use must be 0 to {self.n_features - 1}")
         fresh = fresh[~self.in_use[fresh]]
         for bucket in fresh.tolist():
-            self._in_use[bucket] = 1
+            self._mark(bucket)
         self.budget.take(fresh.size, fresh.size * self.budget.cost(None))
 
     def encode(self, features: dict[str, Any], grow: bool = True, fast: bool = True) -> Entries:
@@ -128,7 +137,7 @@ class FeatureHashing:
                 return buckets, values, scaled
         hashed = self._hashed(features)
         if grow:
-            fresh = [b for b in hashed[0] if not self._in_use[b]]
+            fresh = [b for b in hashed[0] if not self._in_use[b >> 3] >> (b & 7) & 1]
             if fresh:
                 cost = len(fresh) * self.budget.cost(None)
                 refusal = self.budget.refusal(len(fresh), cost, f"bucket {fresh[0]}")
@@ -136,8 +145,11 @@ class FeatureHashing:
                     raise refusal
                 self.budget.take(len(fresh), cost)
                 for bucket in fresh:
-                    self._in_use[bucket] = 1
+                    self._mark(bucket)
         return hashed
+
+    def _mark(self, bucket: int) -> None:
+        self._in_use[bucket >> 3] |= 1 << (bucket & 7)
 
     def encode_into(self, features: dict[str, Any], grow: bool, arrays: RawRows, end: int) -> int | None:
         """:meth:`encode` writing the event's entries from entry ``end`` on into a chunk's raw int64,
