@@ -14,7 +14,7 @@
 /* A filter of the keys an event has placed: a bit per key, chosen by its hash among FILTER_WORDS * 64.
  * Most events place distinct keys (a dict's names, and hashed buckets that rarely collide), so a key
  * whose bit is clear is placed at once, a branch the processor predicts; only a set bit (the key
- * again, or another on its bit: about 1 in 80 for 50 features) compares it with the keys before it.
+ * again, or another on its bit: under 1 in 80 for 50 features) compares it with the keys before it.
  * An open-addressed set of slots did the same with a probe each, and its probes' mispredicted ends
  * cost more than the rare comparisons. Cleared (zeroed) before an event's first key. */
 #define FILTER_WORDS 64

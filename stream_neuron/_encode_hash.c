@@ -210,8 +210,8 @@ static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *s
 }
 
 /* The arguments both single-event entry points share: features, then the hashing's settings. */
-static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest, unsigned char **in_use,
-                        Py_ssize_t *room) {
+static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest,
+                        unsigned char **in_use, Py_ssize_t *room) {
     if (!PyDict_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "features must be a dict");
         return -1;

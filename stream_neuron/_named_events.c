@@ -14,8 +14,8 @@
  * encoding: ("open", index, table, max_name_bytes): the vocabulary's dict of names to indices and its
  * key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a scorer's
  * leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
- * buckets and MurmurHash3 seed, the bytearray of buckets in use (a bit each), and how many fresh buckets fit (-1: a
- * scorer's, none marked); fresh counts those marked, for the encoder's budget.
+ * buckets and MurmurHash3 seed, the bytearray of buckets in use (a bit each), and how many fresh
+ * buckets fit (-1: a scorer's, none marked); fresh counts those marked, for the encoder's budget.
  *
  * It takes an event only as the reference takes it: features an object of at most MOST_FEATURES
  * names, each a finite number, a string or a boolean, no name given twice nor two features on one
