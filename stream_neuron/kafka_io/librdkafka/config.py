@@ -8,6 +8,7 @@ from typing import Any
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.limits import (
     FETCH_MAX_BYTES,
+    FETCH_QUEUE_BACKOFF_MS,
     MAX_PARTITION_FETCH_BYTES,
     MAX_REQUEST_BYTES,
     PRODUCER_BATCH_BYTES,
@@ -79,6 +80,7 @@ def consumer_config(connection: Connection, client_id: str, group_id: str) -> di
         "auto.offset.reset": "earliest",
         "fetch.max.bytes": FETCH_MAX_BYTES,
         "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
+        "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         "receive.message.max.bytes": FETCH_MAX_BYTES + 1024 * 1024,
         "reconnect.backoff.max.ms": RECONNECT_BACKOFF_MAX_MS,
         "enable.partition.eof": False,

@@ -16,7 +16,11 @@ from stream_neuron.kafka_io.errors import BrokerUnavailableError
 from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config
 from stream_neuron.kafka_io.librdkafka.consuming import consume_available
 from stream_neuron.kafka_io.librdkafka.errors import NOT_YET, described, neutral, translated
-from stream_neuron.kafka_io.limits import MAX_PARTITION_FETCH_BYTES, OFFSETS_TIMEOUT_MS
+from stream_neuron.kafka_io.limits import (
+    FETCH_QUEUE_BACKOFF_MS,
+    MAX_PARTITION_FETCH_BYTES,
+    OFFSETS_TIMEOUT_MS,
+)
 from stream_neuron.kafka_io.ports import TailRecord
 
 METADATA_TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
@@ -38,6 +42,7 @@ class RdTopicTail:
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": fetch_wait_ms,
                 "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
+                "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
                 "enable.partition.eof": False,
             }
         )
