@@ -11,7 +11,8 @@ Each loop does the job ``run --mode sgd`` does and nothing else, in the cheapest
   ``orjson.dumps``, keyed as the input, ``acks=all``;
 - no dead letters, metrics, snapshots, offsets or delivery checks: what ``run`` adds on top.
 
-The consumer fetches as the component's does (500-record polls, the same fetch sizes). A loop is
+The consumer fetches as the component's does (500-record polls, the same fetch sizes and, on
+librdkafka, the same short backoff of a full queue). A loop is
 timed from its first poll that returns records to its last output acknowledged, as ``run`` is.
 
     python benchmarks/bare_loops.py serve kafka-python|confluent BOOTSTRAP SOURCE SINK
@@ -34,6 +35,7 @@ KAFKA_PYTHON = "bare kafka-python + orjson loop"
 CONFLUENT = "bare confluent-kafka + orjson loop"
 LEARNING_RATE = 0.01  # run's default
 FETCH_MAX_BYTES, PARTITION_FETCH_MAX_BYTES = 64 * 1024 * 1024, 16 * 1024 * 1024
+FETCH_QUEUE_BACKOFF_MS = 10  # as the component's librdkafka consumers (kafka_io/limits.py says why)
 
 
 class Neuron:
@@ -114,6 +116,7 @@ def confluent_loop(bootstrap: str, topic: str, sink: str, events: int | None = N
             "enable.auto.commit": False,
             "fetch.max.bytes": FETCH_MAX_BYTES,
             "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,
+            "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
         }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
