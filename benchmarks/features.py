@@ -201,11 +201,10 @@ def measure(bootstrap: str, n: int, rounds: int, client: str) -> dict[str, dict[
 
 def in_a_fresh_process(mode: str, length: int, n: int, rounds: int) -> dict[str, float]:
     """:func:`runs_in_process` on the first ``n`` events of the ``length``-event stream the runs read,
-    in a process of its own. The
-    encoder reads the decoded dicts' memory, and where the allocator puts them depends on what the
-    process freed before: after the Kafka runs and another mode's passes, the same hashed pass ran
-    at 0.6x its speed in a new process (river's pipeline, bound by its Python, hardly changed), so
-    each mode starts from the same clean state."""
+    in a process of its own. The encoder reads the decoded dicts' memory, and where the allocator
+    puts them depends on what the process freed before: after the Kafka runs and another mode's
+    passes, the same hashed pass ran at 0.6x its speed in a new process (river's pipeline, bound by
+    its Python, hardly changed), so each mode starts from the same clean state."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(runs_in_process_of, mode, length, n, rounds).result()
 

@@ -18,9 +18,9 @@ FETCH_MAX_BYTES = 64 * 1024 * 1024
 MAX_PARTITION_FETCH_BYTES = 16 * 1024 * 1024
 # librdkafka stops fetching a partition once its local queue holds queued.min.messages (100,000) or
 # queued.max.messages.kbytes (64 MiB), and only looks again after fetch.queue.backoff.ms (1 s by
-# default). A trainer drains that queue in well under a second and then sat idle in consume() for the
-# rest of it: a stall of up to a second every 64 MiB of a backlog (two of 150 ms each in 100,000
-# hashed events of 900 bytes, a third of that run's time). With a short backoff, fetching resumes
+# default). A trainer drains that queue in well under a second and then sits idle in consume() for
+# the rest of it: a stall of up to a second every 64 MiB of a backlog (two of about 150 ms in 100,000
+# hashed events of 900 bytes, a quarter of that run's time). With a short backoff, fetching resumes
 # once the queue has room; the cost is a timer every few milliseconds while the queue is full.
 FETCH_QUEUE_BACKOFF_MS = 10
 
