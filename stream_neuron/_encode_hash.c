@@ -118,7 +118,7 @@ static int name_hash(PyObject *name, uint32_t seed, long long *hash) {
 
 static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t shortest, long long *buckets,
                       double *sums, Py_ssize_t *count) {
-    if (PyDict_GET_SIZE(features) > MOST_FEATURES || n <= 0) return 0;
+    if (PyDict_GET_SIZE(features) > MOST_FEATURES) return 0; /* n > 0: hashing_settings checked it */
     char token[LONGEST_TOKEN];
     KeyFilter placed = {0};
     Py_ssize_t m = 0, pos = 0;

@@ -3,8 +3,8 @@
 librdkafka stops fetching a partition while its queue holds 64 MiB (or 100,000 messages) and looks
 again only after ``fetch.queue.backoff.ms``, 1 s by default: a trainer catching up a backlog drained
 the queue and then sat in ``consume()`` for the rest of that second (limits.FETCH_QUEUE_BACKOFF_MS).
-No broker is needed: the client is only built, which is where librdkafka refuses a property it does
-not know."""
+The model follower's tail takes the same configuration (``consumer_config``). No broker is needed:
+the client is only built, which is where librdkafka refuses a property it does not know."""
 
 from __future__ import annotations
 

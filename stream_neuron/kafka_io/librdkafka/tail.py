@@ -13,14 +13,10 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from stream_neuron.kafka_io.connection import Connection
 from stream_neuron.kafka_io.errors import BrokerUnavailableError
-from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, client_config
+from stream_neuron.kafka_io.librdkafka.config import CLIENT_LOGGER, consumer_config
 from stream_neuron.kafka_io.librdkafka.consuming import consume_available
 from stream_neuron.kafka_io.librdkafka.errors import NOT_YET, described, neutral, translated
-from stream_neuron.kafka_io.limits import (
-    FETCH_QUEUE_BACKOFF_MS,
-    MAX_PARTITION_FETCH_BYTES,
-    OFFSETS_TIMEOUT_MS,
-)
+from stream_neuron.kafka_io.limits import OFFSETS_TIMEOUT_MS
 from stream_neuron.kafka_io.ports import TailRecord
 
 METADATA_TIMEOUT_S = OFFSETS_TIMEOUT_MS / 1000
@@ -32,19 +28,10 @@ POLL_RECORDS = 500
 class RdTopicTail:
     def __init__(self, connection: Connection, topic: str, client_id: str, fetch_wait_ms: int) -> None:
         self.topic = topic
+        # The input's reader, told how long the broker may hold a fetch; its group id is required by
+        # the client and never joined (assign, no commits).
         self._consumer = Consumer(
-            {
-                **client_config(connection, client_id),
-                "group.id": client_id,  # required by the client; never joined (assign, no commits)
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "isolation.level": "read_committed",
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": fetch_wait_ms,
-                "max.partition.fetch.bytes": MAX_PARTITION_FETCH_BYTES,
-                "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
-                "enable.partition.eof": False,
-            }
+            {**consumer_config(connection, client_id, client_id), "fetch.wait.max.ms": fetch_wait_ms}
         )
         self._start: dict[int, int] = {}
         try:
