@@ -10,8 +10,8 @@ Three streams of the same length, each loaded once into a one-partition topic:
 - hashed: 40 numeric features and 10 ids drawn from 100,000 values each (50 active features per
   event, ``--features hashed`` with 2^20 buckets).
 
-Each round runs ``run`` over the three (at-least-once, per-event SGD, fresh output topics, the order
-alternating round by round), timed as ``pipeline_vs_bare.py`` times it; medians. The goal against
+Each round runs ``run`` over the three (each run in a process of its own, as the command is;
+at-least-once, per-event SGD, fresh output topics, the order alternating round by round), timed as ``pipeline_vs_bare.py`` times it; medians. The goal against
 fixed features is on these figures. In process, without Kafka (the stream's first 20,000 events, each
 mode in a new process of its own; each round one pass of the three below, alternated; the best of at
 least 3 rounds each):
@@ -44,7 +44,8 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron.config import Settings, run_names
-from stream_neuron.runner import calm_collector, run
+from stream_neuron.process_tuning import steady_process
+from stream_neuron.runner import run
 
 MODES = ("fixed", "open", "hashed")
 GOAL_OF_FIXED, GOAL_OF_RIVER = 0.7, 20.0
@@ -189,7 +190,7 @@ def measure(bootstrap: str, n: int, rounds: int, client: str) -> dict[str, dict[
     sizes: dict[str, int] = {}
     for round_ in range(rounds):
         for mode in MODES if round_ % 2 == 0 else tuple(reversed(MODES)):
-            rate, settings = timed_run(bootstrap, topics[mode], n, mode, client)
+            rate, settings = run_in_a_fresh_process(bootstrap, topics[mode], n, mode, client)
             runs[mode].append(rate)
             sizes[mode] = snapshot_bytes(bootstrap, settings)
     results = {}
@@ -197,6 +198,17 @@ def measure(bootstrap: str, n: int, rounds: int, client: str) -> dict[str, dict[
         results[mode] = in_a_fresh_process(mode, n, min(n, 20_000), rounds)
         results[mode].update(events_per_s=statistics.median(runs[mode]), snapshot_bytes=float(sizes[mode]))
     return results
+
+
+def run_in_a_fresh_process(
+    bootstrap: str, topic: str, events: int, mode: str, client: str
+) -> tuple[float, Settings]:
+    """:func:`timed_run` in a process of its own, as ``stream-neuron run`` is: a run after others in one
+    process inherits their heap, and the allocator's state decides how many pages its checkpoints
+    fault in (a hashed snapshot's arrays and text, megabytes each). In one process, the later hashed
+    runs spent 15-25 ms of system time on each snapshot where the first spent 4-7."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(timed_run, bootstrap, topic, events, mode, client).result()
 
 
 def in_a_fresh_process(mode: str, length: int, n: int, rounds: int) -> dict[str, float]:
@@ -220,7 +232,7 @@ def runs_in_process(mode: str, events: list[dict[str, Any]], rounds: int) -> dic
 
     records = [InputRecord("in", 0, i, None, json.dumps(e).encode(), []) for i, e in enumerate(events)]
     decoded = decoded_as_the_component_does(mode, events)
-    calm_collector()  # as run does: its young pass would otherwise run every few dozen events
+    steady_process()  # as run does: the collector calmed, one BLAS thread
     passes: dict[str, Callable[[], float]] = {
         "processor_events_per_s": lambda: processor_pass(mode, records),
         "model_events_per_s": lambda: model_pass(mode, decoded),

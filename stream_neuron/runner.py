@@ -8,7 +8,6 @@ processor from the committed snapshot and moves the input back to the positions 
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import signal
@@ -36,6 +35,7 @@ from stream_neuron.kafka_io.snapshot_store import load_snapshot
 from stream_neuron.kafka_io.transactional import TransactionalOutput
 from stream_neuron.kafka_io.writer_claim import WriterClaim
 from stream_neuron.metrics_server import Health, MetricsServer
+from stream_neuron.process_tuning import steady_process
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import PrometheusExporter
 from stream_neuron.startup import (
@@ -341,17 +341,6 @@ class Runner:
 
 # The hot loop makes a few container objects per event (records, tuples, lists), none in a cycle: at
 # the default threshold (700) the collector's young pass ran every few dozen events, 7% of the run.
-YOUNG_COLLECTION_THRESHOLD = 50_000
-
-
-def calm_collector() -> None:
-    """Start-up objects (clients, schemas) live for the whole run: the cyclic collector leaves them
-    alone (its full passes stay short), and its young pass waits for 50,000 new containers."""
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, older, oldest)
-
-
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
     client_log.install()
@@ -362,7 +351,7 @@ def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
         server = MetricsServer(settings.metrics_port, settings.metrics_host, exporter.registry, health)
     try:
         runner = Runner(settings, stop or StopFlag())
-        calm_collector()
+        steady_process()
         if exporter is not None:
             exporter.baseline(runner.processor)
         log.info(

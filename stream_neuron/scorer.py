@@ -29,9 +29,10 @@ from stream_neuron.kafka_io.ports import StartupError, TopicSpec
 from stream_neuron.kafka_io.probe import probe
 from stream_neuron.metrics_server import Health, MetricsServer
 from stream_neuron.outputs import OutputLimits
+from stream_neuron.process_tuning import steady_process
 from stream_neuron.processor import Processor
 from stream_neuron.prometheus import ScorerExporter
-from stream_neuron.runner import RunSummary, StopFlag, calm_collector
+from stream_neuron.runner import RunSummary, StopFlag
 from stream_neuron.snapshots import SnapshotError, check_snapshot, standardized
 from stream_neuron.startup import topic_limits
 
@@ -276,7 +277,7 @@ def score(settings: ScoreSettings, stop: StopFlag | None = None) -> RunSummary:
         server = MetricsServer(settings.metrics_port, settings.metrics_host, exporter.registry, health)
     try:
         scorer = Scorer(settings, stop or StopFlag(), exporter, health)
-        calm_collector()
+        steady_process()
         log.info(
             "scoring %s with model %r version %d (group %s) -> %s",
             settings.input_topic, settings.model_name, scorer.version, settings.group_id,
