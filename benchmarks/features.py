@@ -11,8 +11,8 @@ Three streams of the same length, each loaded once into a one-partition topic:
   event, ``--features hashed`` with 2^20 buckets).
 
 Each round runs ``run`` over the three (each run in a process of its own, as the command is;
-at-least-once, per-event SGD, fresh output topics, the order alternating round by round), timed as ``pipeline_vs_bare.py`` times it; medians. The goal against
-fixed features is on these figures. In process, without Kafka (the stream's first 20,000 events, each
+at-least-once, per-event SGD, fresh output topics, the order alternating round by round), timed as
+``pipeline_vs_bare.py`` times it; medians. The goal against fixed features is on these figures. In process, without Kafka (the stream's first 20,000 events, each
 mode in a new process of its own; each round one pass of the three below, alternated; the best of at
 least 3 rounds each):
 
