@@ -12,9 +12,9 @@ Three streams of the same length, each loaded once into a one-partition topic:
 
 Each round runs ``run`` over the three (each run in a process of its own, as the command is;
 at-least-once, per-event SGD, fresh output topics, the order alternating round by round), timed as
-``pipeline_vs_bare.py`` times it; medians. The goal against fixed features is on these figures. In process, without Kafka (the stream's first 20,000 events, each
-mode in a new process of its own; each round one pass of the three below, alternated; the best of at
-least 3 rounds each):
+``pipeline_vs_bare.py`` times it; medians. The goal against fixed features is on these figures. In
+process, without Kafka (the stream's first 20,000 events, each mode in a new process of its own; each
+round one pass of the three below, alternated; the best of at least 3 rounds each):
 
 - the processor: decode, encode, score, learn, outputs, every record's JSON bytes in 500-record polls;
 - the encoder and the neuron alone, on the events' dicts already decoded (the poll's rows built by the
