@@ -339,8 +339,6 @@ class Runner:
         self.claim.close()
 
 
-# The hot loop makes a few container objects per event (records, tuples, lists), none in a cycle: at
-# the default threshold (700) the collector's young pass ran every few dozen events, 7% of the run.
 def run(settings: Settings, stop: StopFlag | None = None) -> RunSummary:
     """Run until stopped, ``--max-events`` consumed or ``--idle-timeout-s`` without input."""
     client_log.install()
