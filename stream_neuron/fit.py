@@ -137,6 +137,15 @@ def load(settings: FitSettings) -> TrainingSet:
     return history
 
 
+def read_unit(settings: FitSettings) -> str:
+    """What a history is counted in: a topic's records, a JSON-lines file's lines, a CSV file's rows."""
+    if settings.file is None:
+        return "records"
+    from stream_neuron.tools import sources
+
+    return "lines" if settings.file.suffix in sources.JSON_LINES_SUFFIXES else "rows"
+
+
 class _EpochLine:
     """The terminal's view of one rate's descent: a progress bar over the epochs with the latest cost."""
 
@@ -288,8 +297,8 @@ def fit(settings: FitSettings) -> dict[str, Any]:
         kinds = ", ".join(f"{n:,} {c}" for c, n in history.bad.most_common())
         detail = f" ({kinds}; e.g. {history.first_reasons[0]})"
     print(
-        f"read {history.read:,} records: {len(history.y):,} labelled events of {history.n_features:,} "
-        f"features, {history.unlabelled:,} unlabelled, {bad:,} bad{detail}",
+        f"read {history.read:,} {read_unit(settings)}: {len(history.y):,} labelled events of "
+        f"{history.n_features:,} features, {history.unlabelled:,} unlabelled, {bad:,} bad{detail}",
         file=sys.stderr,
     )
     scaler: OnlineStandardScaler | SparseScaler | None = None

@@ -159,7 +159,7 @@ def test_a_file_history_counts_its_bad_rows_and_an_existing_model_is_kept(
     history.write_text("\n".join(lines) + "\n")
     topics = Topics.create(kafka_bootstrap)
     done = fit(kafka_bootstrap, topics, "--file", str(history), "--learning-rate", "0.3", "--epochs", "25")
-    assert "read 303 records: 300 labelled events of 3 features, 1 unlabelled, 2 bad" in done.stderr
+    assert "read 303 lines: 300 labelled events of 3 features, 1 unlabelled, 2 bad" in done.stderr
     assert "; e.g. line 11: the value is not valid JSON: " in done.stderr  # run's reason, after its line
     model = LogisticNeuron(3, learning_rate=0.3)
     descend(model, X, y, 25)
