@@ -50,7 +50,7 @@ def snapshot_json(state: dict[str, Any]) -> bytes:
 
     def swapped(value: Any) -> Any:
         if type(value) is PackedText and len(value) >= _COPIED_WHOLE_FROM:
-            blobs.append(value.encode("ascii"))
+            blobs.append(value.raw)
             return f"{token}{len(blobs) - 1}"
         if type(value) is dict:
             return {key: swapped(item) for key, item in value.items()}

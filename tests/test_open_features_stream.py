@@ -224,6 +224,37 @@ def test_a_sparse_snapshot_says_which_features_it_holds_in_its_smallest_form(tou
             LogisticNeuron.loaded_sparse_state(state, 1020)
 
 
+def test_snapshots_that_reuse_their_buffers_hold_each_moment_s_arrays() -> None:
+    """A model's snapshots reuse their buffers (the features held, the entries at them): each holds
+    the arrays of its own moment, as the features touched grow past a listed index to a bitmap, with
+    the scaler's counts (8-byte integers) through the same buffer as its floats; a snapshot already
+    taken keeps its numbers while the model learns on and snapshots again."""
+    from stream_neuron import LogisticNeuron
+    from stream_neuron.neuron.sparse_rows import SparseRows
+
+    rng = np.random.default_rng(11)
+    model = LogisticNeuron(1024, 0.1, sparse=True, standardize=True)
+    taken: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
+    for touched in (3, 40, 300, 700, 20):
+        which = rng.choice(1024, size=touched, replace=False)
+        rows = SparseRows.from_dicts([{int(i): float(rng.normal()) for i in which} for _ in range(3)])
+        model.score_then_learn(rows, np.array([1.0, 0.0, 1.0]))
+        scaler = model.sparse_scaler
+        assert scaler is not None
+        now = {"weights": model.weights.copy(), "counts": scaler.counts.copy(), "mean": scaler.mean.copy()}
+        state = model.sparse_state()
+        assert state == LogisticNeuron.from_dict(model.to_dict()).sparse_state()  # a fresh model's
+        assert all(text.raw == text.encode("ascii") for text in state.values() if hasattr(text, "raw"))
+        taken.append((state, now))
+    assert taken[-1][0]["index"] is not None and isinstance(taken[-2][0]["index"], dict)
+    for state, then in taken:
+        weights, loaded, _ = LogisticNeuron.loaded_sparse_state(state, 1024)
+        assert loaded is not None
+        np.testing.assert_array_equal(weights, then["weights"])
+        np.testing.assert_array_equal(loaded.counts, then["counts"])
+        np.testing.assert_array_equal(loaded.mean, then["mean"])
+
+
 def test_a_snapshot_with_packed_arrays_is_written_as_json_dumps_writes_it() -> None:
     """The packed arrays copied in whole give the very bytes json.dumps gives, nested in candidates
     too; a number JSON cannot hold is still refused; text that looks like the writer's token is kept."""

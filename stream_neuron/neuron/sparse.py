@@ -29,6 +29,7 @@ from stream_neuron.neuron.schedules import Schedule
 from stream_neuron.neuron.sparse_rows import IndexArray, SparseRows
 from stream_neuron.neuron.sparse_state import (
     PACKED_TYPES,
+    SnapshotScratch,
     SparseScaler,
     bitmap_index,
     gathered,
@@ -175,6 +176,7 @@ class SparseSteps:
     _squares_of: FloatArray | None = None
     _squares_at: int = -1
     _summed_at: int = -1  # the update count of the last sum over every weight
+    _snapshot_scratch: SnapshotScratch | None = None
 
     def mutable_weights(self) -> FloatArray:
         return self._weights
@@ -272,7 +274,8 @@ class SparseSteps:
         for name, array in (("first", state.first), ("second", state.second), ("cum_l1", state.cum_l1)):
             if array is not None:
                 arrays[name] = array
-        touched = self._weights != 0
+        scratch = self._snapshot_scratch = self._snapshot_scratch or SnapshotScratch()
+        touched = np.not_equal(self._weights, 0, out=scratch.mask(self.n_features))
         for name, array in arrays.items():
             if name != "weights":
                 touched |= array != 0
@@ -286,8 +289,11 @@ class SparseSteps:
             else:
                 where = packed(np.flatnonzero(touched), "<i4")
             # compress, not a[touched]: 4x faster on a mask of 2^20
-            picked = {name: np.compress(touched, array) for name, array in arrays.items()}
-            return {"index": where, **{name: packed(a, PACKED_TYPES[name]) for name, a in picked.items()}}
+            picked = {
+                name: packed(scratch.compressed(touched, array, count), PACKED_TYPES[name])
+                for name, array in arrays.items()
+            }
+            return {"index": where, **picked}
         return {"index": None, **{name: packed(array, PACKED_TYPES[name]) for name, array in arrays.items()}}
 
     @staticmethod

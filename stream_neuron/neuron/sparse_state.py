@@ -134,15 +134,48 @@ PACKED_TYPES["cum_l1"] = "<f8"
 
 
 class PackedText(str):
-    """Base64 text: nothing in it needs escaping in a JSON string, so a snapshot's writer may copy it
-    in whole (``snapshots.snapshot_json``) instead of scanning megabytes of it for escapes."""
+    """Base64 text: nothing in it needs escaping in a JSON string, so a snapshot's writer copies
+    :attr:`raw`, the same text as ASCII bytes, in whole (``snapshots.snapshot_json``) instead of
+    scanning megabytes of it for escapes or encoding it again."""
 
-    __slots__ = ()
+    raw: bytes
+
+
+class SnapshotScratch:
+    """The buffers a model's snapshots reuse: which features to hold, and an array's entries at them.
+    A fresh buffer of megabytes is memory the system maps a page at a time as it is first written
+    (of a 2^20-bucket model, a fault per 4 KiB page, over a thousand a snapshot), and a snapshot is
+    made every few thousand events; a buffer kept and written again costs none. The cost: the
+    model's memory holds them between snapshots (a byte per feature, and 8 bytes per feature held)."""
+
+    def __init__(self) -> None:
+        self._mask = np.empty(0, dtype=np.bool_)
+        self._entries = np.empty(0, dtype=np.uint8)
+
+    def mask(self, n_features: int) -> NDArray[np.bool_]:
+        """A buffer of ``n_features`` flags (its contents are the last call's)."""
+        if self._mask.size != n_features:
+            self._mask = np.empty(n_features, dtype=np.bool_)
+        return self._mask
+
+    def compressed(self, mask: NDArray[np.bool_], array: NDArray[Any], count: int) -> NDArray[Any]:
+        """``array`` where ``mask`` (``count`` entries) in this buffer, valid until the next call."""
+        size = count * array.itemsize
+        if self._entries.size < size:
+            self._entries = np.empty(size, dtype=np.uint8)
+        return np.compress(mask, array, out=self._entries[:size].view(array.dtype))
+
+
+def packed_text(raw: bytes) -> PackedText:
+    """``raw``, base64 as ASCII bytes, as :class:`PackedText` (the one copy a ``str`` of it takes)."""
+    text = PackedText(raw, "ascii")
+    text.raw = raw
+    return text
 
 
 def packed(array: NDArray[Any], dtype: str) -> PackedText:
     """``array`` as ``dtype`` (little-endian) bytes in base64: a snapshot's compact numbers."""
-    return PackedText(pybase64.b64encode_as_string(np.ascontiguousarray(array, dtype=dtype).data))
+    return packed_text(pybase64.b64encode(np.ascontiguousarray(array, dtype=dtype).data))
 
 
 def unpacked(text: Any, dtype: str) -> NDArray[Any]:
@@ -160,7 +193,7 @@ def unpacked(text: Any, dtype: str) -> NDArray[Any]:
 
 def packed_bits(mask: NDArray[np.bool_]) -> PackedText:
     """``mask`` a bit each (little-endian bit order) in base64: a sparse state's ``{"bits"}`` index."""
-    return PackedText(pybase64.b64encode_as_string(np.packbits(mask, bitorder="little").data))
+    return packed_text(pybase64.b64encode(np.packbits(mask, bitorder="little").data))
 
 
 def bitmap_index(where: dict[str, Any], n_features: int) -> NDArray[np.int64]:
