@@ -35,13 +35,15 @@ def one_blas_thread() -> bool:
     between a thread per core, and small enough that one thread computes them as fast. After each
     product the workers spin, waiting for the next, and a poll brings one every few milliseconds, so
     they never sleep: they take the cores the Kafka client's threads (and, on a small host, the
-    broker) need. On 2 cores, limited, ``run`` went from 128,561 to 161,623 events/s with 40 fixed
-    features and from 83,982 to 104,364 with hashed ones (``benchmarks/features.py``'s streams;
-    ``OPENBLAS_NUM_THREADS=1`` against none, 5 alternated runs each, a process each). With 10
-    features a poll's products are too small to be split, and the limit changes nothing. The cost: a
-    product large enough to gain from threads (a model of some thousands of dense features in
-    mini-batches) runs on one core. ``fit``, whose epochs take whole training sets, keeps its
-    threads."""
+    broker) need (``perf``: 4-6% of a run's samples in ``blas_thread_server``). On 2 cores, in one
+    set of 5 alternated runs (a process each, ``benchmarks/features.py``'s streams,
+    ``OPENBLAS_NUM_THREADS=1`` against none), ``run`` went from 128,561 to 161,623 events/s with 40
+    fixed features and from 83,982 to 104,364 with hashed ones; three later sets of 5 to 7 rounds
+    on the same shared machine showed no difference beyond the runs' spread (the medians of one
+    thread and two in either order). With 10 features a poll's products are too small to be split,
+    and the limit changes nothing. The cost: a product large enough to gain from threads (a model
+    of some thousands of dense features in mini-batches) runs on one core. ``fit``, whose epochs
+    take whole training sets, keeps its threads."""
     chosen = [name for name in BLAS_THREAD_VARIABLES if os.environ.get(name)]
     if chosen:
         log.debug("BLAS threads as %s says", chosen[0])
