@@ -246,7 +246,8 @@ def test_snapshots_that_reuse_their_buffers_hold_each_moment_s_arrays() -> None:
         assert state == LogisticNeuron.from_dict(model.to_dict()).sparse_state()  # a fresh model's
         assert all(text.raw == text.encode("ascii") for text in state.values() if hasattr(text, "raw"))
         taken.append((state, now))
-    assert taken[-1][0]["index"] is not None and isinstance(taken[-2][0]["index"], dict)
+    listed, bits, last = taken[0][0]["index"], taken[-2][0]["index"], taken[-1][0]["index"]
+    assert isinstance(listed, str) and isinstance(bits, dict) and last is not None
     for state, then in taken:
         weights, loaded, _ = LogisticNeuron.loaded_sparse_state(state, 1024)
         assert loaded is not None

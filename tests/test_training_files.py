@@ -78,6 +78,17 @@ def test_hashed_lines_are_encoded_as_the_events_are(tmp_path: Path) -> None:
     assert from_file.X.n_rows == 30
 
 
+def test_fit_counts_a_topic_in_records_a_json_lines_file_in_lines_and_a_csv_file_in_rows() -> None:
+    from stream_neuron.command_config import FitSettings
+    from stream_neuron.fit import read_unit
+
+    assert read_unit(FitSettings(input_topic="history")) == "records"
+    assert [read_unit(FitSettings(file=Path(f"h.{suffix}"))) for suffix in ("jsonl", "ndjson", "json")] == [
+        "lines"
+    ] * 3
+    assert read_unit(FitSettings(file=Path("h.csv"))) == "rows"
+
+
 def test_a_csv_file_is_not_json_lines_and_a_missing_file_is_named(tmp_path: Path) -> None:
     csv = tmp_path / "history.csv"
     csv.write_text("a,b,label\n1,2,1\n")
