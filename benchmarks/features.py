@@ -23,6 +23,9 @@ round one pass of the three below, alternated; the best of at least 3 rounds eac
   pipeline doing the same on the same dicts (``TransformerUnion(numbers, OneHotEncoder)`` or
   ``FeatureHasher``, then ``LogisticRegression``; ``predict_proba_one`` then ``learn_one``): the
   goal against river is on these, the same job on both sides, as ``neuron_vs_peers.py`` compares.
+
+``--where-the-gap-is`` adds runs of the hashed stream changed one way each (in the same rounds,
+alternated with the others): without checkpoints during the run, and with 2^18 and 2^16 buckets.
 """
 
 from __future__ import annotations
@@ -37,18 +40,30 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron.config import Settings, run_names
+from stream_neuron.decode import Event
 from stream_neuron.process_tuning import steady_process
 from stream_neuron.runner import run
 
 MODES = ("fixed", "open", "hashed")
 GOAL_OF_FIXED, GOAL_OF_RIVER = 0.7, 20.0
+# The hashed stream's run changed one way each: what of the gap to fixed features each part holds.
+GAP_VARIANTS: dict[str, dict[str, Any]] = {
+    "hashed, no checkpoint before the end": {
+        "snapshot_every": 10**9,
+        "commit_every": 10**9,
+        "snapshot_interval_s": 3600.0,
+        "commit_interval_ms": 3_600_000,
+    },
+    "hashed, 2^18 buckets": {"hash_bits": 18},
+    "hashed, 2^16 buckets": {"hash_bits": 16},
+}
 
 
 def events_of(mode: str, n: int, seed: int = 1) -> list[dict[str, Any]]:
@@ -79,15 +94,19 @@ def load(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
     producer.close()
 
 
-def timed_run(bootstrap: str, topic: str, events: int, mode: str, client: str) -> tuple[float, Settings]:
+def timed_run(
+    bootstrap: str, topic: str, events: int, mode: str, client: str, changes: dict[str, Any] | None = None
+) -> tuple[float, Settings]:
     name = f"bench-{uuid.uuid4().hex[:8]}"
+    names: dict[str, Any] = run_names(name) | {"input_topic": topic}
     settings = Settings(
         bootstrap_servers=bootstrap,
-        **(run_names(name) | {"input_topic": topic}),
+        **names,
         features=mode,
         learning_rate=(0.01,),
         max_events=events,
         kafka_client=client,
+        **(changes or {}),
     )
     summary = run(settings)
     assert summary.first_input_at is not None
@@ -124,27 +143,28 @@ def processor_pass(mode: str, records: list[Any]) -> float:
     return len(records) / (time.perf_counter() - started)
 
 
-def decoded_as_the_component_does(mode: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def decoded_as_the_component_does(mode: str, events: list[dict[str, Any]]) -> list[Event]:
     """The events' dicts as ``run`` decodes them from their JSON (the same dicts go to both sides)."""
     from stream_neuron.decode import decode_event
 
     named = mode != "fixed"
-    return [dict(decode_event(json.dumps(e).encode(), 2**20, named=named)) for e in events]
+    return [Event(**decode_event(json.dumps(e).encode(), 2**20, named=named)) for e in events]
 
 
-def model_pass(mode: str, events: list[dict[str, Any]]) -> float:
+def model_pass(mode: str, events: list[Event]) -> float:
     """The component's encoding and neuron alone on the decoded events, the job river's pipeline
     does below: each 500-event poll's features into rows (the processor's sinks' ``put_events``),
     then per event the output with the weights from before it and one SGD step: events/s."""
     from stream_neuron import LogisticNeuron
-    from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
+    from stream_neuron.feature_encoding import OpenVocabulary
+    from stream_neuron.feature_hashing import FeatureHashing
     from stream_neuron.row_sink import DenseSink, SparseSink
     from stream_neuron.schema import FeatureSchema
 
-    labels = np.array([float(e["label"]) for e in events])
+    labels = np.array([e["label"] for e in events], dtype=np.float64)
     sink: DenseSink | SparseSink
     if mode == "fixed":
-        sink = DenseSink(FeatureSchema(tuple(events[0]["features"])))
+        sink = DenseSink(FeatureSchema(tuple(cast(dict[str, float], events[0]["features"]))))
     else:
         sink = SparseSink(OpenVocabulary() if mode == "open" else FeatureHashing(20), grow=True)
     width = 40 if mode == "fixed" else 0
@@ -160,7 +180,7 @@ def model_pass(mode: str, events: list[dict[str, Any]]) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-def river_pass(mode: str, events: list[dict[str, Any]]) -> float:
+def river_pass(mode: str, events: list[Event]) -> float:
     from river import compose, linear_model, optim, preprocessing
 
     model = linear_model.LogisticRegression(optim.SGD(0.01), intercept_lr=0.01)
@@ -182,33 +202,43 @@ def river_pass(mode: str, events: list[dict[str, Any]]) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-def measure(bootstrap: str, n: int, rounds: int, client: str) -> dict[str, dict[str, float]]:
+def measure(
+    bootstrap: str, n: int, rounds: int, client: str, variants: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, float]]:
+    """The three modes' figures, by mode; then each of ``variants`` (the hashed stream's run with
+    those settings changed: its events/s only), by its name."""
     topics = {mode: f"bench-feat-{mode}-{uuid.uuid4().hex[:8]}" for mode in MODES}
     for mode in MODES:  # each stream dropped once loaded: the runs are timed in a process without them
         load(bootstrap, topics[mode], events_of(mode, n))
-    runs: dict[str, list[float]] = {mode: [] for mode in MODES}
+    arms: dict[str, tuple[str, dict[str, Any]]] = {mode: (mode, {}) for mode in MODES}
+    arms |= {name: ("hashed", changes) for name, changes in (variants or {}).items()}
+    runs: dict[str, list[float]] = {arm: [] for arm in arms}
     sizes: dict[str, int] = {}
     for round_ in range(rounds):
-        for mode in MODES if round_ % 2 == 0 else tuple(reversed(MODES)):
-            rate, settings = run_in_a_fresh_process(bootstrap, topics[mode], n, mode, client)
-            runs[mode].append(rate)
-            sizes[mode] = snapshot_bytes(bootstrap, settings)
-    results = {}
+        for arm in arms if round_ % 2 == 0 else tuple(reversed(arms)):
+            mode, changes = arms[arm]
+            rate, settings = run_in_a_fresh_process(bootstrap, topics[mode], n, mode, client, changes)
+            runs[arm].append(rate)
+            sizes[arm] = snapshot_bytes(bootstrap, settings)
+    results: dict[str, dict[str, float]] = {}
     for mode in MODES:
         results[mode] = in_a_fresh_process(mode, n, min(n, 20_000), rounds)
-        results[mode].update(events_per_s=statistics.median(runs[mode]), snapshot_bytes=float(sizes[mode]))
+    for arm in arms:
+        results.setdefault(arm, {}).update(
+            events_per_s=statistics.median(runs[arm]), snapshot_bytes=float(sizes[arm])
+        )
     return results
 
 
 def run_in_a_fresh_process(
-    bootstrap: str, topic: str, events: int, mode: str, client: str
+    bootstrap: str, topic: str, events: int, mode: str, client: str, changes: dict[str, Any] | None = None
 ) -> tuple[float, Settings]:
     """:func:`timed_run` in a process of its own, as ``stream-neuron run`` is: a run after others in one
     process inherits their heap, and the allocator's state decides how many pages its checkpoints
     fault in (a hashed snapshot's arrays and text, megabytes each). In one process, the later hashed
     runs spent 15-25 ms of system time on each snapshot where the first spent 4-7."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(timed_run, bootstrap, topic, events, mode, client).result()
+        return pool.submit(timed_run, bootstrap, topic, events, mode, client, changes).result()
 
 
 def in_a_fresh_process(mode: str, length: int, n: int, rounds: int) -> dict[str, float]:
@@ -258,7 +288,8 @@ def format_results(results: dict[str, dict[str, float]], client: str) -> str:
         "open": "open, 30 numeric + 10 categorical",
         "hashed": "hashed, 50 active of 2^20",
     }
-    for mode, figures in results.items():
+    for mode in MODES:
+        figures = results[mode]
         rate, local, model = (
             figures[k] for k in ("events_per_s", "processor_events_per_s", "model_events_per_s")
         )
@@ -277,6 +308,19 @@ def format_results(results: dict[str, dict[str, float]], client: str) -> str:
             f"{local / in_fixed:.2f}x | {model:,.0f} | {river:,.0f} | {model / river:.1f}x | "
             f"{snapshot:,.0f} KiB | {goals} |"
         )
+    variants = [arm for arm in results if arm not in MODES]
+    if variants:
+        hashed = results["hashed"]["events_per_s"]
+        lines += [
+            "",
+            f"| the hashed run, changed | run ({client}) events/s | x fixed | x hashed | snapshot |",
+            "|---|---|---|---|---|",
+        ]
+        for arm in variants:
+            rate, snapshot = results[arm]["events_per_s"], results[arm]["snapshot_bytes"] / 1024
+            lines.append(
+                f"| {arm} | {rate:,.0f} | {rate / fixed:.2f}x | {rate / hashed:.2f}x | {snapshot:,.0f} KiB |"
+            )
     return "\n".join(lines)
 
 
@@ -290,10 +334,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", default="confluent", choices=["confluent", "kafka-python"])
+    parser.add_argument(
+        "--where-the-gap-is", action="store_true", help="also run the hashed stream changed one way each"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    results = measure(args.bootstrap_servers, args.events, args.rounds, args.client)
+    variants = GAP_VARIANTS if args.where_the_gap_is else None
+    results = measure(args.bootstrap_servers, args.events, args.rounds, args.client, variants)
     print(f"{args.events:,} events a stream, one partition, medians of {args.rounds} rounds")
     print(format_results(results, args.client))
 
