@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
+from kafka.errors import KafkaError
 
 from tests.broker import NoBrokerError, session_broker
 from tests.component import kill_leftovers
-from tests.kafka_helpers import create_topic, unique_name
+from tests.kafka_helpers import NAMES_MADE, create_topic, delete_topics_named, unique_name
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +18,11 @@ def kafka_bootstrap() -> Iterator[str]:
     try:
         with session_broker() as bootstrap:
             yield bootstrap
+            kill_leftovers()
+            try:
+                delete_topics_named(bootstrap, NAMES_MADE)
+            except KafkaError as error:  # the results stand; only the broker's disk keeps them
+                print(f"\nthe session's topics were not all deleted: {error!r}", file=sys.stderr)
     except NoBrokerError as error:
         pytest.fail(str(error), pytrace=False)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from tests.kafka_helpers import read_to_end, unique_name
+from tests.kafka_helpers import create_topic, delete_topics_named, read_to_end, unique_name
 
 pytestmark = pytest.mark.kafka
 
@@ -109,3 +111,21 @@ def test_compacted_topic_helper(kafka_bootstrap: str, new_topic: Callable[..., s
     finally:
         admin.close()
     assert "cleanup.policy" in text and "compact" in text
+
+
+def test_the_session_deletes_the_topics_named_after_its_names(kafka_bootstrap: str) -> None:
+    made = unique_name("doomed")
+    derived = create_topic(kafka_bootstrap, create_topic(kafka_bootstrap, made) + "-pred")
+    kept = create_topic(kafka_bootstrap, f"kept-{uuid.uuid4().hex[:12]}")  # not a name of ours
+    assert delete_topics_named(kafka_bootstrap, {made.rsplit("-", 1)[1]}) == 2
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        for _ in range(100):  # deletion reaches the metadata a moment after the reply
+            left = set(admin.list_topics()) & {made, derived, kept}
+            if left == {kept}:
+                break
+            time.sleep(0.1)
+        assert left == {kept}
+        admin.delete_topics([kept])
+    finally:
+        admin.close()
