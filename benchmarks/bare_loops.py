@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 import sys
 import time
-import uuid
 from typing import Any
 
 import orjson
+from bench_topics import unique
 
 USAGE = "python benchmarks/bare_loops.py serve kafka-python|confluent BOOTSTRAP SOURCE SINK"
 KAFKA_PYTHON = "bare kafka-python + orjson loop"
@@ -65,7 +65,7 @@ def fresh_topic(bootstrap: str, prefix: str) -> str:
     """A new one-partition topic for a loop's output."""
     from kafka.admin import KafkaAdminClient, NewTopic
 
-    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    name = unique(prefix)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(name, 1, 1)])
     admin.close()
@@ -112,7 +112,7 @@ def confluent_loop(bootstrap: str, topic: str, sink: str, events: int | None = N
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"bare-{uuid.uuid4().hex[:8]}",
+            "group.id": unique("bare"),
             "enable.auto.commit": False,
             "fetch.max.bytes": FETCH_MAX_BYTES,
             "max.partition.fetch.bytes": PARTITION_FETCH_MAX_BYTES,

@@ -18,8 +18,8 @@ import logging
 import os
 import statistics
 import tracemalloc
-import uuid
 
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -46,7 +46,7 @@ def load(bootstrap: str, topic: str, events: int, features: int) -> None:
 
 
 def timed_run(bootstrap: str, topic: str, events: int, candidates: int, client: str) -> float:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+    name = unique("bench")
     settings = Settings(
         bootstrap_servers=bootstrap,
         **(run_names(name) | {"input_topic": topic}),
@@ -60,7 +60,7 @@ def timed_run(bootstrap: str, topic: str, events: int, candidates: int, client: 
 
 
 def measure(bootstrap: str, events: int, features: int, rounds: int, client: str) -> dict[int, float]:
-    topic = f"bench-cand-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-cand")
     load(bootstrap, topic, events, features)
     runs: dict[int, list[float]] = {k: [] for k in COUNTS}
     for round_ in range(rounds):
@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--client", default="confluent", choices=["confluent", "kafka-python"])
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     rates = measure(args.bootstrap_servers, args.events, args.features, args.rounds, args.client)

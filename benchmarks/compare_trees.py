@@ -16,9 +16,9 @@ import os
 import statistics
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
+from bench_topics import delete_at_exit, unique
 from pipeline_vs_bare import load
 
 HERE = Path(__file__).resolve().parent
@@ -56,8 +56,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     trees = [args.before.resolve(), args.after.resolve()]
-    topic = f"bench-trees-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-trees")
     load(args.bootstrap_servers, topic, args.events, 10)
     rates: dict[tuple[Path, str, str], list[float]] = {}
     for _ in range(args.rounds):

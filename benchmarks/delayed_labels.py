@@ -17,9 +17,9 @@ import json
 import os
 import statistics
 import tracemalloc
-import uuid
 
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -44,7 +44,7 @@ def load(bootstrap: str, topic: str, events: list[dict[str, object]]) -> None:
 
 def timed_run(bootstrap: str, topic: str, records: int, window: int) -> float:
     """Events (labelled events, or questions) per second."""
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+    name = unique("bench")
     settings = Settings(
         bootstrap_servers=bootstrap,
         **(run_names(name) | {"input_topic": topic}),
@@ -119,9 +119,9 @@ def component_bytes_per_question(bootstrap: str, n: int = 100_000) -> float:
     questions = [{k: v for k, v in e.items() if k != "label"} for e in labelled]
     peaks = []
     for events, window in ((labelled, 0), (questions, 2 * n)):
-        topic = f"bench-mem-{uuid.uuid4().hex[:8]}"
+        topic = unique("bench-mem")
         load(bootstrap, topic, events)
-        names = run_names(f"bench-{uuid.uuid4().hex[:8]}") | {"input_topic": topic}
+        names = run_names(unique("bench")) | {"input_topic": topic}
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in names.items()]
         peaks.append(peak_rss([
             sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap, *flags,
@@ -132,7 +132,7 @@ def component_bytes_per_question(bootstrap: str, n: int = 100_000) -> float:
 
 def measure(bootstrap: str, events: int, window: int, rounds: int) -> dict[str, float]:
     labelled = list(synthetic(events, FEATURES, 0.5, None, seed=1))
-    same_event, delayed = f"bench-in-{uuid.uuid4().hex[:8]}", f"bench-qa-{uuid.uuid4().hex[:8]}"
+    same_event, delayed = unique("bench-in"), unique("bench-qa")
     load(bootstrap, same_event, labelled)
     load(bootstrap, delayed, list(questions_and_answers(iter(labelled), window)))
     runs: dict[str, list[float]] = {"labels in the event": [], f"answers {window:,} events later": []}
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     rates = measure(args.bootstrap_servers, args.events, args.window, args.rounds)
     print(format_results(rates, args.events, bytes_per_question()))
 

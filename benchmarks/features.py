@@ -37,12 +37,12 @@ import multiprocessing
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, cast
 
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -97,7 +97,7 @@ def load(bootstrap: str, topic: str, events: list[dict[str, Any]]) -> None:
 def timed_run(
     bootstrap: str, topic: str, events: int, mode: str, client: str, changes: dict[str, Any] | None = None
 ) -> tuple[float, Settings]:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+    name = unique("bench")
     names: dict[str, Any] = run_names(name) | {"input_topic": topic}
     settings = Settings(
         bootstrap_servers=bootstrap,
@@ -207,7 +207,7 @@ def measure(
 ) -> dict[str, dict[str, float]]:
     """The three modes' figures, by mode; then each of ``variants`` (the hashed stream's run with
     those settings changed: its events/s only), by its name."""
-    topics = {mode: f"bench-feat-{mode}-{uuid.uuid4().hex[:8]}" for mode in MODES}
+    topics = {mode: unique(f"bench-feat-{mode}") for mode in MODES}
     for mode in MODES:  # each stream dropped once loaded: the runs are timed in a process without them
         load(bootstrap, topics[mode], events_of(mode, n))
     arms: dict[str, tuple[str, dict[str, Any]]] = {mode: (mode, {}) for mode in MODES}
@@ -339,6 +339,7 @@ def main() -> None:
         "--where-the-gap-is", action="store_true", help="also run the hashed stream changed one way each"
     )
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     variants = GAP_VARIANTS if args.where_the_gap_is else None

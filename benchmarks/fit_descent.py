@@ -19,10 +19,10 @@ import json
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -86,7 +86,7 @@ def measure_memory(events: int, rounds: int) -> dict[str, float]:
 
 def measure_load(bootstrap: str, events: int) -> tuple[float, int]:
     """Seconds ``fit.load`` takes to read ``events`` JSON events from a topic, and the rows it got."""
-    topic = f"bench-fit-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-fit")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 1, 1)])
     admin.close()
@@ -135,6 +135,7 @@ def main() -> None:
     )
     parser.add_argument("--no-topic", action="store_true", help="skip reading the history from a topic")
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     memory = measure_memory(args.events, args.rounds)
     loaded = None if args.no_topic else measure_load(args.bootstrap_servers, args.events)
     print(format_results(memory, args.events, loaded))

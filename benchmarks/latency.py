@@ -21,11 +21,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from kafka.admin import KafkaAdminClient, NewTopic
 
 WARM_UP_S = 2.0
@@ -60,7 +60,7 @@ def measure(
     bare: bool = False,
     client: str = "kafka-python",
 ) -> Latency:
-    base = f"latency-{uuid.uuid4().hex[:8]}"
+    base = unique("latency")
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(f"{base}-in", 1, 1), NewTopic(f"{base}-pred", 1, 1)])
     admin.close()
@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--bare", action="store_true", help="measure the bare loop (bare_loops.py) instead")
     parser.add_argument("--kafka-client", default="kafka-python", choices=["kafka-python", "confluent"])
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     result = measure(
         args.bootstrap_servers, args.rate, args.seconds, args.guarantee, args.bare, args.kafka_client
     )

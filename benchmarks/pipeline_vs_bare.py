@@ -19,10 +19,10 @@ import json
 import logging
 import os
 import statistics
-import uuid
 from collections.abc import Callable
 
 import bare_loops
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -45,7 +45,7 @@ def load(bootstrap: str, topic: str, events: int, features: int) -> None:
 def pipeline(
     bootstrap: str, topic: str, events: int, mode: str, guarantee: str, client: str = "kafka-python"
 ) -> float:
-    name = f"bench-{uuid.uuid4().hex[:8]}"
+    name = unique("bench")
     settings = Settings(
         bootstrap_servers=bootstrap,
         **(run_names(name) | {"input_topic": topic}),
@@ -66,7 +66,7 @@ def measure(
     bootstrap: str, events: int, features: int, rounds: int, guarantees: list[str]
 ) -> dict[str, float]:
     """Each contender's median events per second over ``rounds`` alternated rounds on the same events."""
-    topic = f"bench-in-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-in")
     load(bootstrap, topic, events, features)
     runs: dict[str, Callable[[], float]] = {
         BARE: lambda: bare_loops.measure("kafka-python", bootstrap, topic, events)
@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--guarantees", nargs="+", default=["at-least-once", "exactly-once"])
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     best = measure(args.bootstrap_servers, args.events, args.features, args.rounds, args.guarantees)

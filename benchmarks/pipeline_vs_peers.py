@@ -23,11 +23,11 @@ import math
 import os
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 
 import bare_loops
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from pipeline_vs_bare import load, pipeline
 
 RUN = "stream-neuron run --mode sgd (at-least-once, kafka-python)"
@@ -43,7 +43,7 @@ def quix_app(bootstrap: str, topic: str, events: int, features: int, rate: float
     out = bare_loops.fresh_topic(bootstrap, "quix")
     app = Application(
         broker_address=bootstrap,
-        consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
+        consumer_group=unique("bench-quix"),
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
         use_changelog_topics=False,
@@ -76,7 +76,7 @@ def quix_app(bootstrap: str, topic: str, events: int, features: int, rate: float
 
 
 def measure(bootstrap: str, events: int, features: int, rounds: int) -> dict[str, float]:
-    topic = f"bench-peers-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-peers")
     load(bootstrap, topic, events, features)
     contenders: dict[str, Callable[[], float]] = {
         RUN: lambda: pipeline(bootstrap, topic, events, "sgd", "at-least-once"),
@@ -124,6 +124,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     medians = measure(args.bootstrap_servers, args.events, args.features, args.rounds)

@@ -15,10 +15,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections import Counter
 from pathlib import Path
 
+from bench_topics import delete_at_exit, unique
 from pipeline_vs_bare import load
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ def part_of(stack: list[str]) -> str | None:
 
 
 def measure(bootstrap: str, events: int, rate: int) -> Counter[str]:
-    topic = f"bench-profile-{uuid.uuid4().hex[:8]}"
+    topic = unique("bench-profile")
     load(bootstrap, topic, events, 10)
     spy = Path(sys.executable).with_name("py-spy")
     with tempfile.TemporaryDirectory() as scratch:
@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rate", type=int, default=250, help="samples a second")
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     print(format_results(measure(args.bootstrap_servers, args.events, args.rate)))
 
 

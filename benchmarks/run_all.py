@@ -31,6 +31,7 @@ import pipeline_vs_bare
 import pipeline_vs_peers
 import profile_run
 import scoring
+from bench_topics import delete_at_exit
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -99,6 +100,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="fewer events and rounds (a smoke run)")
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     quick = args.quick

@@ -27,6 +27,7 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+from bench_topics import delete_at_exit, unique
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -143,7 +144,7 @@ def swap_delays(bootstrap: str, base: str, swaps: int, rate: float) -> list[floa
 def measure(
     bootstrap: str, requests: int, rounds: int, swaps: int
 ) -> tuple[dict[int, list[Throughput]], list[float]]:
-    base = f"scoring-{uuid.uuid4().hex[:8]}"
+    base = unique("scoring")
     create(bootstrap, (f"{base}-requests", 4, {}), (f"{base}-model", 1, {"cleanup.policy": "compact"}))
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024)
     publish_model(producer, f"{base}-model", base, 1)
@@ -193,6 +194,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--swaps", type=int, default=30)
     args = parser.parse_args()
+    delete_at_exit(args.bootstrap_servers)
     results, delays = measure(args.bootstrap_servers, args.requests, args.rounds, args.swaps)
     print(format_results(results, delays, args.requests))
 
