@@ -98,7 +98,9 @@ def session_broker() -> Iterator[str]:
             yield bootstrap
         return
     port = os.environ.get("KAFKA_PORT", "9092")
-    started = local_kafka("start")
+    # The script itself gives up on a broker that stops making progress; a killed broker with a large
+    # data folder may take minutes to recover, and that is a wait, not a failure.
+    started = local_kafka("start", timeout_s=1800)
     if started.returncode != 0:
         raise NoBrokerError(
             "no Kafka broker: KAFKA_BOOTSTRAP_SERVERS is unset, no Docker engine answers, and "
