@@ -35,6 +35,7 @@ from stream_neuron.command_config import (
 from stream_neuron.common_settings import CommonSettings
 from stream_neuron.config import Settings
 from stream_neuron.errors import OperatorError
+from stream_neuron.kafka_io import client_log
 from stream_neuron.kafka_io.ports import KafkaIOError, StartupError, TakenOverError
 
 EXIT_USAGE = 2
@@ -319,7 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    logging.getLogger("kafka").setLevel(logging.ERROR)
+    # Every command, not only run and score: a client's own error line (kafka-python logs some with a
+    # traceback, as it closes a connection) is one line of ours, never a traceback on the operator.
+    client_log.install()
     if args.command is None:
         parser.print_help()
         return 0
@@ -335,7 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prefix}: invalid settings: {one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return int(HANDLERS[args.command](settings))
+        code = int(HANDLERS[args.command](settings))
+        client_log.recovered()  # the command got its work done: say how many client errors it hid
+        return code
     except OperatorError as error:
         print(f"{prefix}: {one_line(error)}", file=sys.stderr)
         return error.exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 
@@ -63,3 +64,62 @@ def test_librdkafka_naming_no_leader_for_a_partition_is_not_an_outage(
             assert digest.count == 1
     finally:
         CLIENT_LOGGER.removeHandler(digest)
+
+
+# Every command through the CLI, its work replaced by a client that logs errors with a traceback, as
+# kafka-python does when it closes a connection mid-request ("generator already executing", seen in
+# `fit` on the kafka-python backend).
+NOISY_CLIENT = """
+import logging, sys
+import stream_neuron.cli as cli
+
+def work(settings):
+    for _ in range(3):
+        try:
+            raise ValueError("generator already executing")
+        except ValueError:
+            logging.getLogger("kafka.net.selector").error(
+                "Error closing coroutine for cancelled task", exc_info=True
+            )
+    return 0
+
+for name in cli.HANDLERS:
+    cli.HANDLERS[name] = work
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+COMMANDS = {
+    "run": [],
+    "score": [],
+    "produce": ["--dataset", "synthetic"],
+    "monitor": [],
+    "check-river": [],
+    "fit": ["--input-topic", "events"],
+    "topics": [],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_shows_a_client_error_as_one_line_and_counts_the_rest(command: str) -> None:
+    import subprocess
+    import sys
+
+    from stream_neuron.cli import HANDLERS
+
+    assert set(COMMANDS) == set(HANDLERS)
+    done = subprocess.run(
+        [sys.executable, "-c", NOISY_CLIENT, command, *COMMANDS[command]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line.split(" stream_neuron.kafka: ", 1)[1] for line in done.stderr.splitlines()]
+    assert len(lines) == 2
+    assert lines[0] == (
+        "Kafka client: Error closing coroutine for cancelled task (until it recovers, further client "
+        "errors are counted, not shown)"
+    )
+    assert re.fullmatch(r"Kafka client recovered after \d+ s \(2 client errors not shown\)", lines[1])
