@@ -65,6 +65,9 @@ class AcknowledgedOutput(Output, Protocol):
 
     def flush(self) -> Sequence[Refused]: ...
 
+    def acknowledged(self) -> bool:
+        """Every record sent so far has come back, asked without waiting."""
+
 
 class TransactionalOutput(Output, Protocol):
     """Exactly-once: sends join the open transaction; ``commit`` adds the offsets and commits it."""
@@ -115,12 +118,18 @@ class Checkpoint:
 
     def publish(self, records: list[OutputRecord]) -> None:
         if records:
-            self.output.send(records)
+            self._hand_over(records)
             self.dirty = True
             crash_point("after-publish")
 
+    def _hand_over(self, records: list[OutputRecord]) -> None:
+        self.output.send(records)
+
     def close(self) -> None:
         self.output.close()
+
+    def settle(self) -> None:
+        """Between polls: finish what a commit handed over without waiting for it (nothing here)."""
 
     def count(self, n_records: int) -> None:
         self.events += n_records
@@ -151,10 +160,19 @@ class RefusedOutputsError(Exception):
 
 class AtLeastOnceCheckpoint(Checkpoint):
     """Outputs are sent as they come; a commit waits for their acknowledgement, then publishes the
-    snapshot and waits for it, and only then commits the input positions it records. An output the
-    broker refuses for what it is (too large, invalid) is replaced by what ``replacement`` gives (a
-    dead letter of its input) before the commit goes on; without a ``replacement`` (a learning run)
-    the commit raises :class:`RefusedOutputsError`, and the run rolls back (:meth:`rollback`)."""
+    snapshot, and only once the snapshot is acknowledged commits the input positions it records. An
+    output the broker refuses for what it is (too large, invalid) is replaced by what ``replacement``
+    gives (a dead letter of its input) before the commit goes on; without a ``replacement`` (a learning
+    run) the commit raises :class:`RefusedOutputsError`, and the run rolls back (:meth:`rollback`).
+
+    With ``snapshots``, an output of the model topic's own, the commit hands the snapshot over and
+    returns: the stream is processed on while the broker writes a snapshot of megabytes (a hashed
+    model's) and acknowledges it, and the outputs of that time are held back. :meth:`settle`, between
+    polls, commits the positions once the acknowledgement is back, then sends what it held; the next
+    commit, and the last one, wait for it first. So one snapshot at most is in flight, snapshots land
+    in order, and no output is sent past a snapshot that has not landed: a crash repeats what it
+    repeated before. The cost: outputs wait for the snapshot's acknowledgement, as they did when the
+    stream stopped for it."""
 
     output: AcknowledgedOutput
 
@@ -166,15 +184,31 @@ class AtLeastOnceCheckpoint(Checkpoint):
         input: Input,
         replacement: Replacement | None = None,
         load_committed: Callable[[], dict[str, Any] | None] = lambda: None,
+        snapshots: AcknowledgedOutput | None = None,
     ) -> None:
         super().__init__(cadence, now, output, input)
         self.replacement = replacement
         self.load_committed = load_committed
+        self.snapshots = snapshots
+        # The positions of the snapshot handed to ``snapshots``, to commit once it is acknowledged,
+        # and the outputs held back until then.
+        self.in_flight: dict[tuple[str, int], int] | None = None
+        self.held: list[OutputRecord] = []
+
+    def _hand_over(self, records: list[OutputRecord]) -> None:
+        if self.in_flight is not None:
+            self.held += records
+        else:
+            self.output.send(records)
 
     def rollback(self, now: float) -> Committed:
         """Where the committed state stands: the acknowledged snapshot, and the positions it covers (a
         partition it does not cover resumes from the group's offset). What was published since is
-        published again by the replay: at least once."""
+        published again by the replay: at least once. A snapshot still in flight is not waited for:
+        whether it lands or not, every output before it was acknowledged before it was sent; the
+        outputs held back behind it are published again by the replay."""
+        self.in_flight = None
+        self.held = []
         snapshot = self.load_committed()
         positions = self.input.committed_positions()
         if snapshot is not None:
@@ -182,8 +216,29 @@ class AtLeastOnceCheckpoint(Checkpoint):
         self._committed(now)
         return Committed(snapshot, positions)
 
-    def _deliver(self) -> None:
-        refused = self.output.flush()
+    def close(self) -> None:
+        super().close()
+        if self.snapshots is not None:
+            self.snapshots.close()
+
+    def settle(self) -> None:
+        if self.in_flight is not None and self.snapshots is not None and self.snapshots.acknowledged():
+            self._land()
+
+    def _land(self) -> None:
+        """The snapshot in flight acknowledged (waited for), its positions committed, then the outputs
+        held back behind it sent."""
+        if self.in_flight is None or self.snapshots is None:
+            return
+        self._deliver(self.snapshots)
+        positions, self.in_flight = self.in_flight, None
+        self._commit_positions(positions, wait=False)
+        held, self.held = self.held, []
+        if held:
+            self.output.send(held)
+
+    def _deliver(self, output: AcknowledgedOutput) -> None:
+        refused = output.flush()
         if refused and self.replacement is None:
             raise RefusedOutputsError(refused)
         while refused:
@@ -193,21 +248,31 @@ class AtLeastOnceCheckpoint(Checkpoint):
             replacement = self.replacement(record, reason)
             if replacement is None:
                 raise refused_error(record, reason)
-            self.output.send([replacement, *others])
-            refused = self.output.flush()
+            output.send([replacement, *others])
+            refused = output.flush()
+
+    def _commit_positions(self, positions: Positions, wait: bool) -> None:
+        crash_point("after-produce")
+        # The snapshot, acknowledged before, is what a restart resumes from; the group's offsets are
+        # for lag tools and the no-snapshot start, so only the last commit waits for them.
+        self.input.commit(positions, wait=wait)
+        crash_point("after-commit")
 
     def commit(
         self, snapshot: OutputRecord | None, positions: Positions, now: float, final: bool = False
     ) -> None:
-        self._deliver()
-        if snapshot is not None:
-            self.output.send([snapshot])
-            self._deliver()
-        crash_point("after-produce")
-        # The snapshot, acknowledged above, is what a restart resumes from; the group's offsets are
-        # for lag tools and the no-snapshot start, so only the last commit waits for them.
-        self.input.commit(positions, wait=final)
-        crash_point("after-commit")
+        self._land()
+        self._deliver(self.output)
+        if snapshot is None:
+            self._commit_positions(positions, wait=final)
+        elif self.snapshots is None or final:
+            output = self.snapshots or self.output
+            output.send([snapshot])
+            self._deliver(output)
+            self._commit_positions(positions, wait=final)
+        else:
+            self.snapshots.send([snapshot])
+            self.in_flight = dict(positions)
         self._committed(now)
 
 

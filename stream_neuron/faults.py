@@ -3,8 +3,9 @@
 ``STREAM_NEURON_TEST_CRASH_AT=<point>`` with ``STREAM_NEURON_TEST_CRASH_ON=<n>`` kills the process
 (SIGKILL, no clean-up) the n-th time it reaches ``<point>``. Unset, :func:`crash_point` is a no-op.
 Points: ``after-publish`` (a batch's outputs handed to the producer, no checkpoint yet),
-``after-produce`` (outputs and snapshot sent, offsets not yet), ``after-offsets`` (exactly-once:
-offsets sent to the transaction, not yet committed), ``after-commit``.
+``after-produce`` (outputs and snapshot acknowledged, offsets not yet: at least once, when the
+snapshot's acknowledgement is seen, before the outputs held back behind it are sent),
+``after-offsets`` (exactly-once: offsets sent to the transaction, not yet committed), ``after-commit``.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from stream_neuron.checkpoints import (
+    AcknowledgedOutput,
     AtLeastOnceCheckpoint,
     Cadence,
     Committed,
@@ -189,16 +190,26 @@ class Runner:
                 cadence, now, transactional, self.input, self._committed_snapshot
             )
         else:
-            producer = output_producer(
-                connection,
-                f"{name}-output",
-                settings.compression_type,
-                self.limits.smallest,
-                lambda: self._check_outputs(self._output_topics()),
-                lambda: stop.stopping,
-            )
+
+            def sender(role: str) -> AcknowledgedOutput:
+                return output_producer(
+                    connection,
+                    f"{name}-{role}",
+                    settings.compression_type,
+                    self.limits.smallest,
+                    lambda: self._check_outputs(self._output_topics()),
+                    lambda: stop.stopping,
+                )
+
+            # The snapshots have a producer of their own: a commit does not wait for their
+            # acknowledgement behind the outputs', nor the outputs for theirs.
             self.checkpoint = AtLeastOnceCheckpoint(
-                cadence, now, producer, self.input, load_committed=self._committed_snapshot
+                cadence,
+                now,
+                sender("output"),
+                self.input,
+                load_committed=self._committed_snapshot,
+                snapshots=sender("snapshots"),
             )
 
     def _lag(self, positions: Mapping[tuple[str, int], int]) -> int | None:
@@ -281,6 +292,7 @@ class Runner:
             now = time.monotonic()
             consumed += len(records)
             try:
+                self.checkpoint.settle()
                 processor = self.processor
                 emitted = processor.process(records, now) if records else processor.tick(now)
                 self.checkpoint.count(len(records))

@@ -14,9 +14,10 @@ from stream_neuron.checkpoints import (
     Cadence,
     Committed,
     ExactlyOnceCheckpoint,
+    RefusedOutputsError,
 )
 from stream_neuron.config import Settings
-from stream_neuron.kafka_io.ports import PublishError, TransactionFailedError
+from stream_neuron.kafka_io.ports import PublishError, RecordRefusedError, Refused, TransactionFailedError
 from stream_neuron.processor import Processor
 from stream_neuron.records import InputRecord, OutputRecord
 
@@ -56,6 +57,24 @@ class FakeProducer:
 
     def close(self) -> None:
         self.log.append(("close",))
+
+
+class FakeSnapshots(FakeProducer):
+    """The model topic's own output: ``acked`` is what :meth:`acknowledged` answers; ``refused``
+    records come back from the next flush, refused for what they are."""
+
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__(log)
+        self.acked = False
+        self.refused: list[Refused] = []
+
+    def acknowledged(self) -> bool:
+        return self.acked
+
+    def flush(self) -> list[Refused]:  # type: ignore[override]
+        super().flush()
+        refused, self.refused = self.refused, []
+        return refused
 
 
 class FakeTransactions(FakeProducer):
@@ -116,6 +135,89 @@ def test_at_least_once_commits_positions_only_after_outputs_and_snapshot_are_ack
     with pytest.raises(PublishError):
         checkpoint.commit(snapshot, {("in", 0): 11}, now=3.0)
     assert input.commits[-1][0] == {("in", 0): 9}  # nothing past an unacknowledged output
+
+
+class LoggedInput(FakeInput):
+    def __init__(self, log: list[Any]) -> None:
+        super().__init__()
+        self.log = log
+
+    def commit(self, positions: Any, wait: bool) -> None:
+        super().commit(positions, wait)
+        self.log.append(("commit", dict(positions), wait))
+
+
+def test_a_snapshot_of_its_own_output_is_not_waited_for_and_the_outputs_after_it_wait_for_it() -> None:
+    log: list[Any] = []  # the outputs', the snapshots' and the input's calls, in order
+    outputs, snapshots, input = FakeProducer(log), FakeSnapshots([]), LoggedInput(log)
+    snapshots.log = log
+    checkpoint = AtLeastOnceCheckpoint(CADENCE, 0.0, outputs, input, snapshots=snapshots)
+    checkpoint.publish([RECORD])
+    positions = {("in", 0): 7}
+    checkpoint.commit(OutputRecord("model", b"m", b"s7", []), positions, now=1.0)
+    positions[("in", 0)] = 8  # the processor's positions move on: the commit kept its own
+    # The outputs acknowledged, then the snapshot handed over and not waited for.
+    assert log == [("send", [b"{}"]), ("flush",), ("send", [b"s7"])]
+    assert not checkpoint.due(1.1, 0)  # the interval is done all the same
+
+    later = OutputRecord("out", None, b"later", [])
+    checkpoint.publish([later])  # held back: nothing is sent past a snapshot that has not landed
+    checkpoint.settle()  # not acknowledged yet: nothing
+    assert log[3:] == [] and checkpoint.due(2.0, 0)
+    snapshots.acked = True
+    checkpoint.settle()
+    assert log[3:] == [("flush",), ("commit", {("in", 0): 7}, False), ("send", [b"later"])]
+    checkpoint.settle()  # once
+    assert len(log) == 6
+
+    # A commit while a snapshot is in flight waits for it and commits its positions first.
+    snapshots.acked = False
+    checkpoint.commit(OutputRecord("model", b"m", b"s9", []), {("in", 0): 9}, now=2.0)
+    checkpoint.publish([later])
+    del log[:]
+    checkpoint.commit(OutputRecord("model", b"m", b"s11", []), {("in", 0): 11}, now=3.0)
+    assert log == [
+        ("flush",), ("commit", {("in", 0): 9}, False), ("send", [b"later"]),  # the snapshot s9 landed
+        ("flush",), ("send", [b"s11"]),  # the outputs up to s11 acknowledged, s11 handed over
+    ]  # fmt: skip
+    # The last commit waits for its own snapshot, then for the offsets.
+    del log[:]
+    checkpoint.commit(OutputRecord("model", b"m", b"s12", []), {("in", 0): 12}, now=4.0, final=True)
+    assert log == [
+        ("flush",), ("commit", {("in", 0): 11}, False), ("flush",),
+        ("send", [b"s12"]), ("flush",), ("commit", {("in", 0): 12}, True),
+    ]  # fmt: skip
+    checkpoint.close()
+    assert log[-2:] == [("close",), ("close",)]
+
+
+def test_a_snapshot_refused_after_the_commit_returned_fails_the_settle_and_commits_nothing() -> None:
+    snapshots, input = FakeSnapshots([]), FakeInput()
+    checkpoint = AtLeastOnceCheckpoint(CADENCE, 0.0, FakeProducer([]), input, snapshots=snapshots)
+    snapshot = OutputRecord("model", b"m", b"too large", [])
+    checkpoint.commit(snapshot, {("in", 0): 7}, now=1.0)
+    snapshots.acked = True
+    snapshots.refused = [Refused(snapshot, RecordRefusedError("MSG_SIZE_TOO_LARGE"))]
+    with pytest.raises(RefusedOutputsError) as raised:
+        checkpoint.settle()
+    assert raised.value.refused[0].record is snapshot and input.commits == []
+
+
+def test_a_rollback_forgets_the_snapshot_in_flight_and_reads_back_what_landed() -> None:
+    landed: list[dict[str, Any]] = [{"offsets": {"in:0": 5}}]
+    outputs, snapshots, input = FakeProducer([]), FakeSnapshots([]), FakeInput(committed={("in", 0): 3})
+    checkpoint = AtLeastOnceCheckpoint(
+        CADENCE, 0.0, outputs, input, load_committed=lambda: landed[-1], snapshots=snapshots
+    )
+    checkpoint.commit(OutputRecord("model", b"m", b"s7", []), {("in", 0): 7}, now=1.0)
+    checkpoint.publish([RECORD])  # held behind the snapshot in flight
+    assert checkpoint.rollback(now=2.0) == Committed(landed[-1], {("in", 0): 5})
+    snapshots.acked = True
+    checkpoint.settle()
+    checkpoint.publish([RECORD])
+    # The positions of a snapshot the rollback went back past are not committed, and what was held
+    # behind it is not sent (the replay publishes it again); what comes after is sent as it comes.
+    assert input.commits == [] and outputs.log == [("flush",), ("send", [b"{}"])]
 
 
 def test_exactly_once_commit_puts_outputs_snapshot_and_offsets_in_one_transaction() -> None:

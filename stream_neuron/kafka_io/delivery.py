@@ -75,5 +75,10 @@ class AtLeastOnceOutput:
                 time.sleep(RETRY_WAIT_S)
                 self.sender.send(again)
 
+    def acknowledged(self) -> bool:
+        """Whether every record sent so far has come back (acknowledged or failed), asked without
+        waiting: a :meth:`flush` now returns at once, unless it sends a failed record again."""
+        return self.sender.unsettled() == 0
+
     def close(self, timeout_s: float = 10.0) -> None:
         self.sender.close(timeout_s)

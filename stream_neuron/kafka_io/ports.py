@@ -157,6 +157,10 @@ class OutputSender(Protocol):
         first (nothing is forgotten: the next settle waits for them again). :class:`PublishError` for
         a failure that will not pass (a denied write, a deleted topic)."""
 
+    def unsettled(self) -> int:
+        """How many records sent are neither acknowledged nor failed yet, asked without waiting (0: a
+        settle returns at once)."""
+
     def close(self, timeout_s: float) -> None:
         """Close without raising (what could not be sent was never committed)."""
 

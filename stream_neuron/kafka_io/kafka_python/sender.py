@@ -151,6 +151,9 @@ class KafkaPythonSender:
                 raise PublishError(f"publishing to {record.topic!r} failed: {neutral(error)}")
         return settled
 
+    def unsettled(self) -> int:
+        return sum(not future.is_done for future, _ in self._sent.pending)
+
     def close(self, timeout_s: float) -> None:
         """Close without raising: kafka-python's ``close`` flushes first and raises when the broker is
         away; what it could not send was never committed, and an error here would hide the one the run

@@ -166,6 +166,11 @@ class RdSender:
         producer.reset()
         return settled
 
+    def unsettled(self) -> int:
+        producer = self._producer.producer
+        producer.poll(0)  # serves the delivery reports that have come back
+        return len(producer) + len(self._retry)
+
     def _stalled(self, unsent: int) -> bool:
         """Whether ``unsent`` records have waited :data:`STALL_S` with the broker answering: the clock
         starts when it answers (not during an outage) and again whenever a record is acknowledged."""
