@@ -201,8 +201,8 @@ class Runner:
                     lambda: stop.stopping,
                 )
 
-            # The snapshots have a producer of their own: a commit does not wait for their
-            # acknowledgement behind the outputs', nor the outputs for theirs.
+            # The snapshots have a producer of their own, so that whether the one handed over at a
+            # checkpoint is acknowledged can be asked between polls, whatever outputs are in flight.
             self.checkpoint = AtLeastOnceCheckpoint(
                 cadence,
                 now,
