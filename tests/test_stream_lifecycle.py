@@ -115,6 +115,47 @@ def test_crash_at_exact_points_learns_every_event_once(
         assert len(predictions) == len(y)
 
 
+def test_a_snapshot_in_flight_lands_between_polls_and_releases_what_it_held(kafka_bootstrap: str) -> None:
+    """A checkpoint hands its snapshot over without waiting for it: once the broker acknowledges it,
+    the running loop commits its offsets and publishes the outputs held back behind it, with no later
+    checkpoint and no end of the run to do it (every other checkpoint is pushed out of reach)."""
+    n, checkpoint_at = 1_100, 1_000
+    events, X, y = synthetic_events(n, 4, seed=21)
+    topics = Topics.create(kafka_bootstrap)
+    process = start_component(
+        kafka_bootstrap, topics, "--learning-rate", "0.1", "--snapshot-every", str(checkpoint_at),
+        "--poll-max-records", "100", "--commit-every", "1000000", "--commit-interval-ms", "600000",
+        "--snapshot-interval-s", "600", "--metrics-every", "100000", "--metrics-interval-s", "600",
+    )  # fmt: skip
+    send(kafka_bootstrap, topics.input, events)
+    watcher = EndWatcher(kafka_bootstrap, topics.predictions)
+    wait_for(
+        lambda: (
+            watcher.end() >= n
+            and committed_offset(kafka_bootstrap, topics.group, topics.input) == checkpoint_at
+        ),
+        120,
+        about=process,
+    )
+    watcher.close()
+    assert process.poll() is None  # still running: the loop did it, not the final commit
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    assert snapshot["version"] == checkpoint_at and snapshot["offsets"] == {
+        f"{topics.input}:0": checkpoint_at
+    }
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert sorted(int(p["id"][1:]) for p in predictions) == list(range(n))  # each once, none held back
+    process.send_signal(signal.SIGTERM)
+    status, stderr = process.finish(60)
+    assert status == 0, stderr
+    assert committed_offset(kafka_bootstrap, topics.group, topics.input) == n
+    offline = LogisticNeuron(4, learning_rate=0.1)
+    offline.score_then_learn(X, y)
+    np.testing.assert_allclose(
+        weights(last_snapshot(kafka_bootstrap, topics)), offline.weights, rtol=0, atol=1e-12
+    )
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_finishes_checkpoints_and_exits_zero(
     kafka_bootstrap: str, stop_signal: signal.Signals
