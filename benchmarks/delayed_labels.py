@@ -124,7 +124,7 @@ def component_bytes_per_question(bootstrap: str, n: int = 100_000) -> float:
         names = run_names(unique("bench")) | {"input_topic": topic}
         flags = [f"--{key.replace('_', '-')}={value}" for key, value in names.items()]
         peaks.append(peak_rss([
-            sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap, *flags,
+            sys.executable, "-m", "stream_neuron", "run", "--bootstrap-servers", bootstrap, *flags,
             f"--max-events={n}", f"--label-window={window}",
         ]))  # fmt: skip
     return (peaks[1] - peaks[0]) / n

@@ -10,7 +10,8 @@ Three streams of the same length, each loaded once into a one-partition topic:
 - hashed: 40 numeric features and 10 ids drawn from 100,000 values each (50 active features per
   event, ``--features hashed`` with 2^20 buckets).
 
-Each round runs ``run`` over the three (each run in a process of its own, as the command is;
+Each round runs ``run`` over the three (each run in a process of its own, started as the command
+starts, with the allocator's huge pages of ``stream_neuron.launch``; ``--as-started`` without them;
 at-least-once, per-event SGD, fresh output topics, the order alternating round by round), timed as
 ``pipeline_vs_bare.py`` times it; medians. The goal against fixed features is on these figures. In
 process, without Kafka (the stream's first 20,000 events, each mode in a new process of its own; each
@@ -48,6 +49,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream_neuron.config import Settings, run_names
 from stream_neuron.decode import Event
+from stream_neuron.launch import TUNABLES_VARIABLE, command_environment
 from stream_neuron.process_tuning import steady_process
 from stream_neuron.runner import run
 
@@ -231,6 +233,16 @@ def measure(
     return results
 
 
+def as_the_command_starts() -> str:
+    """The processes spawned from here on start under the environment ``stream-neuron`` restarts in
+    (``stream_neuron.launch``: the allocator's huge pages), as the command's own runs do: what it is."""
+    environ = command_environment(os.environ)
+    if environ is None:
+        return "as started (no huge pages on this machine)"
+    os.environ.update(environ)
+    return f"{TUNABLES_VARIABLE}={environ[TUNABLES_VARIABLE]}, as stream-neuron restarts itself"
+
+
 def run_in_a_fresh_process(
     bootstrap: str, topic: str, events: int, mode: str, client: str, changes: dict[str, Any] | None = None
 ) -> tuple[float, Settings]:
@@ -338,13 +350,19 @@ def main() -> None:
     parser.add_argument(
         "--where-the-gap-is", action="store_true", help="also run the hashed stream changed one way each"
     )
+    parser.add_argument(
+        "--as-started",
+        action="store_true",
+        help="spawn the runs in this process's environment, without the command's huge pages",
+    )
     args = parser.parse_args()
+    environment = "as started" if args.as_started else as_the_command_starts()
     delete_at_exit(args.bootstrap_servers)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
     variants = GAP_VARIANTS if args.where_the_gap_is else None
     results = measure(args.bootstrap_servers, args.events, args.rounds, args.client, variants)
-    print(f"{args.events:,} events a stream, one partition, medians of {args.rounds} rounds")
+    print(f"{args.events:,} events a stream, one partition, medians of {args.rounds} rounds; {environment}")
     print(format_results(results, args.client))
 
 

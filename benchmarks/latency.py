@@ -45,7 +45,7 @@ class Latency:
 
 def component_command(bootstrap: str, base: str, guarantee: str, client: str) -> list[str]:
     return [
-        sys.executable, "-m", "stream_neuron.cli", "run", "--bootstrap-servers", bootstrap,
+        sys.executable, "-m", "stream_neuron", "run", "--bootstrap-servers", bootstrap,
         "--input-topic", f"{base}-in", "--predictions-topic", f"{base}-pred",
         "--metrics-topic", f"{base}-m", "--dead-letter-topic", f"{base}-d", "--model-topic", f"{base}-s",
         "--group-id", base, "--model-name", base, "--guarantee", guarantee, "--kafka-client", client,

@@ -66,7 +66,7 @@ def publish_model(producer: KafkaProducer, topic: str, name: str, version: int) 
 
 def scorer(bootstrap: str, base: str, group: str, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", bootstrap,
+        [sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", bootstrap,
          "--input-topic", f"{base}-requests", "--predictions-topic", f"{base}-pred-{group}",
          "--dead-letter-topic", f"{base}-dlq", "--model-topic", f"{base}-model", "--model-name", base,
          "--group-id", group, *extra],

@@ -63,11 +63,11 @@ class Topics:
 def tool_command(command_name: str, *args: str) -> list[str]:
     """``stream-neuron <command_name> <args>``, on the Kafka client under test
     (``STREAM_NEURON_KAFKA_CLIENT``, as every command)."""
-    return [sys.executable, "-m", "stream_neuron.cli", command_name, *args]
+    return [sys.executable, "-m", "stream_neuron", command_name, *args]
 
 
 def command(bootstrap: str, topics: Topics, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "stream_neuron.cli", "run", *topics.flags(bootstrap), *extra]
+    return [sys.executable, "-m", "stream_neuron", "run", *topics.flags(bootstrap), *extra]
 
 
 def run_component(

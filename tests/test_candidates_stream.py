@@ -130,7 +130,7 @@ def test_prometheus_gives_each_candidate_and_scorers_serve_the_champion(kafka_bo
     create_topic(kafka_bootstrap, requests_topic, 2)
     served = start(
         [
-            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *[sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", kafka_bootstrap],
             *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
             *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
             *["--dead-letter-topic", f"{requests_topic}-dlq", "--idle-timeout-s", "3"],

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.kafka
 
 def fit(bootstrap: str, topics: Topics, *extra: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     command = [
-        sys.executable, "-m", "stream_neuron.cli", "fit", "--bootstrap-servers", bootstrap,
+        sys.executable, "-m", "stream_neuron", "fit", "--bootstrap-servers", bootstrap,
         "--model-topic", topics.model, "--metrics-topic", topics.metrics, "--model-name", topics.model_name,
         *extra,
     ]  # fmt: skip

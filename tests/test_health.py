@@ -127,7 +127,7 @@ def test_a_scorer_serves_its_figures_and_probes(kafka_bootstrap: str) -> None:
     port = free_port()
     scorer = start(
         [
-            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *[sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", kafka_bootstrap],
             *["--input-topic", requests, "--predictions-topic", f"{requests}-pred", "--group-id", requests],
             *["--model-topic", topics.model, "--model-name", topics.model_name],
             *["--dead-letter-topic", f"{requests}-dlq", "--metrics-port", str(port)],

@@ -164,7 +164,7 @@ def test_scorers_take_a_grown_vocabulary(kafka_bootstrap: str) -> None:
     create_topic(kafka_bootstrap, requests_topic, 1)
     served = start(
         [
-            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *[sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", kafka_bootstrap],
             *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
             *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
             *["--dead-letter-topic", f"{requests_topic}-dlq"],  # stopped by the test
@@ -215,7 +215,7 @@ def test_fit_over_open_features_then_run_continues(kafka_bootstrap: str) -> None
     topics = Topics.create(kafka_bootstrap)
     send(kafka_bootstrap, topics.input, sent)
     command = [
-        sys.executable, "-m", "stream_neuron.cli", "fit", "--bootstrap-servers", kafka_bootstrap,
+        sys.executable, "-m", "stream_neuron", "fit", "--bootstrap-servers", kafka_bootstrap,
         "--input-topic", topics.input, "--to-offset", "600", "--features", "open", "--epochs", "30",
         "--learning-rate", "0.5", "--model-topic", topics.model, "--metrics-topic", topics.metrics,
         "--model-name", topics.model_name,
@@ -269,7 +269,7 @@ def test_fit_over_hashed_features_then_a_scorer_serves_it(kafka_bootstrap: str) 
     send(kafka_bootstrap, topics.input, sent)
     hashing = ("--features", "hashed", "--hash-bits", "8", "--hash-seed", "11")
     command = [
-        sys.executable, "-m", "stream_neuron.cli", "fit", "--bootstrap-servers", kafka_bootstrap,
+        sys.executable, "-m", "stream_neuron", "fit", "--bootstrap-servers", kafka_bootstrap,
         "--input-topic", topics.input, "--to-offset", "600", *hashing, "--epochs", "20",
         "--learning-rate", "0.5", "--model-topic", topics.model, "--metrics-topic", topics.metrics,
         "--model-name", topics.model_name,
@@ -288,7 +288,7 @@ def test_fit_over_hashed_features_then_a_scorer_serves_it(kafka_bootstrap: str) 
     create_topic(kafka_bootstrap, requests_topic, 1)
     served = start(
         [
-            *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+            *[sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", kafka_bootstrap],
             *["--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred"],
             *["--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", requests_topic],
             *["--dead-letter-topic", f"{requests_topic}-dlq"],  # stopped by the test

@@ -186,7 +186,7 @@ def test_check_river_replays_a_file_of_open_features(tmp_path: Any, flags: list[
         )
     )
     done = subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", "check-river", "--file", str(path), *flags],
+        [sys.executable, "-m", "stream_neuron", "check-river", "--file", str(path), *flags],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.kafka
 
 def cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", *args],
+        [sys.executable, "-m", "stream_neuron", *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,

@@ -71,7 +71,7 @@ def test_prometheus_scrapes_the_trainer_and_two_scorers_and_fires_the_divergence
     scorers = [
         start(
             [
-                *[sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", kafka_bootstrap],
+                *[sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", kafka_bootstrap],
                 *[
                     "--input-topic",
                     requests,

@@ -51,7 +51,7 @@ def requests(n: int, tag: str) -> list[dict[str, Any]]:
 
 def scorer(bootstrap: str, topics: Topics, requests_topic: str, group: str, *extra: str) -> Running:
     command = [
-        sys.executable, "-m", "stream_neuron.cli", "score", "--bootstrap-servers", bootstrap,
+        sys.executable, "-m", "stream_neuron", "score", "--bootstrap-servers", bootstrap,
         "--input-topic", requests_topic, "--predictions-topic", f"{requests_topic}-pred",
         "--model-topic", topics.model, "--model-name", topics.model_name, "--group-id", group,
         "--dead-letter-topic", f"{requests_topic}-dlq", *extra,

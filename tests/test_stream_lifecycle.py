@@ -185,7 +185,7 @@ def test_a_stop_signal_finishes_checkpoints_and_exits_zero(
 
 def run_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream_neuron.cli", *args],
+        [sys.executable, "-m", "stream_neuron", *args],
         capture_output=True,
         text=True,
         timeout=timeout_s,
