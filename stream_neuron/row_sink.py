@@ -86,6 +86,18 @@ def _within(rows: FloatArray, bound: float) -> NDArray[np.bool_] | None:
     return np.asarray((np.abs(finite_rows) <= bound).all(axis=1))
 
 
+def writable(raw: bytearray) -> bytearray:
+    """``raw``, or a copy of it to write instead while arrays of an earlier chunk still view it: a
+    mini-batch's rows wait in those arrays, and a bytearray viewed can neither grow (``BufferError``)
+    nor be written without changing them. Asking costs a byte's append and its removal."""
+    try:
+        raw.append(0)
+    except BufferError:
+        return bytearray(raw)
+    del raw[-1]
+    return raw
+
+
 class SparseSink:
     """The events' features by name, encoded (``grow``: new names join an open vocabulary; a scorer's
     does not grow, and leaves unknown names out), as the chunk's rows in raw int64, float64 and bool
@@ -99,6 +111,7 @@ class SparseSink:
 
     def start(self, n_records: int, n_features: int, capacity: int) -> None:
         self._ends, self._rows = [], None
+        self._arrays = (writable(self._arrays[0]), writable(self._arrays[1]), writable(self._arrays[2]))
 
     def put_event(self, n: int, event: Event) -> None:
         ends = self._ends
@@ -180,11 +193,11 @@ class SparseSink:
             indptr = np.zeros(count + 1, dtype=np.int64)
             indptr[1:] = self._ends[:count]
             indices, values, scaled = self._arrays
-            self._rows = SparseRows(  # copies: the arrays are written again by the next chunk
+            self._rows = SparseRows(  # views: the next chunk writes elsewhere if any outlives this one
                 indptr,
-                np.frombuffer(indices, dtype=np.int64, count=size).copy(),
-                np.frombuffer(values, dtype=np.float64, count=size).copy(),
-                np.frombuffer(scaled, dtype=np.bool_, count=size).copy(),
+                np.frombuffer(indices, dtype=np.int64, count=size),
+                np.frombuffer(values, dtype=np.float64, count=size),
+                np.frombuffer(scaled, dtype=np.bool_, count=size),
             )
         return self._rows
 

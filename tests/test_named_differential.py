@@ -198,6 +198,24 @@ def test_the_compiled_pass_takes_the_plain_events_itself_with_the_encoders_entri
         assert fresh == (0 if encoder is vocabulary else len(buckets))
 
 
+def test_rows_kept_past_their_chunk_stay_as_read_while_the_next_chunks_are_read() -> None:
+    """The sink hands out its rows as views of its arrays (no copy a chunk); a mini-batch keeps them
+    past the chunk, and the next chunks compiled into the arrays change none of them: a longer one
+    (the arrays must grow while earlier rows view them) nor a shorter one (written within them)."""
+    sink = SparseSink(FeatureHashing(bits=10, seed=3), grow=True)
+    kept = []
+    for chunk, n in enumerate((3, 83, 43, 123, 10)):
+        values = [event(f'{{"a": {chunk}.5, "id": "u{i}", "x{i % 7}": {i}}}') for i in range(n)]
+        sink.start(n, 0, n)
+        refs, stop, _, _ = read(values, sink)
+        assert (len(refs), stop) == (n, n)
+        rows = sink.rows(n)
+        kept.append((rows, rows.indices.copy(), rows.values.copy(), rows.scaled.copy()))
+    for rows, indices, values, scaled in kept:
+        assert rows.indices.tolist() == indices.tolist() and rows.values.tolist() == values.tolist()
+        assert rows.scaled.tolist() == scaled.tolist()
+
+
 def test_the_compiled_pass_stops_at_a_new_name_and_goes_on_after_it() -> None:
     vocabulary = OpenVocabulary(["a"])
     sink = SparseSink(vocabulary, grow=True)
