@@ -163,6 +163,7 @@ def main() -> None:
 
     print("open and hashed features ...", flush=True)
     feature_events = 20_000 if quick else 100_000
+    started_as = features.as_the_command_starts()
     opened = features.format_results(
         features.measure(args.bootstrap_servers, feature_events, 1 if quick else 3, "confluent"), "confluent"
     )
@@ -221,7 +222,8 @@ def main() -> None:
         "## Open and hashed features (`run --features open|hashed`)\n\n"
         f"{feature_events:,} events a stream: 40 numeric features (fixed), 30 numeric + 10 categorical of\n"
         "20 values (open), 40 numeric + 10 ids of 100,000 values (hashed, 2^20 buckets); `run` on\n"
-        "librdkafka, at-least-once, each run in a process of its own, alternated; medians. In process\n"
+        "librdkafka, at-least-once, each run in a process of its own, alternated; medians. The processes\n"
+        f"start as `stream-neuron` starts ({started_as}). In process\n"
         "(no Kafka, each mode in a new process), 20,000 events: the\n"
         "component's processor from the records' JSON (the compiled pass reads every mode), and the\n"
         "encoder and neuron alone against river's pipeline on the same decoded dicts; one pass of each\n"

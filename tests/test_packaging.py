@@ -23,7 +23,12 @@ def test_the_wheel_builds_without_backend_warnings(tmp_path: Path) -> None:
     assert done.returncode == 0, output
     assert "Warning" not in output and "deprecated" not in output, output
     (wheel,) = tmp_path.glob("stream_neuron-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
     assert any(name.startswith("stream_neuron/neuron/_kernels") for name in names)
     assert "stream_neuron/tools/demo.py" in names
+    # the command starts at its launcher, which restarts the process before the CLI is imported
+    (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
+    assert "stream-neuron = stream_neuron.launch:main" in archive.read(entry_points).decode()
+    assert "stream_neuron/__main__.py" in names
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
