@@ -10,9 +10,10 @@ random; on a virtual machine each 4 KiB page costs a fault (2.7 us here) and a s
 cache. So the command replaces itself (``execve``: the same process id, arguments, open files and
 signals' defaults) with the same command under that variable, once.
 
-Measured on 2 cores (``benchmarks/features.py``'s streams, ``run`` on librdkafka, 9 alternated rounds
-of a process each, medians): 40 fixed features 156,333 -> 167,100 events/s (+7%), 50 hashed
-features of 2^20 buckets 105,503 -> 116,753 (+11%); the hashed run's peak memory 237 -> 247 MB.
+Measured on 2 cores (``benchmarks/features.py``'s streams, ``run`` on librdkafka, 19 alternated
+rounds in three sets, a process each, medians): 40 fixed features 156,240 -> 160,027 events/s (+2%),
+50 hashed features of 2^20 buckets 102,984 -> 115,178 (+12%); the hashed run's peak memory 237 ->
+247 MB.
 
 The cost: the start imports the package twice (about 0.13 s), and up to a huge page (2 MiB) more of
 memory per large block. It is left alone, and the command starts once, where it would change
