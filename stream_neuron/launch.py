@@ -4,10 +4,10 @@ so that the C library's allocator backs its large blocks with huge pages.
 On Linux with glibc, the allocator asks for transparent huge pages only when the ``GLIBC_TUNABLES``
 environment variable says ``glibc.malloc.hugetlb=1``, and glibc reads it once, as the process
 starts; with the kernel's default (``madvise``) the allocator's blocks are otherwise backed by 4 KiB
-pages. A stream's process touches megabytes a second in fresh blocks (a poll's records, a
-snapshot's few copies of a hashed model's 5 MiB) and keeps its model's weights in memory read at
-random; on a virtual machine each 4 KiB page costs a fault (2.7 us here) and a slot of the address
-cache. So the command replaces itself (``execve``: the same process id, arguments, open files and
+pages. A stream's process writes megabytes a second into fresh blocks (a poll's records, a
+snapshot's few copies of a hashed model's 5 MiB), and on a virtual machine each 4 KiB page of them
+costs a fault (2.7 us here); numpy asks for huge pages for its own large arrays (the weights)
+already. So the command replaces itself (``execve``: the same process id, arguments, open files and
 signals' defaults) with the same command under that variable, once.
 
 Measured on 2 cores (``benchmarks/features.py``'s streams, ``run`` on librdkafka, 19 alternated

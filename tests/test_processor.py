@@ -162,3 +162,47 @@ def test_a_new_kind_of_model_is_one_class(monkeypatch: pytest.MonkeyPatch) -> No
     assert snapshot["kind"] == "adaline"
     restored = Processor.restored(settings, json.loads(json.dumps(snapshot)), 2.0, lambda positions: None)
     assert restored.model is not None and restored.model.weights.tolist() == reference.weights.tolist()
+
+
+@pytest.mark.parametrize("features", ["open", "hashed"])
+@pytest.mark.parametrize("mode", [{}, {"mode": "minibatch", "batch_size": 7}])
+def test_sparse_rows_past_the_feature_bound_leave_the_rest_as_a_stream_without_them(
+    features: str, mode: dict[str, Any]
+) -> None:
+    """Rows beyond ``--max-feature-abs`` are dead letters and the chunk's other rows close up in the
+    sink's arrays, which the rows handed to the model view: the model and every prediction equal
+    those of the same polls without the far events (mini-batch rows waiting across the polls)."""
+    rng = np.random.default_rng(5)
+    events = []
+    for i in range(300):
+        row = {f"x{j}": float(rng.normal()) for j in range(int(rng.integers(1, 6)))}
+        row[f"c{i % 3}"] = f"v{int(rng.integers(4))}"
+        if i % 11 == 4:
+            row["x0"] = 50.0  # beyond the bound
+        events.append({"id": str(i), "features": row, "label": int(rng.integers(2))})
+    near = [e for e in events if e["features"].get("x0") != 50.0]
+    settings = Settings(features=features, hash_bits=8, max_feature_abs=10.0, learning_rate=(0.1,), **mode)
+    with_far, without = Processor(settings, 0.0), Processor(settings, 0.0)
+    predicted: dict[str, list[bytes]] = {"with": [], "without": []}
+    for at in range(0, len(events), 40):
+        out = with_far.process(records(*events[at : at + 40]), 1.0)
+        assert len(out.dead_letters) == sum(e["features"].get("x0") == 50.0 for e in events[at : at + 40])
+        predicted["with"] += [r.value or b"" for r in out.predictions]
+        kept = [e for e in events[at : at + 40] if e["features"].get("x0") != 50.0]
+        predicted["without"] += [r.value or b"" for r in without.process(records(*kept), 1.0).predictions]
+    for processor, key in ((with_far, "with"), (without, "without")):
+        predicted[key] += [r.value or b"" for r in processor.close(2.0).predictions]
+    scores = {key: [json.loads(v)["score"] for v in values] for key, values in predicted.items()}
+    assert len(scores["with"]) == len(near) and scores["with"] == scores["without"]
+    # An open vocabulary has the far events' names too (never learned: weight 0), so the weights are
+    # compared by name, and those names are the only difference.
+    learned = [weights_by_name(processor) for processor in (with_far, without)]
+    assert learned[0] == {**learned[1], **{name: 0.0 for name in learned[0].keys() - learned[1].keys()}}
+    assert with_far.snapshot_state()["bias"] == without.snapshot_state()["bias"]
+
+
+def weights_by_name(processor: Processor) -> dict[str, float]:
+    state = processor.snapshot_state()
+    assert processor.model is not None
+    weights = processor.model.weights.tolist()
+    return dict(zip(state["feature_names"] or map(str, range(len(weights))), weights, strict=True))
