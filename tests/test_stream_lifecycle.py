@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from stream_neuron import LogisticNeuron
+from stream_neuron import LogisticNeuron, launch
 from tests.component import (
     EndWatcher,
     Topics,
@@ -30,6 +30,20 @@ from tests.component import (
 pytestmark = pytest.mark.kafka
 
 
+def tunables_of(pid: int) -> str | None:
+    """The ``GLIBC_TUNABLES`` of a running process's environment."""
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        variables = dict(item.partition(b"=")[::2] for item in environ.read().split(b"\0") if item)
+    value = variables.get(b"GLIBC_TUNABLES")
+    return None if value is None else value.decode()
+
+
+def started_tunables() -> str | None:
+    """What a command started from this environment runs with (``stream_neuron.launch``)."""
+    restarted = launch.command_environment(os.environ)
+    return os.environ.get("GLIBC_TUNABLES") if restarted is None else restarted["GLIBC_TUNABLES"]
+
+
 def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap: str) -> None:
     n = 60_000
     events, X, y = synthetic_events(n, 8, seed=8)
@@ -41,6 +55,8 @@ def test_sigkill_mid_stream_then_restart_learns_every_event_once(kafka_bootstrap
         process = start_component(kafka_bootstrap, topics, *flags)
         wait_for(lambda p=process, k=kill_at: watcher.end() >= k or p.poll() is not None, 240, 0.01)
         assert process.poll() is None, "the run finished before the kill: make the stream longer"
+        # the pid started is the run's own: it restarted in place, under the allocator's huge pages
+        assert tunables_of(process.pid) == started_tunables()
         kill_hard(process)
     watcher.close()
     run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")
