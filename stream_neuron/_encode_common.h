@@ -47,9 +47,11 @@ Py_ssize_t encode_write_entries(PyObject *const *arrays, Py_ssize_t end, const l
 extern unsigned long encode_murmur_binding;
 /* The signed MurmurHash3 of `len` bytes (mmh3's; -1 with an exception set only on its Python path). */
 int encode_hash_bytes(const char *key, Py_ssize_t len, uint32_t seed, long long *hash);
-/* How many of the `m` buckets are fresh in `in_use` (a bit per bucket), marked when at most `room`
- * (else -1, nothing marked); a negative `room` marks and counts none. */
-Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room);
+/* How many of the `m` buckets are fresh in `in_use` (a bit per bucket), marked when at most `room` and
+ * every value of `sums` is within +/-`bound` (else -1, nothing marked); a negative `room` marks and
+ * counts none. */
+Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, const double *sums, Py_ssize_t m,
+                             Py_ssize_t room, double bound);
 
 PyObject *encode_bind_murmur(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *encode_hash_token(PyObject *self, PyObject *const *args, Py_ssize_t nargs);

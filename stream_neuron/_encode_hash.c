@@ -176,21 +176,27 @@ static int hash_event(PyObject *features, long long n, uint32_t seed, Py_ssize_t
 
 /* How many of the `m` (distinct) buckets are not yet marked in `in_use`, a bit per bucket in
  * little-endian bit order (numpy's packbits with bitorder="little": a snapshot's bitmap as it is); they
- * are marked when there are at most `room` (else -1, nothing marked). A negative `room`: none are
- * marked or counted (a scorer's view). A bit, not a byte, per bucket: 2^20 buckets take 128 KiB, which
- * stays in the core's cache beside the weights. */
-Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, Py_ssize_t m, Py_ssize_t room) {
+ * are marked when there are at most `room` and every value of `sums` is within +/-`bound` (else -1,
+ * nothing marked: the Python encoder takes the event and refuses it, so an event the model will not
+ * learn takes no bucket). A negative `room`: none are marked or counted (a scorer's view). A bit, not
+ * a byte, per bucket: 2^20 buckets take 128 KiB, which stays in the core's cache beside the weights. */
+Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, const double *sums, Py_ssize_t m,
+                             Py_ssize_t room, double bound) {
     if (room < 0) return 0;
     Py_ssize_t fresh = 0;
-    for (Py_ssize_t j = 0; j < m; j++) fresh += !((in_use[buckets[j] >> 3] >> (buckets[j] & 7)) & 1);
-    if (fresh > room) return -1;
+    int within = 1;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        fresh += !((in_use[buckets[j] >> 3] >> (buckets[j] & 7)) & 1);
+        within &= fabs(sums[j]) <= bound; /* a sum overflowed to infinity is not */
+    }
+    if (fresh > room || !within) return -1;
     for (Py_ssize_t j = 0; j < m; j++) in_use[buckets[j] >> 3] |= (unsigned char)(1u << (buckets[j] & 7));
     return fresh;
 }
 
-/* The hashing's settings as the entry points take them: n, seed, short, in_use, room. */
+/* The hashing's settings as the entry points take them: n, seed, short, in_use, room, bound. */
 static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *seed, Py_ssize_t *shortest,
-                            unsigned char **in_use, Py_ssize_t *room) {
+                            unsigned char **in_use, Py_ssize_t *room, double *bound) {
     if (!PyByteArray_CheckExact(settings[3])) {
         PyErr_SetString(PyExc_TypeError, "in_use must be a bytearray");
         return -1;
@@ -199,6 +205,7 @@ static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *s
     unsigned long seeded = PyLong_AsUnsignedLong(settings[1]);
     *shortest = PyLong_AsSsize_t(settings[2]);
     *room = PyLong_AsSsize_t(settings[4]);
+    *bound = PyFloat_AsDouble(settings[5]);
     if (PyErr_Occurred()) return -1;
     if (*n <= 0 || PyByteArray_GET_SIZE(settings[3]) != (*n + 7) / 8) {
         PyErr_SetString(PyExc_ValueError, "in_use must hold a bit per bucket");
@@ -211,19 +218,19 @@ static int hashing_settings(PyObject *const *settings, long long *n, uint32_t *s
 
 /* The arguments both single-event entry points share: features, then the hashing's settings. */
 static int hashing_args(PyObject *const *args, long long *n, uint32_t *seed, Py_ssize_t *shortest,
-                        unsigned char **in_use, Py_ssize_t *room) {
+                        unsigned char **in_use, Py_ssize_t *room, double *bound) {
     if (!PyDict_CheckExact(args[0])) {
         PyErr_SetString(PyExc_TypeError, "features must be a dict");
         return -1;
     }
-    return hashing_settings(args + 1, n, seed, shortest, in_use, room);
+    return hashing_settings(args + 1, n, seed, shortest, in_use, room, bound);
 }
 
-/* hash_features(features, n, seed, short, in_use, room) -> (buckets, values, scaled, fresh) | None
+/* hash_features(features, n, seed, short, in_use, room, bound) -> (buckets, values, scaled, fresh) | None
  *
  * FeatureHashing.encode's fast path: the event's entries as lists, and how many of its buckets were
  * fresh (marked in `in_use` by encode_mark_fresh). None: the Python encoder takes the event (hash_event's
- * cases, or more fresh buckets than `room`). */
+ * cases, more fresh buckets than `room`, or a value beyond `bound` when it may mark). */
 PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     (void)self;
     long long n, buckets[MOST_FEATURES];
@@ -231,15 +238,16 @@ PyObject *encode_hash_features(PyObject *self, PyObject *const *args, Py_ssize_t
     uint32_t seed;
     Py_ssize_t shortest, room, m;
     unsigned char *in_use;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, short, in_use, room)");
+    double bound;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "hash_features(features, n, seed, short, in_use, room, bound)");
         return NULL;
     }
-    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room, &bound)) return NULL;
     int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
     if (hashed < 0) return NULL;
     if (hashed == 0) Py_RETURN_NONE;
-    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, m, room);
+    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, sums, m, room, bound);
     if (fresh < 0) Py_RETURN_NONE;
     PyObject *out_buckets = PyList_New(m), *out_values = PyList_New(m), *out_scaled = PyList_New(m);
     if (out_buckets == NULL || out_values == NULL || out_scaled == NULL) goto error;
@@ -262,8 +270,8 @@ error:
     return NULL;
 }
 
-/* hash_into(features, n, seed, short, in_use, room, indices, values, scaled, end) -> (new end, fresh)
- *                                                                                 | None
+/* hash_into(features, n, seed, short, in_use, room, bound, indices, values, scaled, end)
+ *     -> (new end, fresh) | None
  *
  * hash_features without a Python object per entry: the event's buckets, values and scaled flags
  * (all 1) written from entry `end` on by write_entries, and how many buckets were fresh. None:
@@ -276,19 +284,20 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
     uint32_t seed;
     Py_ssize_t shortest, room, m;
     unsigned char *in_use;
-    if (nargs != 10) {
+    double bound;
+    if (nargs != 11) {
         PyErr_SetString(PyExc_TypeError,
-                        "hash_into(features, n, seed, short, in_use, room, indices, values, scaled, end)");
+                        "hash_into(features, n, seed, short, in_use, room, bound, indices, values, scaled, end)");
         return NULL;
     }
-    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    if (hashing_args(args, &n, &seed, &shortest, &in_use, &room, &bound)) return NULL;
     int hashed = hash_event(args[0], n, seed, shortest, buckets, sums, &m);
     if (hashed < 0) return NULL;
     if (hashed == 0) Py_RETURN_NONE;
-    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, m, room);
+    Py_ssize_t fresh = encode_mark_fresh(in_use, buckets, sums, m, room, bound);
     if (fresh < 0) Py_RETURN_NONE;
     memset(ones, 1, (size_t)m);
-    Py_ssize_t end = encode_write_entries(args + 6, PyLong_AsSsize_t(args[9]), buckets, sums, ones, m);
+    Py_ssize_t end = encode_write_entries(args + 7, PyLong_AsSsize_t(args[10]), buckets, sums, ones, m);
     if (end < 0) return NULL;
     return Py_BuildValue("(nn)", end, fresh);
 }
@@ -296,7 +305,8 @@ PyObject *encode_hash_into(PyObject *self, PyObject *const *args, Py_ssize_t nar
 /* One event of hash_events_into: 1 taken (entries written, its end appended), 0 declined, -1 with an
  * exception set. */
 static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t shortest, unsigned char *in_use,
-                       Py_ssize_t *room, Py_ssize_t *fresh, PyObject *const *arrays, PyObject *ends, Py_ssize_t *end) {
+                       Py_ssize_t *room, double bound, Py_ssize_t *fresh, PyObject *const *arrays, PyObject *ends,
+                       Py_ssize_t *end) {
     static PyObject *features_key = NULL;
     long long buckets[MOST_FEATURES];
     double sums[MOST_FEATURES];
@@ -308,7 +318,7 @@ static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t s
     if (!PyDict_CheckExact(features)) return 0;
     int hashed = hash_event(features, n, seed, shortest, buckets, sums, &m);
     if (hashed <= 0) return hashed;
-    Py_ssize_t taken = encode_mark_fresh(in_use, buckets, m, *room);
+    Py_ssize_t taken = encode_mark_fresh(in_use, buckets, sums, m, *room, bound);
     if (taken < 0) return 0;
     if (*room >= 0) *room -= taken;
     *fresh += taken;
@@ -321,7 +331,7 @@ static int taken_event(PyObject *event, long long n, uint32_t seed, Py_ssize_t s
     return appended < 0 ? -1 : 1;
 }
 
-/* hash_events_into(events, start, n, seed, short, in_use, room, indices, values, scaled, ends)
+/* hash_events_into(events, start, n, seed, short, in_use, room, bound, indices, values, scaled, ends)
  *     -> (stop, fresh)
  *
  * hash_into over a list of events (dicts whose "features" are hashed) from events[start] on, in one
@@ -334,15 +344,16 @@ PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssiz
     uint32_t seed;
     Py_ssize_t shortest, room, fresh = 0;
     unsigned char *in_use;
-    if (nargs != 11 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[10])) {
+    double bound;
+    if (nargs != 12 || !PyList_CheckExact(args[0]) || !PyList_CheckExact(args[11])) {
         PyErr_SetString(PyExc_TypeError, "hash_events_into(events: list, start, n, seed, short, in_use, room, "
-                                         "indices, values, scaled, ends: list)");
+                                         "bound, indices, values, scaled, ends: list)");
         return NULL;
     }
-    PyObject *events = args[0], *ends = args[10];
+    PyObject *events = args[0], *ends = args[11];
     Py_ssize_t at = PyLong_AsSsize_t(args[1]), rows = PyList_GET_SIZE(ends);
     Py_ssize_t end = rows ? PyLong_AsSsize_t(PyList_GET_ITEM(ends, rows - 1)) : 0;
-    if (PyErr_Occurred() || hashing_settings(args + 2, &n, &seed, &shortest, &in_use, &room)) return NULL;
+    if (PyErr_Occurred() || hashing_settings(args + 2, &n, &seed, &shortest, &in_use, &room, &bound)) return NULL;
     if (at < 0 || at > PyList_GET_SIZE(events) || end < 0) {
         PyErr_SetString(PyExc_ValueError, "start must be within the events, and the ends not negative");
         return NULL;
@@ -350,7 +361,7 @@ PyObject *encode_hash_events_into(PyObject *self, PyObject *const *args, Py_ssiz
     /* The list's size read at each event, and the event held: a key's __eq__ may change the list. */
     for (; at < PyList_GET_SIZE(events); at++) {
         PyObject *event = Py_NewRef(PyList_GET_ITEM(events, at));
-        int taken = taken_event(event, n, seed, shortest, in_use, &room, &fresh, args + 7, ends, &end);
+        int taken = taken_event(event, n, seed, shortest, in_use, &room, bound, &fresh, args + 8, ends, &end);
         Py_DECREF(event);
         if (taken < 0) return NULL;
         if (taken == 0) break;

@@ -13,9 +13,11 @@
  *
  * encoding: ("open", index, table, max_name_bytes): the vocabulary's dict of names to indices and its
  * key table (_key_table.c); a name not in it declines the event (the encoder adds it, or a scorer's
- * leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room): the hashing's
- * buckets and MurmurHash3 seed, the bytearray of buckets in use (a bit each), and how many fresh
- * buckets fit (-1: a scorer's, none marked); fresh counts those marked, for the encoder's budget.
+ * leaves it out). ("hashed", n_buckets, seed, max_name_bytes, in_use, room, bound): the hashing's
+ * buckets and MurmurHash3 seed, the bytearray of buckets in use (a bit each), how many fresh buckets
+ * fit (-1: a scorer's, none marked), and the largest magnitude of a bucket's value when it marks (an
+ * event beyond it is declined, to be refused by the encoder before it takes a bucket); fresh counts
+ * those marked, for the encoder's budget.
  *
  * It takes an event only as the reference takes it: features an object of at most MOST_FEATURES
  * names, each a finite number, a string or a boolean, no name given twice nor two features on one
@@ -40,6 +42,7 @@ typedef struct {
     uint32_t seed;
     unsigned char *in_use; /* a bit per bucket */
     Py_ssize_t room, fresh;
+    double bound;
     long long at[MOST_FEATURES]; /* the event read: its entries */
     double val[MOST_FEATURES];
     char sc[MOST_FEATURES];
@@ -300,8 +303,8 @@ static Cursor named_features(EventReader *base, Cursor p, Cursor end, Py_ssize_t
 static int take_named(EventReader *base) {
     NamedReader *r = (NamedReader *)base;
     if (r->hashed) {
-        Py_ssize_t fresh = encode_mark_fresh(r->in_use, r->at, r->k, r->room);
-        if (fresh < 0) return 0; /* the budget's refusal: the encoder words it */
+        Py_ssize_t fresh = encode_mark_fresh(r->in_use, r->at, r->val, r->k, r->room, r->bound);
+        if (fresh < 0) return 0; /* the budget's or the bound's refusal: the encoder words it */
         if (r->room >= 0) r->room -= fresh;
         r->fresh += fresh;
     }
@@ -320,7 +323,7 @@ static int take_named(EventReader *base) {
 /* The encoding tuple's settings into the reader: 0, or -1 with an exception set. */
 static int encoding_of(PyObject *encoding, NamedReader *r) {
     const char *usage = "encoding: (\"open\", index, table, max_name_bytes) or "
-                        "(\"hashed\", n_buckets, seed, max_name_bytes, in_use, room)";
+                        "(\"hashed\", n_buckets, seed, max_name_bytes, in_use, room, bound)";
     if (!PyTuple_Check(encoding) || PyTuple_GET_SIZE(encoding) < 4 ||
         !PyUnicode_Check(PyTuple_GET_ITEM(encoding, 0))) {
         PyErr_SetString(PyExc_TypeError, usage);
@@ -337,7 +340,7 @@ static int encoding_of(PyObject *encoding, NamedReader *r) {
         }
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *in_use = PyTuple_GET_SIZE(encoding) == 6 ? PyTuple_GET_ITEM(encoding, 4) : NULL;
+    PyObject *in_use = PyTuple_GET_SIZE(encoding) == 7 ? PyTuple_GET_ITEM(encoding, 4) : NULL;
     if (in_use == NULL || !PyByteArray_CheckExact(in_use)) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
@@ -345,6 +348,7 @@ static int encoding_of(PyObject *encoding, NamedReader *r) {
     r->n_buckets = PyLong_AsLongLong(PyTuple_GET_ITEM(encoding, 1));
     r->seed = (uint32_t)PyLong_AsUnsignedLong(PyTuple_GET_ITEM(encoding, 2));
     r->room = PyLong_AsSsize_t(PyTuple_GET_ITEM(encoding, 5));
+    r->bound = PyFloat_AsDouble(PyTuple_GET_ITEM(encoding, 6));
     r->in_use = (unsigned char *)PyByteArray_AS_STRING(in_use);
     if (PyErr_Occurred()) return -1;
     if (r->n_buckets <= 0 || PyByteArray_GET_SIZE(in_use) != (r->n_buckets + 7) / 8) {

@@ -6,7 +6,8 @@ into :class:`~stream_neuron.neuron.sparse.SparseRows`: river's dict models, exac
   ``v`` of feature ``f`` is the one-hot feature ``"f_v"`` with value 1 (river's ``OneHotEncoder``
   naming; river's ``SelectType(numbers.Number)`` would count a boolean as a number, this contract
   counts it as a category). The vocabulary is bounded: an event that would add past the limit is
-  refused whole, and nothing of it is added.
+  refused whole, and nothing of it is added; so is an event with a value beyond the encoder's
+  :class:`~stream_neuron.feature_values.ValueBound`, which the model would not learn.
 - :class:`~stream_neuron.feature_hashing.FeatureHashing` (``--features hashed``): river's
   ``FeatureHasher`` (``feature_hashing.py``).
 
@@ -31,6 +32,7 @@ from stream_neuron.feature_values import (
     Entries,
     FeatureBudget,
     RawRows,
+    ValueBound,
     compiled_encoder,
     length_refusal,
     number_of,
@@ -79,6 +81,7 @@ class OpenVocabulary:
         self.max_name_bytes = max_name_bytes
         self.budget = FeatureBudget(max_features)
         self.budget.take(len(self.names), sum(map(self.budget.cost, self.names)))
+        self.bound = ValueBound()
         self._key_table: Any = None  # the names' UTF-8 to their indices, for the compiled reader
 
     def limit(self, budget: FeatureBudget) -> None:
@@ -114,8 +117,9 @@ class OpenVocabulary:
 
     def encode(self, features: dict[str, Any], grow: bool = True, fast: bool = True) -> Entries:
         """The event's (indices, values, scaled) in the event's order; new names are added (when
-        ``grow``) only once the whole event is known to be good. Without ``grow``, unknown names are
-        left out (their weight is 0: they would add nothing)."""
+        ``grow``) only once the whole event is known to be good, its values within :attr:`bound`
+        too. Without ``grow``, unknown names are left out (their weight is 0: they would add
+        nothing)."""
         if (
             fast and compiled_encoder is not None and type(features) is dict
         ):  # the usual event: every name known
@@ -164,6 +168,7 @@ class OpenVocabulary:
             return indices, values, scaled
         new = [key for key, i in zip(keys, indices, strict=True) if i < 0]
         if grow:
+            self.bound.check(values)
             new_bytes = sum(map(self.budget.cost, new))
             refusal = self.budget.refusal(len(new), new_bytes, shown(new[0]))
             if refusal is not None:
@@ -213,14 +218,21 @@ def encode_features(encoder: Encoder, event: dict[str, Any], grow: bool = True) 
     return encoder.encode(features_of(event), grow)
 
 
-def feature_encoder(options: FeatureOptions, names: Sequence[str] | None = None) -> Encoder | None:
+def feature_encoder(
+    options: FeatureOptions, names: Sequence[str] | None = None, bound: ValueBound | None = None
+) -> Encoder | None:
     """The encoder ``--features`` asks for (``None``: fixed features), with the vocabulary ``names``
-    of a snapshot when there is one."""
+    of a snapshot when there is one, refusing values beyond ``bound`` before they take a name."""
+    encoder: Encoder
     if options.features == "open":
-        return OpenVocabulary(names or (), options.max_features, options.max_feature_name_bytes)
-    if options.features == "hashed":
-        return FeatureHashing(options.hash_bits, options.hash_seed, options.max_feature_name_bytes)
-    return None
+        encoder = OpenVocabulary(names or (), options.max_features, options.max_feature_name_bytes)
+    elif options.features == "hashed":
+        encoder = FeatureHashing(options.hash_bits, options.hash_seed, options.max_feature_name_bytes)
+    else:
+        return None
+    if bound is not None:
+        encoder.bound = bound
+    return encoder
 
 
 def features_state(encoder: Encoder | None) -> dict[str, Any] | None:

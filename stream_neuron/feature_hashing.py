@@ -18,6 +18,7 @@ from stream_neuron.feature_values import (
     Entries,
     FeatureBudget,
     RawRows,
+    ValueBound,
     compiled_encoder,
     length_refusal,
     number_of,
@@ -78,6 +79,7 @@ class FeatureHashing:
         # each, little-endian bit order (a snapshot's bitmap as it is); the compiled paths mark them.
         self._in_use = bytearray((self.n_features + 7) // 8)
         self.budget = FeatureBudget(self.n_features if max_features is None else max_features)
+        self.bound = ValueBound()  # a growing hashing refuses an event beyond it before it takes a bucket
         # river draws MurmurHash3's 32-bit seed from numpy with the user's seed: the same here.
         self._murmur_seed = int(np.random.RandomState(seed).randint(0, 2**32, dtype=np.uint32))
         self._named: dict[str, tuple[int, bool]] = {}  # numeric features' buckets, by name
@@ -123,12 +125,13 @@ class FeatureHashing:
 
     def encode(self, features: dict[str, Any], grow: bool = True, fast: bool = True) -> Entries:
         """The event's (buckets, summed signed values, scaled) in first-seen bucket order. Buckets
-        not yet in use count against the budget (``grow``; a scorer's encoder does not count)."""
+        not yet in use count against the budget (``grow``; a scorer's encoder does not count), and a
+        growing hashing refuses an event with a value beyond :attr:`bound` before it marks any."""
         if fast and compiled_encoder is not None and type(features) is dict:  # the usual event, hashed in C
             cost = self.budget.cost(None)
             taken = compiled_encoder.hash_features(
                 features, self.n_features, self._murmur_seed, self.max_name_bytes // 4, self._in_use,
-                self.budget.room(cost) if grow else -1,
+                self.budget.room(cost) if grow else -1, self.bound.limit,
             )  # fmt: skip
             if taken is not None:
                 buckets, values, scaled, fresh = taken
@@ -137,6 +140,7 @@ class FeatureHashing:
                 return buckets, values, scaled
         hashed = self._hashed(features)
         if grow:
+            self.bound.check(hashed[1])
             fresh = [b for b in hashed[0] if not self._in_use[b >> 3] >> (b & 7) & 1]
             if fresh:
                 cost = len(fresh) * self.budget.cost(None)
@@ -162,7 +166,7 @@ class FeatureHashing:
         cost = budget.bytes_per_feature  # a bucket has no name to pay for
         written = compiled_encoder.hash_into(
             features, self.n_features, self._murmur_seed, self._short, self._in_use,
-            budget.room(cost) if grow else -1, *arrays, end,
+            budget.room(cost) if grow else -1, self.bound.limit, *arrays, end,
         )  # fmt: skip
         if written is None:
             return None
@@ -184,7 +188,7 @@ class FeatureHashing:
         cost = budget.bytes_per_feature
         stop, fresh = compiled_encoder.hash_events_into(
             events, start, self.n_features, self._murmur_seed, self._short, self._in_use,
-            budget.room(cost) if grow else -1, *arrays, ends,
+            budget.room(cost) if grow else -1, self.bound.limit, *arrays, ends,
         )  # fmt: skip
         if fresh:
             budget.take(fresh, fresh * cost)
@@ -195,7 +199,8 @@ class FeatureHashing:
         marks in use count against the budget's room (none marked when not ``grow``: a scorer's); pass
         the count it returns to :meth:`count_fresh`."""
         room = self.budget.room(self.budget.bytes_per_feature) if grow else -1
-        return ("hashed", self.n_features, self._murmur_seed, self.max_name_bytes, self._in_use, room)
+        bound = self.bound.limit
+        return ("hashed", self.n_features, self._murmur_seed, self.max_name_bytes, self._in_use, room, bound)
 
     def count_fresh(self, fresh: int) -> None:
         """``fresh`` buckets the compiled reader marked in use, taken from the budget."""

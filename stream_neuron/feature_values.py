@@ -81,6 +81,28 @@ def refused_value(name: str, value: Any) -> BadEventError:
     )
 
 
+class ValueBound:
+    """The largest magnitude of a value a model takes, and the dead letter's reason for one beyond it
+    (the processor's ``--max-feature-abs``, or what the scaler's statistics hold). A growing encoder
+    checks it before an event takes a new name or bucket: an event the model will not learn must not
+    use up the vocabulary or the budget of buckets. Without one (``math.inf``) nothing is refused here.
+
+    >>> ValueBound(10.0, "too far").check([1.0, -10.0])
+    >>> ValueBound(10.0, "too far").check([1.0, -10.5])
+    Traceback (most recent call last):
+    stream_neuron.decode.BadEventError: too far
+    """
+
+    def __init__(self, limit: float = math.inf, reason: str = "") -> None:
+        self.limit, self.reason = limit, reason
+
+    def check(self, values: list[float]) -> None:
+        """Nothing, or the :class:`BadEventError` of a value beyond the bound (an infinite sum too)."""
+        limit = self.limit
+        if any(not abs(value) <= limit for value in values):
+            raise BadEventError(self.reason, "FeatureOutOfRange")
+
+
 class FeatureBudget:
     """How many features a model may take: ``--max-features``, and the bytes its snapshot has for
     them (each costs ``bytes_per_feature`` plus its name's JSON, when it has one), so a growing model

@@ -29,6 +29,7 @@ from stream_neuron.decode import BadEventError, Event, decode_event, diagnose, i
 from stream_neuron.drift import DriftWatch
 from stream_neuron.event_readers import event_reader
 from stream_neuron.feature_encoding import feature_encoder
+from stream_neuron.feature_values import ValueBound
 from stream_neuron.learner import MiniBatchLearner, PerEventLearner, Scored
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import MODEL_KINDS, LinearNeuron
@@ -88,8 +89,8 @@ class Processor(ProcessorState):
         # (reason, bare), bare when what was refused was the dead letter itself.
         self.quarantine: dict[tuple[str, int, int], tuple[str, bool]] = {}
         self._prediction_fits = PredictionBudget(self.limits.predictions, settings.predictions_topic)
-        self.feature_bound, self.feature_bound_reason = feature_bound(settings.max_feature_abs)
-        self.encoder = feature_encoder(settings)
+        self.value_bound = ValueBound(*feature_bound(settings.max_feature_abs))
+        self.encoder = feature_encoder(settings, bound=self.value_bound)
         self.sink: Sink = (
             DenseSink(self.schema) if self.encoder is None else SparseSink(self.encoder, learning)
         )
@@ -249,7 +250,7 @@ class Processor(ProcessorState):
         """The chunk's rows (the first ``len(refs)`` of the sink) screened, scored and learned."""
         sink = self.sink
         if refs:
-            finite, within = sink.within(len(refs), self.feature_bound)
+            finite, within = sink.within(len(refs), self.value_bound.limit)
             if finite is not None or within is not None:
                 refs = self._drop_rows(finite, within, labels, refs, out)
         if refs and self.models is not None:
@@ -290,7 +291,7 @@ class Processor(ProcessorState):
                 bad = diagnose(ref.record.value, named=self.encoder is not None)
                 out.dead_letters.append(self._dead_letter(ref.record, bad.reason, bad.error_class))
             else:
-                reason = self.feature_bound_reason
+                reason = self.value_bound.reason
                 out.dead_letters.append(self._dead_letter(ref.record, reason, "FeatureOutOfRange"))
         self.sink.keep(keep, len(refs))
         return kept

@@ -16,6 +16,7 @@ from stream_neuron.feature_encoding import (
     features_state,
 )
 from stream_neuron.feature_hashing import FeatureHashing
+from stream_neuron.feature_values import ValueBound
 from stream_neuron.metrics import MetricsTracker
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.outputs import OutputLimits
@@ -42,6 +43,7 @@ class ProcessorState:
     settings: Settings
     schema: FeatureSchema
     encoder: Encoder | None
+    value_bound: ValueBound
     sink: Sink
     models: Candidates | None
     metrics: MetricsTracker
@@ -168,9 +170,9 @@ class ProcessorState:
                 names = snapshot["feature_names"] or []
                 if len(names) != int(snapshot["n_features"]):
                     raise ValueError(f"{len(names)} feature names for {snapshot['n_features']} features")
-                self.encoder = feature_encoder(self.settings, list(names))
+                self.encoder = feature_encoder(self.settings, list(names), self.value_bound)
             else:
-                self.encoder = feature_encoder(self.settings)
+                self.encoder = feature_encoder(self.settings, bound=self.value_bound)
                 assert isinstance(self.encoder, FeatureHashing)
                 self.encoder.use_bitmap(snapshot["features"].get("in_use"))
         except (TypeError, ValueError, IndexError) as error:

@@ -29,7 +29,7 @@ from stream_neuron.feature_encoding import (
     sparse_rows,
 )
 from stream_neuron.feature_hashing import FeatureHashing
-from stream_neuron.feature_values import Entries
+from stream_neuron.feature_values import Entries, ValueBound
 from stream_neuron.neuron import LinearNeuron
 from stream_neuron.neuron.numeric import FloatArray
 from stream_neuron.neuron.sparse_rows import SparseRows
@@ -81,6 +81,8 @@ class _Builder:
         self.entries: list[Entries] = []
         self.entry_count = 0
         self.bound, self.bound_reason = feature_bound(max_feature_abs)
+        if encoder is not None:  # an event beyond the bound adds no name to the model's vocabulary
+            encoder.bound = ValueBound(self.bound, self.bound_reason)
         self.schema = FeatureSchema(names)
         self.blocks: list[FloatArray] = []
         self.labels: list[FloatArray] = []

@@ -17,6 +17,7 @@ from stream_neuron import (
 from stream_neuron.decode import BadEventError
 from stream_neuron.feature_encoding import OpenVocabulary
 from stream_neuron.feature_hashing import FeatureHashing
+from stream_neuron.feature_values import ValueBound
 from stream_neuron.row_sink import SparseSink
 from tests.test_open_features_parity import open_stream
 
@@ -26,17 +27,21 @@ ODD_EVENTS: list[dict[str, Any]] = [
     {"n3": None}, {"n4": [1]}, {"n4": {"a": 1}}, {f"k{i}": 1.0 for i in range(300)},
     {"country": "fr", "é": 1.0}, {"é": "ü", "n0": -0.0}, {"s": "\ud800"}, {"\udc00": 1.0}, {},
 ]  # fmt: skip
+# Beyond the encoders' bound below, with names of their own: refused before a name or bucket is taken.
+FAR_EVENTS: list[dict[str, Any]] = [{"far0": 5e3, "tag": "t-far"}, {"n0": -2e3, "x-far": 1.0}]
+BOUND = ValueBound(1000.0, "a feature is beyond +/-1000 (--max-feature-abs)")
 
 
 def test_the_compiled_encoder_gives_what_the_python_one_gives(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast path takes events of known names; anything else (a new name, a long one, a number a
     float64 does not hold, a feature twice) falls to the Python encoder, which names the problem."""
     events, _ = open_stream(300, seed=34)
-    events += ODD_EVENTS
+    events += ODD_EVENTS + FAR_EVENTS
     outcomes = []
     for compiled in (_encode, None):
         monkeypatch.setattr(feature_encoding, "compiled_encoder", compiled)
         vocabulary = OpenVocabulary(max_name_bytes=200)
+        vocabulary.bound = BOUND
         seen: list[Any] = []
         for _ in range(2):  # the second pass: every name known
             for x in events:
@@ -52,12 +57,13 @@ def test_the_compiled_hashing_gives_what_the_python_one_gives(monkeypatch: pytes
     """mmh3's MurmurHash3 called from C, the buckets in use marked alike; anything the C path does not
     take (a bad value, a long text, a huge event) the Python one names."""
     events, _ = open_stream(300, seed=35)
-    events += ODD_EVENTS
+    events += ODD_EVENTS + FAR_EVENTS
     outcomes = []
     for compiled in (_encode, None):
         monkeypatch.setattr(feature_hashing, "compiled_encoder", compiled)
         for bits in (20, 3):
             hashing = FeatureHashing(bits, 7, max_name_bytes=200)
+            hashing.bound = BOUND
             seen: list[Any] = []
             for x in events * 2:
                 try:
@@ -66,6 +72,7 @@ def test_the_compiled_hashing_gives_what_the_python_one_gives(monkeypatch: pytes
                     seen.append((bad.error_class, bad.reason))
             outcomes.append((seen, hashing.in_use.tolist(), hashing.budget.features))
     assert outcomes[:2] == outcomes[2:]
+    assert sum(o[0] == "FeatureOutOfRange" for o in outcomes[0][0] if isinstance(o, tuple)) >= 2 * 2
 
 
 def _through_sink(encoder: Any, events: list[dict[str, Any]], grow: bool = True) -> list[Any]:
@@ -102,7 +109,7 @@ def test_a_chunk_written_by_the_fast_path_equals_the_python_one(
     Python encoders: rows, reasons, the buckets in use and the budget, through rows put again and
     rows dropped; also with a budget some events overrun, and with mmh3 called as a Python function."""
     events, _ = open_stream(400, seed=36)
-    events = events[:150] + ODD_EVENTS + events[150:] + ODD_EVENTS
+    events = events[:150] + ODD_EVENTS + FAR_EVENTS + events[150:] + ODD_EVENTS
     if kind.endswith("through Python"):
         _encode.bind_murmur(None, mmh3.hash)
     outcomes = []
@@ -116,6 +123,7 @@ def test_a_chunk_written_by_the_fast_path_equals_the_python_one(
             else:
                 bound = 40 if "budget" in kind else None
                 encoder = FeatureHashing(6, 3, max_name_bytes=200, max_features=bound)
+            encoder.bound = BOUND
             seen = _through_sink(encoder, events)
             scorer = _through_sink(encoder, events, grow=False)  # a scorer's view of the same encoder
             state = encoder.names if kind == "open" else encoder.in_use.tolist()
@@ -125,6 +133,33 @@ def test_a_chunk_written_by_the_fast_path_equals_the_python_one(
     assert outcomes[0] == outcomes[1]
     if "budget" in kind:
         assert any(o[0] == "TooManyFeatures" for o in outcomes[0][0] if isinstance(o, tuple))
+    assert any(o[0] == "FeatureOutOfRange" for o in outcomes[0][0] if isinstance(o, tuple))
+
+
+@pytest.mark.parametrize("compiled", [_encode, None])
+def test_a_bucket_whose_sum_is_beyond_the_bound_takes_no_bucket(
+    monkeypatch: pytest.MonkeyPatch, compiled: Any
+) -> None:
+    """Two numbers within the bound on one bucket with one sign sum beyond it: the event is refused
+    before any of its buckets is marked, by the compiled paths as by the Python one."""
+    monkeypatch.setattr(feature_hashing, "compiled_encoder", compiled)
+    hashing = FeatureHashing(2, 0)
+    hashing.bound = BOUND
+    first: dict[tuple[int, float], str] = {}
+    for i in range(100):  # two names on one bucket with one sign, found by the hashing itself
+        (bucket,), (sign,), _ = hashing.encode({f"n{i}": 1.0}, grow=False)
+        if (bucket, sign) in first:
+            twins = {first[bucket, sign]: 600.0, f"n{i}": 600.0, "tag": "new"}
+            break
+        first[bucket, sign] = f"n{i}"
+    with pytest.raises(BadEventError) as refused:
+        hashing.encode(twins)
+    assert (refused.value.error_class, refused.value.reason) == ("FeatureOutOfRange", BOUND.reason)
+    sink = SparseSink(hashing, True)
+    sink.start(4, 0, 4)
+    with pytest.raises(BadEventError, match="beyond"):
+        sink.put_events(0, [{"features": twins}])
+    assert not hashing.in_use.any() and hashing.budget.features == 0
 
 
 def test_mmh3_bound_in_c_hashes_as_mmh3_does() -> None:
@@ -146,14 +181,24 @@ def test_events_put_a_run_at_a_time_equal_the_events_put_one_by_one(kind: str) -
     events, _ = open_stream(400, seed=37)
     odd: list[Any] = [{"features": x} for x in ODD_EVENTS] + [{"features": [1.0]}, {"label": 1}]
     ids = [{"features": {"user": f"u{i}", "item": f"i{i % 50}", "n0": 1.0}} for i in range(120)]
+    far = [{"features": x} for x in FAR_EVENTS]
     stream = (
-        [{"features": x} for x in events[:150]] + odd + ids + [{"features": x} for x in events[150:]] + odd
+        [{"features": x} for x in events[:150]]
+        + odd
+        + ids
+        + far
+        + [{"features": x} for x in events[150:]]
+        + odd
     )
 
     def encoder() -> Any:
+        made: Any
         if kind == "open":
-            return OpenVocabulary(max_name_bytes=200)
-        return FeatureHashing(6, 3, max_name_bytes=200, max_features=40 if "budget" in kind else None)
+            made = OpenVocabulary(max_name_bytes=200)
+        else:
+            made = FeatureHashing(6, 3, max_name_bytes=200, max_features=40 if "budget" in kind else None)
+        made.bound = BOUND
+        return made
 
     grow = kind != "a hashing scorer"
     one_by_one, in_runs = SparseSink(encoder(), grow), SparseSink(encoder(), grow)
@@ -186,6 +231,9 @@ def test_events_put_a_run_at_a_time_equal_the_events_put_one_by_one(kind: str) -
             )
     assert seen[0] == seen[1]
     assert sum(isinstance(o, tuple) for o in seen[1]) >= 2 * 8  # each odd set's refusals, at least
+    assert any(o[0] == "FeatureOutOfRange" for o in seen[1] if isinstance(o, tuple)) == (
+        kind != "a hashing scorer"
+    )
     assert in_runs.encoder.budget.features == one_by_one.encoder.budget.features
     if kind != "open":
         assert in_runs.encoder.in_use.tolist() == one_by_one.encoder.in_use.tolist()

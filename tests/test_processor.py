@@ -171,22 +171,27 @@ def test_sparse_rows_past_the_feature_bound_leave_the_rest_as_a_stream_without_t
 ) -> None:
     """Rows beyond ``--max-feature-abs`` are dead letters and the chunk's other rows close up in the
     sink's arrays, which the rows handed to the model view: the model and every prediction equal
-    those of the same polls without the far events (mini-batch rows waiting across the polls)."""
+    those of the same polls without the far events (mini-batch rows waiting across the polls). The far
+    events bring names of their own, numeric and categorical: none joins the open vocabulary, and
+    none of their buckets is taken, so the learned state is the other stream's to the bit."""
     rng = np.random.default_rng(5)
     events = []
     for i in range(300):
-        row = {f"x{j}": float(rng.normal()) for j in range(int(rng.integers(1, 6)))}
+        row: dict[str, Any] = {f"x{j}": float(rng.normal()) for j in range(int(rng.integers(1, 6)))}
         row[f"c{i % 3}"] = f"v{int(rng.integers(4))}"
         if i % 11 == 4:
-            row["x0"] = 50.0  # beyond the bound
+            row |= {"x0": 50.0, f"far{i}": 1.0, "tag": f"t{i}"}  # beyond the bound, with new names
         events.append({"id": str(i), "features": row, "label": int(rng.integers(2))})
     near = [e for e in events if e["features"].get("x0") != 50.0]
-    settings = Settings(features=features, hash_bits=8, max_feature_abs=10.0, learning_rate=(0.1,), **mode)
+    settings = Settings(features=features, hash_bits=10, max_feature_abs=10.0, learning_rate=(0.1,), **mode)
     with_far, without = Processor(settings, 0.0), Processor(settings, 0.0)
     predicted: dict[str, list[bytes]] = {"with": [], "without": []}
     for at in range(0, len(events), 40):
         out = with_far.process(records(*events[at : at + 40]), 1.0)
-        assert len(out.dead_letters) == sum(e["features"].get("x0") == 50.0 for e in events[at : at + 40])
+        far = [e for e in events[at : at + 40] if e["features"].get("x0") == 50.0]
+        assert [h[ERROR_CLASS_HEADER] for h in map(dict, (r.headers for r in out.dead_letters))] == [
+            b"FeatureOutOfRange"
+        ] * len(far)
         predicted["with"] += [r.value or b"" for r in out.predictions]
         kept = [e for e in events[at : at + 40] if e["features"].get("x0") != 50.0]
         predicted["without"] += [r.value or b"" for r in without.process(records(*kept), 1.0).predictions]
@@ -194,11 +199,44 @@ def test_sparse_rows_past_the_feature_bound_leave_the_rest_as_a_stream_without_t
         predicted[key] += [r.value or b"" for r in processor.close(2.0).predictions]
     scores = {key: [json.loads(v)["score"] for v in values] for key, values in predicted.items()}
     assert len(scores["with"]) == len(near) and scores["with"] == scores["without"]
-    # An open vocabulary has the far events' names too (never learned: weight 0), so the weights are
-    # compared by name, and those names are the only difference.
-    learned = [weights_by_name(processor) for processor in (with_far, without)]
-    assert learned[0] == {**learned[1], **{name: 0.0 for name in learned[0].keys() - learned[1].keys()}}
-    assert with_far.snapshot_state()["bias"] == without.snapshot_state()["bias"]
+    learned = [
+        {
+            key: processor.snapshot_state()[key]
+            for key in ("feature_names", "n_features", "sparse", "bias", "features")
+        }
+        for processor in (with_far, without)
+    ]
+    assert learned[0] == learned[1]
+    assert with_far.encoder is not None and without.encoder is not None
+    assert with_far.encoder.budget.features == without.encoder.budget.features
+
+
+@pytest.mark.parametrize("features", ["open", "hashed"])
+def test_far_events_with_new_names_leave_the_feature_budget_to_the_good_ones(features: str) -> None:
+    """A flood of events beyond ``--max-feature-abs``, each with names never seen, takes nothing of
+    ``--max-features`` (open) or of the buckets a snapshot may hold (hashed): the good events after it
+    still add their names and are learned."""
+    budget = {"max_features": 7} if features == "open" else {"hash_bits": 12}
+    settings = Settings(features=features, max_feature_abs=5.0, **budget)
+    first = Processor(settings, 0.0)
+    first.process(records({"id": "s", "features": {"s": 1.0}, "label": 1}), 0.5)
+    snapshot = json.loads(json.dumps(first.snapshot_state()))  # the bound holds after a restore too
+    processor = Processor.restored(settings, snapshot, 1.0, lambda positions: None)
+    if features == "hashed":
+        assert processor.encoder is not None
+        processor.encoder.budget.max_features = 7  # the room a large model topic would leave, made small
+    flood = [{"id": f"f{i}", "features": {f"n{i}": 9.0, "kind": f"k{i}"}, "label": 1} for i in range(50)]
+    out = processor.process(records(*flood, start=1), 1.0)
+    assert len(out.dead_letters) == 50 and not out.predictions
+    assert {dict(r.headers)[ERROR_CLASS_HEADER] for r in out.dead_letters} == {b"FeatureOutOfRange"}
+    good = [
+        {"id": f"g{i}", "features": {"a": 1.0, "b": -2.0, "k": f"v{i}"}, "label": i % 2} for i in range(4)
+    ]
+    out = processor.process(records(*good, start=51), 2.0)
+    assert not out.dead_letters and len(out.predictions) == 4
+    assert processor.encoder is not None and processor.encoder.budget.features == 7
+    if features == "open":
+        assert processor.snapshot_state()["feature_names"] == ["s", "a", "b", "k_v0", "k_v1", "k_v2", "k_v3"]
 
 
 def weights_by_name(processor: Processor) -> dict[str, float]:

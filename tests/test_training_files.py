@@ -11,7 +11,7 @@ import pytest
 from stream_neuron import LogisticNeuron
 from stream_neuron.decode import BadEventError, decode_event
 from stream_neuron.errors import OperatorError
-from stream_neuron.feature_encoding import FeatureHashing
+from stream_neuron.feature_encoding import FeatureHashing, OpenVocabulary
 from stream_neuron.neuron.sparse_rows import SparseRows
 from stream_neuron.tools.sources import events_file, json_lines
 from stream_neuron.training_set import from_events, from_lines
@@ -96,3 +96,21 @@ def test_a_csv_file_is_not_json_lines_and_a_missing_file_is_named(tmp_path: Path
     assert len(list(events_file(csv, "label"))) == 1
     with pytest.raises(OperatorError, match="no such file"):
         json_lines(tmp_path / "missing.jsonl")
+
+
+def test_fit_leaves_the_names_and_buckets_of_events_beyond_the_bound_out_of_the_model() -> None:
+    """``fit --max-feature-abs``: an event beyond it is counted bad, and its names (numeric and
+    categorical, seen nowhere else) join neither the vocabulary nor the buckets in use."""
+    events: list[dict[str, object]] = [
+        {"features": {"x": i / 7, "city": f"c{i % 3}"}, "label": i % 2} for i in range(12)
+    ]
+    far = [{"features": {"x": 50.0, f"far{i}": 1.0, "tag": f"t{i}"}, "label": 1} for i in range(3)]
+    for encoder, twin in ((OpenVocabulary(), OpenVocabulary()), (FeatureHashing(12), FeatureHashing(12))):
+        history = from_events(events[:6] + far + events[6:], LogisticNeuron, None, 64.0, 10.0, encoder)
+        assert history.bad == {"FeatureOutOfRange": 3} and history.X.n_rows == 12
+        from_events(events, LogisticNeuron, None, 64.0, 10.0, twin)
+        if isinstance(encoder, OpenVocabulary):
+            assert history.names == tuple(twin.names) == ("x", "city_c0", "city_c1", "city_c2")
+        else:
+            assert encoder.in_use.tolist() == twin.in_use.tolist()
+            assert encoder.budget.features == twin.budget.features
