@@ -190,7 +190,8 @@ Py_ssize_t encode_mark_fresh(unsigned char *in_use, const long long *buckets, co
         within &= fabs(sums[j]) <= bound; /* a sum overflowed to infinity is not */
     }
     if (fresh > room || !within) return -1;
-    for (Py_ssize_t j = 0; fresh && j < m; j++) in_use[buckets[j] >> 3] |= (unsigned char)(1u << (buckets[j] & 7));
+    for (Py_ssize_t j = 0; fresh && j < m; j++) /* none fresh: nothing to mark */
+        in_use[buckets[j] >> 3] |= (unsigned char)(1u << (buckets[j] & 7));
     return fresh;
 }
 
