@@ -80,9 +80,9 @@ class _Builder:
         self.encoder = encoder
         self.entries: list[Entries] = []
         self.entry_count = 0
-        self.bound, self.bound_reason = feature_bound(max_feature_abs)
+        self.bound = ValueBound(*feature_bound(max_feature_abs))
         if encoder is not None:  # an event beyond the bound adds no name to the model's vocabulary
-            encoder.bound = ValueBound(self.bound, self.bound_reason)
+            encoder.bound = self.bound
         self.schema = FeatureSchema(names)
         self.blocks: list[FloatArray] = []
         self.labels: list[FloatArray] = []
@@ -112,8 +112,8 @@ class _Builder:
             self.schema.fill_row(event, row)
             if not np.isfinite(row).all():
                 raise BadEventError("a feature is too large for a float64", "InvalidFeature")
-            if np.abs(row).max(initial=0.0) > self.bound:
-                raise BadEventError(self.bound_reason, "FeatureOutOfRange")
+            if np.abs(row).max(initial=0.0) > self.bound.limit:
+                raise BadEventError(self.bound.reason, "FeatureOutOfRange")
         except BadEventError as bad:
             self.result.bad[bad.error_class] += 1
             if len(self.result.first_reasons) < 5:
@@ -128,8 +128,7 @@ class _Builder:
         """An event of open or hashed features (its names join the vocabulary only when it is good)."""
         assert self.encoder is not None
         entries = encode_features(self.encoder, event)  # type: ignore[arg-type]
-        if any(abs(v) > self.bound for v in entries[1]):
-            raise BadEventError(self.bound_reason, "FeatureOutOfRange")
+        self.bound.check(entries[1])  # an encoder checks only before it adds a name
         self.entry_count += len(entries[0])
         if (self.entry_count * 17 + len(self.entries) * 16) > self.max_memory_mb * 2**20:
             raise OperatorError(

@@ -3,6 +3,7 @@ under both guarantees, delayed labels, and scorer replicas that take a grown voc
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import sys
@@ -14,11 +15,14 @@ import pytest
 from river import compose, preprocessing
 
 from stream_neuron import LogisticNeuron
+from stream_neuron.contracts import ERROR_CLASS_HEADER
+from stream_neuron.neuron.sparse_state import bitmap_index
 from tests.component import (
     Topics,
     json_records,
     kill_mid_run,
     last_snapshot,
+    raw_records,
     run_component,
     send,
     start,
@@ -111,6 +115,74 @@ def test_open_features_survive_sigkills_and_equal_river(kafka_bootstrap: str, gu
     assert set(names) == set(final.weights)
     for i, name in enumerate(names):
         assert weights[i] == pytest.approx(final.weights[name], abs=TOL)
+
+
+@pytest.mark.parametrize("features", ["open", "hashed"])
+def test_far_events_with_new_names_take_no_room_across_a_restart(kafka_bootstrap: str, features: str) -> None:
+    """Events beyond --max-feature-abs, each with names never seen (a number and a category), among
+    the good ones, before and after a restart: each is a dead letter for the bound, and none takes a
+    name (open, with --max-features exactly the good events' names: one taken would refuse a good
+    event) or a bucket (hashed: the buckets in use are river's hashing of the good events alone).
+    Every good event is predicted as river predicts it on the good events alone."""
+    good, events, y = stream(600, seed=24)
+    sent: list[dict[str, Any]] = []
+    for i, event in enumerate(good):
+        sent.append(event)
+        if i % 4 == 1:
+            sent.append(
+                {"id": f"far{i}", "features": {"n1": 50.0, f"new{i}": 1.0, "tag": f"t{i}"}, "label": 1}
+            )
+    far = {e["id"] for e in sent if e["id"].startswith("far")}
+    if features == "open":
+        river = river_open(river_model("logistic", {}, 0.05), standardize=False, drop_zeros=False)
+    else:
+        river = compose.Pipeline(
+            preprocessing.FeatureHasher(2**16, seed=0), river_model("logistic", {}, 0.05)
+        )
+    expected, buckets = [], set()
+    for x, label in zip(events, y, strict=True):
+        expected.append(river.predict_proba_one(x).get(True, 0.0))
+        river.learn_one(x, bool(label))
+        if features == "hashed":
+            buckets |= set(preprocessing.FeatureHasher(2**16, seed=0).transform_one(x))
+    final = river_final(river)
+    topics = Topics.create(kafka_bootstrap)
+    send(kafka_bootstrap, topics.input, sent)
+    flags = (
+        "--features",
+        features,
+        "--learning-rate",
+        "0.05",
+        "--max-feature-abs",
+        "10",
+        "--hash-bits",
+        "16",
+    )
+    if features == "open":
+        flags += ("--max-features", str(len(final.weights)))
+    run_component(kafka_bootstrap, topics, *flags, "--max-events", str(len(sent) // 2))
+    run_component(kafka_bootstrap, topics, *flags, "--idle-timeout-s", "3")  # from the snapshot
+
+    dead = raw_records(kafka_bootstrap, topics.dead_letters)
+    assert sorted(json.loads(r.value or b"")["id"] for r in dead) == sorted(far)
+    assert {dict(r.headers)[ERROR_CLASS_HEADER] for r in dead} == {b"FeatureOutOfRange"}
+    predictions = json_records(kafka_bootstrap, topics.predictions)
+    assert sorted(p["id"] for p in predictions) == sorted(e["id"] for e in good)
+    for p in predictions:
+        assert p["probability"] == pytest.approx(expected[int(p["id"][1:])], abs=TOL)
+    snapshot = last_snapshot(kafka_bootstrap, topics)
+    assert snapshot["version"] == len(good)
+    weights = sparse_weights(snapshot)
+    if features == "open":
+        names = snapshot["feature_names"]
+        assert set(names) == set(final.weights) and len(names) == len(final.weights)
+        for i, name in enumerate(names):
+            assert weights[i] == pytest.approx(final.weights[name], abs=TOL)
+    else:
+        in_use = bitmap_index({"bits": snapshot["features"]["in_use"]}, 2**16)
+        assert set(in_use.tolist()) == buckets
+        for bucket, weight in final.weights.items():
+            assert weights[bucket] == pytest.approx(weight, abs=TOL)
 
 
 def test_hashed_features_with_delayed_labels_equal_river(kafka_bootstrap: str) -> None:

@@ -237,10 +237,3 @@ def test_far_events_with_new_names_leave_the_feature_budget_to_the_good_ones(fea
     assert processor.encoder is not None and processor.encoder.budget.features == 7
     if features == "open":
         assert processor.snapshot_state()["feature_names"] == ["s", "a", "b", "k_v0", "k_v1", "k_v2", "k_v3"]
-
-
-def weights_by_name(processor: Processor) -> dict[str, float]:
-    state = processor.snapshot_state()
-    assert processor.model is not None
-    weights = processor.model.weights.tolist()
-    return dict(zip(state["feature_names"] or map(str, range(len(weights))), weights, strict=True))
