@@ -9,7 +9,11 @@ setup(
     ext_modules=[
         Extension(
             "stream_neuron.neuron._kernels",
-            sources=["stream_neuron/neuron/_kernels.c", "stream_neuron/neuron/_sparse_kernel.c"],
+            sources=[
+                "stream_neuron/neuron/_kernels.c",
+                "stream_neuron/neuron/_sparse_kernel.c",
+                "stream_neuron/neuron/_touched.c",
+            ],
             depends=["stream_neuron/neuron/_kernel_common.h"],
             extra_compile_args=["-O3"],
             optional=True,

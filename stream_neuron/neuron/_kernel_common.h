@@ -1,4 +1,4 @@
-/* What the compiled kernels share (_kernels.c, _sparse_kernel.c): buffers, the losses, the guards.
+/* What the compiled kernels share (_kernels.c, _sparse_kernel.c, _touched.c): buffers, the losses, the guards.
  * Everything is static inline: each file takes what it uses. */
 #ifndef STREAM_NEURON_KERNEL_COMMON_H
 #define STREAM_NEURON_KERNEL_COMMON_H
@@ -115,5 +115,7 @@ static inline void take_step(double *restrict w, const double *restrict x, doubl
 }
 
 PyObject *sparse_score_then_learn(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *touched_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *gather_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 #endif

@@ -460,6 +460,10 @@ static PyMethodDef methods[] = {
      "Score a batch, then one mean-gradient step."},
     {"sparse_score_then_learn", (PyCFunction)(void (*)(void))sparse_score_then_learn, METH_FASTCALL,
      "Per-event SGD over sparse rows (see _sparse_kernel.c)."},
+    {"touched_bits", (PyCFunction)(void (*)(void))touched_bits, METH_FASTCALL,
+     "A bit per feature where any array is not 0 (see _touched.c)."},
+    {"gather_bits", (PyCFunction)(void (*)(void))gather_bits, METH_FASTCALL,
+     "An array's entries at the bits set (see _touched.c)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -275,22 +275,18 @@ class SparseSteps:
             if array is not None:
                 arrays[name] = array
         scratch = self._snapshot_scratch = self._snapshot_scratch or SnapshotScratch()
-        touched = np.not_equal(self._weights, 0, out=scratch.mask(self.n_features))
-        for name, array in arrays.items():
-            if name != "weights":
-                touched |= array != 0
-        count = int(np.count_nonzero(touched))
+        bits, count = scratch.touched(list(arrays.values()))
         per_feature = 8 * len(arrays)
         listed, bitmap = 4 * count, (self.n_features + 7) // 8
         if count * per_feature + min(listed, bitmap) < self.n_features * per_feature:
             where: str | dict[str, str]
             if bitmap < listed:  # most features touched: a bit each says which
-                where = {"bits": packed_bits(touched)}
+                where = {"bits": packed_bits(bits)}
             else:
-                where = packed(np.flatnonzero(touched), "<i4")
-            # compress, not a[touched]: 4x faster on a mask of 2^20
+                features = np.unpackbits(bits, count=self.n_features, bitorder="little")
+                where = packed(np.flatnonzero(features), "<i4")
             picked = {
-                name: packed(scratch.compressed(touched, array, count), PACKED_TYPES[name])
+                name: packed(scratch.gathered(bits, array, count), PACKED_TYPES[name])
                 for name, array in arrays.items()
             }
             return {"index": where, **picked}
