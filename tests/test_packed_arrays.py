@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from stream_neuron import LogisticNeuron
 from stream_neuron.neuron import accel
 from stream_neuron.neuron.sparse_state import (
     PACKED_TYPES,
@@ -20,6 +21,7 @@ from stream_neuron.neuron.sparse_state import (
     packed_bits,
     unpacked,
 )
+from tests.test_neuron_kernels import CountedKernels
 
 
 def _arrays(dtype: str) -> list[np.ndarray]:
@@ -114,12 +116,14 @@ def test_the_compiled_touched_features_and_entries_are_numpy_s(
     branch-free one."""
     if accel.compiled is None:
         pytest.fail("the compiled kernels are not built")
-    arrays = _snapshot_arrays(n, seed=n)
+    arrays, module = _snapshot_arrays(n, seed=n), accel.compiled
     for chosen in ([arrays[0]], [arrays[1]], arrays):
         results: list[Any] = []
-        for kernels in (accel.compiled, None):
+        counted = CountedKernels(module)
+        for kernels in (counted, None):
             monkeypatch.setattr(accel, "compiled", kernels)
             results.append(_touched_and_gathered(chosen))
+        assert counted.calls == {"touched_bits": 1, "gather_bits": len(chosen)}  # none fell back to numpy
         assert results[0] == results[1]
         mask = np.logical_or.reduce([a != 0 for a in chosen]) if n else np.zeros(0, dtype=bool)
         bits, count, entries = results[0]
@@ -146,3 +150,22 @@ def test_the_compiled_kernels_refuse_what_does_not_fit() -> None:
         kernels.gather_bits(np.array([0b1001], dtype=np.uint8), weights, np.zeros(2))
     with pytest.raises(TypeError, match="the array's type"):
         kernels.gather_bits(bits, weights, np.zeros(2, dtype=np.int64))
+
+
+def test_a_hashed_model_s_snapshot_takes_the_compiled_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse model's snapshot (weights and the scaler's three arrays, bitmap-indexed) goes through
+    the compiled kernels, and its state is numpy's."""
+    if accel.compiled is None:
+        pytest.fail("the compiled kernels are not built")
+    rng = np.random.default_rng(5)
+    model = LogisticNeuron(4096, sparse=True, standardize=True)
+    model.mutable_weights()[rng.random(4096) < 0.5] = 1.5
+    assert model.sparse_scaler is not None
+    model.sparse_scaler.counts[::7] = 3
+    states = []
+    counted = CountedKernels(accel.compiled)
+    for kernels in (counted, None):
+        monkeypatch.setattr(accel, "compiled", kernels)
+        states.append(model.sparse_state())
+    assert counted.calls == {"touched_bits": 1, "gather_bits": 4}
+    assert isinstance(states[0]["index"], dict) and states[0] == states[1]

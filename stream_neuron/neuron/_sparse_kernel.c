@@ -18,12 +18,9 @@
 #include "_kernel_common.h"
 
 static int get_indices(PyObject *obj, Buffer *b, int writable, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    b->held = 0;
-    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
-    b->held = 1;
-    const char *f = b->view.format;
-    if (b->view.itemsize != 8 || f == NULL || (strcmp(f, "l") != 0 && strcmp(f, "q") != 0)) {
+    int is_float;
+    if (get_entries(obj, b, writable, name, "int64", &is_float) < 0) return -1;
+    if (is_float) {
         PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of int64", name);
         return -1;
     }

@@ -20,22 +20,6 @@
 #include <emmintrin.h>
 #endif
 
-/* One 8-byte array of `n` entries: 'd' (float64) or an int64 format; 1 for float64, 0 for int64. */
-static int get_entries(PyObject *obj, Buffer *b, int writable, const char *name, int *is_float) {
-    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
-    b->held = 0;
-    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
-    b->held = 1;
-    const char *f = b->view.format;
-    int known = f != NULL && b->view.itemsize == 8 && (!strcmp(f, "d") || !strcmp(f, "l") || !strcmp(f, "q"));
-    if (!known) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of float64 or int64", name);
-        return -1;
-    }
-    *is_float = f[0] == 'd';
-    return 0;
-}
-
 static int get_bytes(PyObject *obj, Buffer *b, int writable, const char *name) {
     b->held = 0;
     if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) return -1;
@@ -112,7 +96,8 @@ PyObject *touched_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     PyObject *result = NULL;
     if (get_bytes(args[1], &b[n_arrays], 1, "bits") < 0) goto done;
     for (Py_ssize_t a = 0; a < n_arrays; a++)
-        if (get_entries(PyTuple_GET_ITEM(args[0], a), &b[a], 0, "each array", &is_float[a]) < 0) goto done;
+        if (get_entries(PyTuple_GET_ITEM(args[0], a), &b[a], 0, "each array", "float64 or int64", &is_float[a]) < 0)
+            goto done;
     Py_ssize_t n = b[0].view.len / 8, n_bytes = b[n_arrays].view.len;
     for (Py_ssize_t a = 1; a < n_arrays; a++)
         if (b[a].view.len / 8 != n) {
@@ -149,8 +134,9 @@ PyObject *gather_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Buffer b[N_BUFFERS] = {{{0}}};
     int array_float, out_float;
     PyObject *result = NULL;
-    if (get_bytes(args[0], &b[BITS], 0, "bits") < 0 || get_entries(args[1], &b[ARRAY], 0, "array", &array_float) < 0 ||
-        get_entries(args[2], &b[OUT], 1, "out", &out_float) < 0)
+    if (get_bytes(args[0], &b[BITS], 0, "bits") < 0 ||
+        get_entries(args[1], &b[ARRAY], 0, "array", "float64 or int64", &array_float) < 0 ||
+        get_entries(args[2], &b[OUT], 1, "out", "float64 or int64", &out_float) < 0)
         goto done;
     if (out_float != array_float) {
         PyErr_SetString(PyExc_TypeError, "gather_bits: out is not of the array's type");
