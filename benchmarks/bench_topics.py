@@ -14,7 +14,9 @@ import uuid
 
 from kafka.admin import KafkaAdminClient
 
-RUN = os.environ.setdefault("STREAM_NEURON_BENCH_RUN", uuid.uuid4().hex[:6])
+# Not a STREAM_NEURON_* variable: the command refuses those that are no setting of it.
+RUN_VARIABLE = "BENCH_RUN"
+RUN = os.environ.setdefault(RUN_VARIABLE, uuid.uuid4().hex[:6])
 
 
 def unique(prefix: str) -> str:

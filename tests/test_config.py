@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ from pydantic import ValidationError
 
 from stream_neuron.cli import build_parser, settings_from_args
 from stream_neuron.config import DEFAULT_TOPICS, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_are_the_design_contract() -> None:
@@ -86,6 +90,19 @@ def test_a_setting_no_command_knows_is_an_error_naming_the_nearest(
     config.write_text("learning_rate = [1, 2\n")
     with pytest.raises(UnknownSettingError, match="not valid TOML"):
         check_sources(config, {})
+
+
+def test_the_run_id_benchmarks_hand_their_commands_is_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmarks pass their run's id to the commands they start through the environment; under a
+    ``STREAM_NEURON_*`` name every such command refused to start (``make bench``'s latency)."""
+    from stream_neuron.command_config import check_sources
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the import sets the id
+    spec = importlib.util.spec_from_file_location("bench_topics", ROOT / "benchmarks" / "bench_topics.py")
+    assert spec is not None and spec.loader is not None
+    bench_topics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_topics)
+    check_sources(None, {bench_topics.RUN_VARIABLE: bench_topics.RUN})
 
 
 def test_a_value_of_the_wrong_type_names_its_key(tmp_path: Path) -> None:
