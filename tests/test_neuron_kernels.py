@@ -136,6 +136,32 @@ def test_compiled_kernel_refuses_bad_batches_without_changing_anything() -> None
         assert model.to_dict() == before
 
 
+def test_the_sparse_kernel_takes_indices_and_counts_of_int64_only() -> None:
+    """Its row offsets, feature indices and the scaler's counts are int64 (float64 ones would be read
+    as integers); anything else is refused by name."""
+    kernels = accel.compiled
+    if kernels is None:
+        pytest.fail("the compiled kernels are not built")
+
+    def step(indptr: Any, indices: Any, counts: Any) -> Any:
+        weights = np.zeros(2)
+        scaler = (counts, np.zeros(2), np.zeros(2)) if counts is not None else (None, None, None)
+        result = kernels.sparse_score_then_learn(
+            indptr, indices, np.array([1.0]), np.zeros(1, np.uint8), np.array([1.0]), weights, 0.0, 0,
+            0.1, 0.1, 0.25, False, np.empty(1), np.empty(1), np.zeros(1, np.int8), 0, *scaler, np.nan,
+        )  # fmt: skip
+        return result, weights.tolist()
+
+    good = np.array([0, 1]), np.array([0]), np.zeros(2, dtype=np.int64)
+    assert step(*good)[1] == [0.05, 0.0]
+    for name, at in (("indptr", 0), ("indices", 1), ("counts", 2)):
+        for wrong in (good[at].astype(np.float64), good[at].astype(np.int32)):
+            arguments = list(good)
+            arguments[at] = wrong
+            with pytest.raises(TypeError, match=f"^{name} must be a C-contiguous array of int64$"):
+                step(*arguments)
+
+
 @pytest.mark.parametrize(
     "weights",
     [

@@ -29,21 +29,22 @@ static inline int get_buffer(PyObject *obj, Buffer *b, int writable, const char 
     return 0;
 }
 
-/* An array of 8-byte entries: 'd' (float64) or an int64 format ('l' or 'q'); *is_float 1 for float64.
- * `wanted` names what the caller takes, for the error. */
-static inline int get_entries(PyObject *obj, Buffer *b, int writable, const char *name, const char *wanted,
-                              int *is_float) {
+/* An array of 8-byte entries: int64 ('l' or 'q'), or float64 ('d') too when `floats` (then *is_float
+ * says which it is). */
+static inline int get_entries(PyObject *obj, Buffer *b, int writable, const char *name, int floats, int *is_float) {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     b->held = 0;
     if (PyObject_GetBuffer(obj, &b->view, flags) < 0) return -1;
     b->held = 1;
     const char *f = b->view.format;
-    int known = f != NULL && b->view.itemsize == 8 && (!strcmp(f, "d") || !strcmp(f, "l") || !strcmp(f, "q"));
-    if (!known) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of %s", name, wanted);
+    int is_int = f != NULL && b->view.itemsize == 8 && (!strcmp(f, "l") || !strcmp(f, "q"));
+    int is_double = floats && f != NULL && b->view.itemsize == 8 && !strcmp(f, "d");
+    if (!is_int && !is_double) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of %s", name,
+                     floats ? "float64 or int64" : "int64");
         return -1;
     }
-    *is_float = f[0] == 'd';
+    if (is_float != NULL) *is_float = is_double;
     return 0;
 }
 

@@ -18,13 +18,7 @@
 #include "_kernel_common.h"
 
 static int get_indices(PyObject *obj, Buffer *b, int writable, const char *name) {
-    int is_float;
-    if (get_entries(obj, b, writable, name, "int64", &is_float) < 0) return -1;
-    if (is_float) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous array of int64", name);
-        return -1;
-    }
-    return 0;
+    return get_entries(obj, b, writable, name, 0, NULL);
 }
 
 /* 0 for a usable batch, else the n_learned code above. */

@@ -96,8 +96,7 @@ PyObject *touched_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     PyObject *result = NULL;
     if (get_bytes(args[1], &b[n_arrays], 1, "bits") < 0) goto done;
     for (Py_ssize_t a = 0; a < n_arrays; a++)
-        if (get_entries(PyTuple_GET_ITEM(args[0], a), &b[a], 0, "each array", "float64 or int64", &is_float[a]) < 0)
-            goto done;
+        if (get_entries(PyTuple_GET_ITEM(args[0], a), &b[a], 0, "each array", 1, &is_float[a]) < 0) goto done;
     Py_ssize_t n = b[0].view.len / 8, n_bytes = b[n_arrays].view.len;
     for (Py_ssize_t a = 1; a < n_arrays; a++)
         if (b[a].view.len / 8 != n) {
@@ -135,8 +134,8 @@ PyObject *gather_bits(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     int array_float, out_float;
     PyObject *result = NULL;
     if (get_bytes(args[0], &b[BITS], 0, "bits") < 0 ||
-        get_entries(args[1], &b[ARRAY], 0, "array", "float64 or int64", &array_float) < 0 ||
-        get_entries(args[2], &b[OUT], 1, "out", "float64 or int64", &out_float) < 0)
+        get_entries(args[1], &b[ARRAY], 0, "array", 1, &array_float) < 0 ||
+        get_entries(args[2], &b[OUT], 1, "out", 1, &out_float) < 0)
         goto done;
     if (out_float != array_float) {
         PyErr_SetString(PyExc_TypeError, "gather_bits: out is not of the array's type");
